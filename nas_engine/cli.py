@@ -1,0 +1,158 @@
+"""The ``nas-engine`` command.
+
+    nas-engine list [--json]
+    nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
+                      --evaluations N --epochs T [--out DIR] [--seed K] [--json] ...
+
+``--strategy-arg KEY=VALUE`` / ``--estimator-arg KEY=VALUE`` pass constructor
+arguments to the plugins (values are parsed as JSON when possible, e.g.
+``--strategy-arg population_size=20``, ``--estimator-arg gamma=0.9``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    if not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"invalid argument name {key!r} in {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nas-engine", description="Neural architecture search engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list the registered plugins per kind")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("search", help="run an architecture search")
+    s.add_argument("--strategy", default="regularized-evolution")
+    s.add_argument("--space", default="nb201")
+    s.add_argument("--estimator", default="tse-ema")
+    s.add_argument("--strategy-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
+    s.add_argument("--estimator-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
+    s.add_argument("--data", default="digits", help="dataset name (digits, cifar10)")
+    s.add_argument("--data-root", default=None, help="directory of the dataset files")
+    s.add_argument("--download", action="store_true", help="download the dataset if missing")
+    s.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
+    s.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
+    s.add_argument("--resolution", type=int, default=None, help="resize images to this side length")
+    s.add_argument("--evaluations", type=int, default=None, help="budget: number of evaluations")
+    s.add_argument("--budget-epochs", type=float, default=None, help="budget: total training epochs")
+    s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds")
+    s.add_argument("--epochs", type=int, default=None, help="training epochs T per candidate (estimator budget)")
+    s.add_argument("--schedule-epochs", type=int, default=None,
+                   help="length T_end of the training schedule (cosine); default max(200, T)")
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--lr", type=float, default=None)
+    s.add_argument("--C", type=int, default=None, help="network width (initial channels)")
+    s.add_argument("--N", type=int, default=None, help="cells per stage")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    s.add_argument("--amp", choices=["bf16", "fp16"], default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="store directory (results + resume)")
+    s.add_argument("--top", type=int, default=10, help="rows of the results table to print")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _cmd_list(args) -> int:
+    from .registry import list_plugins
+
+    plugins = list_plugins()
+    if args.json:
+        print(json.dumps(plugins, indent=2))
+    else:
+        for kind, names in plugins.items():
+            print(f"{kind}: {', '.join(names)}")
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from .data import load_dataset
+    from .registry import create
+    from .search import Budget, Search
+    from .training import Protocol
+
+    est_kw = dict(args.estimator_arg)
+    if args.epochs is not None:
+        est_kw["epochs"] = args.epochs
+    strategy = create("strategy", args.strategy, **dict(args.strategy_arg))
+    estimator = create("estimator", args.estimator, **est_kw)
+    T = getattr(estimator, "epochs", 1)
+    proto_kw = {k: v for k, v in {
+        "batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N, "amp": args.amp,
+    }.items() if v is not None}
+    protocol = Protocol(epochs=args.schedule_epochs or max(200, T), device=args.device, **proto_kw)
+    data = load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
+                        n_val=args.n_val, resolution=args.resolution, seed=args.seed)
+    if args.evaluations is None and args.budget_epochs is None and args.budget_seconds is None:
+        args.evaluations = 10
+    budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds)
+    search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
+                    seed=args.seed, store=args.out, progress=not (args.quiet or args.json))
+    result = search.run()
+    best = result.best
+    if args.json:
+        def num(x):
+            return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+        print(json.dumps({
+            "config": search.config(),
+            "best": None if best is None else {"arch": best.arch.string, "score": num(best.score),
+                                               "canonical": search.space.canonical(best.arch)},
+            "evaluations": [{"index": e.index, "arch": e.arch.string, "score": num(e.score),
+                             "status": e.status, "reason": e.reason, "cost_seconds": e.cost_seconds,
+                             "epochs": e.epochs, "cached": e.cached} for e in result.history],
+            "seconds": result.seconds,
+        }, indent=2))
+        return 0
+    df = result.to_dataframe()
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 100, "display.width", 200):
+        cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
+        print(df.sort_values("score", ascending=False)[cols].head(args.top).to_string(index=False))
+    n_failed = int((df["status"] != "ok").sum())
+    print(f"\n{len(df)} evaluations ({n_failed} failed) in {result.seconds:.1f} s; "
+          f"training time {result.total_cost_seconds:.1f} s")
+    if best is None:
+        print("no successful evaluation")
+        return 1
+    print(f"best: {best.arch.string}  score={best.score:.6g}  ({estimator!r})")
+    if args.out:
+        print(f"results stored in {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"list": _cmd_list, "search": _cmd_search}[args.command](args)
+    except (ValueError, TypeError, LookupError, FileNotFoundError) as exc:
+        print(f"nas-engine: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nas-engine: interrupted; finished evaluations are in the store (if --out was given)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

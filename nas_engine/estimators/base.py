@@ -1,0 +1,178 @@
+"""Estimator contracts.
+
+An :class:`Estimator` turns an architecture into an :class:`Estimate` whose
+``score`` is higher-is-better (losses are negated).  Learning-curve estimators
+(TSE, TSE-E, TSE-EMA, TLmini, SoVL, ValAcc) share :class:`CurveEstimator`: they
+obtain a :class:`~nas_engine.curves.LearningCurve` of ``epochs`` epochs through
+the evaluation context and apply a pure ``score(curve)``; one run can be scored
+by several of them with :func:`score_curve`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..curves import LearningCurve
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import Dataset
+    from ..spaces.base import Architecture, SearchSpace
+    from ..training import Protocol
+
+__all__ = ["Estimate", "Estimator", "CurveEstimator", "Context", "derive_seed", "score_curve"]
+
+
+def derive_seed(search_seed: int, arch_string: str) -> int:
+    """The torch seed of one evaluation: a hash of (search seed, architecture string).
+
+    Independent of evaluation order and executor, so results are reproducible.
+    """
+    h = hashlib.sha256(f"{int(search_seed)}|{arch_string}".encode()).digest()
+    return int.from_bytes(h[:8], "little") % (2**31 - 1)
+
+
+@dataclass
+class Context:
+    """What an evaluation (and a strategy's setup) may use.
+
+    ``space``, ``data`` (a :class:`~nas_engine.data.Dataset`), ``protocol``
+    (the training recipe), ``seed`` (the search seed), ``budget`` and
+    ``progress`` (per-candidate progress bars).  ``strategy`` is set by the
+    search so that estimators can ask a one-shot strategy for inherited weights.
+    """
+
+    space: SearchSpace
+    data: Dataset | None
+    protocol: Protocol
+    seed: int = 0
+    budget: Any = None
+    progress: bool = False
+    strategy: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def arch_seed(self, arch: Architecture) -> int:
+        return derive_seed(self.seed, arch.string)
+
+    def learning_curve(self, arch: Architecture, epochs: int, *, validate: bool) -> LearningCurve:
+        """Train ``arch`` from scratch (seeded by :meth:`arch_seed`) for ``epochs`` epochs."""
+        from ..training import build_model, train
+
+        if self.data is None:
+            raise ValueError("this context has no dataset; a training-based estimator needs one")
+        seed = self.arch_seed(arch)
+        model = build_model(self.space, arch, self.data, self.protocol, seed)
+        return train(model, self.data, self.protocol, epochs=epochs, seed=seed,
+                     validate=validate, progress=self.progress)
+
+
+@dataclass
+class Estimate:
+    """An estimator's verdict on one architecture (``score``: higher is better)."""
+
+    score: float
+    cost_seconds: float = 0.0
+    epochs: float = 0.0
+    curve: LearningCurve | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Estimator(ABC):
+    """Base of all estimators.  Constructor arguments are the whole configuration."""
+
+    #: registry name, set by the registry decorator
+    registry_name: str = "estimator"
+
+    @abstractmethod
+    def estimate(self, arch: Architecture, ctx: Context) -> Estimate:
+        """Score ``arch``; raise :class:`~nas_engine.training.TrainingFailed` on divergence/OOM."""
+
+    @property
+    def name(self) -> str:
+        return self.registry_name
+
+    def get_params(self) -> dict[str, Any]:
+        return {}
+
+    def validate_context(self, ctx: Context) -> None:
+        """Raise ``ValueError`` early when this estimator cannot run in ``ctx``."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class CurveEstimator(Estimator):
+    """A learning-curve estimator: train ``epochs`` epochs, then ``score(curve)``.
+
+    ``validate`` records the validation curve too (default: only when the score
+    needs it, so TSE-type estimators are not charged for validation passes).
+    ``score`` uses the first ``epochs`` epochs of a longer curve.
+    """
+
+    needs_validation: bool = False
+
+    def __init__(self, epochs: int = 10, *, validate: bool | None = None):
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"{type(self).__name__}: epochs must be a positive integer, got {epochs!r}")
+        self.epochs = epochs
+        self.validate = self.needs_validation if validate is None else bool(validate)
+        if self.needs_validation and not self.validate:
+            raise ValueError(f"{type(self).__name__} scores validation data; validate=False is not possible")
+
+    def get_params(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "validate": self.validate}
+
+    def validate_context(self, ctx: Context) -> None:
+        if self.epochs > ctx.protocol.epochs:
+            raise ValueError(
+                f"{type(self).__name__}(epochs={self.epochs}) needs at least {self.epochs} epochs, "
+                f"but the protocol's schedule has epochs={ctx.protocol.epochs}"
+            )
+        if self.needs_validation and ctx.data is not None and ctx.data.n_val == 0:
+            raise ValueError(f"{type(self).__name__} needs a validation split, but dataset "
+                             f"{ctx.data.name!r} has n_val=0")
+
+    def estimate(self, arch: Architecture, ctx: Context) -> Estimate:
+        curve = ctx.learning_curve(arch, self.epochs, validate=self.validate)
+        return Estimate(self.score(curve), curve.total_seconds, self.epochs, curve)
+
+    def score(self, curve: LearningCurve) -> float:
+        """The score of the first ``epochs`` epochs of ``curve`` (higher is better)."""
+        if curve.epochs < self.epochs:
+            raise ValueError(
+                f"{type(self).__name__}(epochs={self.epochs}) cannot score a curve of {curve.epochs} epochs"
+            )
+        return float(self._score(curve.truncate(self.epochs)))
+
+    @abstractmethod
+    def _score(self, curve: LearningCurve) -> float:
+        """Score a curve of exactly ``self.epochs`` epochs."""
+
+    @staticmethod
+    def _need(curve: LearningCurve, attr: str, who: str) -> tuple:
+        v = getattr(curve, attr)
+        if not v:
+            raise ValueError(f"{who} needs LearningCurve.{attr}, which this curve does not have")
+        return v
+
+
+def score_curve(curve: LearningCurve, estimators: Iterable[CurveEstimator] | Mapping[str, CurveEstimator]
+                ) -> dict[str, float]:
+    """Score one curve with several curve estimators: ``{name: score}``.
+
+    Pass a mapping to choose the keys (e.g. ``{"tse-ema@5": TSEEMA(epochs=5), ...}``);
+    an estimator that cannot score the curve (too short, missing data) gives NaN.
+    """
+    items = estimators.items() if isinstance(estimators, Mapping) else ((e.name, e) for e in estimators)
+    out = {}
+    for key, est in items:
+        try:
+            out[key] = est.score(curve)
+        except ValueError:
+            out[key] = math.nan
+    return out

@@ -1,0 +1,177 @@
+"""Plugin registries.
+
+One :class:`Registry` type, three instances: :data:`strategies`, :data:`spaces`
+and :data:`estimators`.  Built-in plugins register themselves with a decorator::
+
+    from nas_engine.registry import estimators
+
+    @estimators.register("my-proxy")
+    class MyProxy(Estimator): ...
+
+Third-party packages register through entry points in the groups
+``nas_engine.strategies``, ``nas_engine.spaces`` and ``nas_engine.estimators``
+(``name = "package.module:ClassName"``); they are loaded lazily, the first time a
+registry is asked for a name it does not know or for its full list.
+
+``create(kind, name, **kwargs)`` instantiates a plugin; the constructor keyword
+arguments are its whole configuration (as in scikit-learn).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+__all__ = [
+    "Registry",
+    "PluginNotFoundError",
+    "strategies",
+    "spaces",
+    "estimators",
+    "register",
+    "create",
+    "list_plugins",
+    "get_registry",
+]
+
+
+class PluginNotFoundError(LookupError):
+    """Raised for an unknown plugin name; the message lists the known names."""
+
+
+class Registry:
+    """A name -> factory mapping for one kind of plugin."""
+
+    def __init__(self, kind: str, group: str, builtin_modules: tuple[str, ...] = ()):
+        self.kind = kind
+        self.group = group
+        self._builtin_modules = builtin_modules
+        self._factories: dict[str, Callable[..., Any]] = {}
+        self._entry_points_loaded = False
+        self._builtins_loaded = False
+
+    # -- registration -------------------------------------------------------
+    def register(self, name: str, *, override: bool = False) -> Callable:
+        """Class/function decorator registering a factory under ``name``."""
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"{self.kind} plugin name must be a non-empty string, got {name!r}")
+
+        def decorator(factory):
+            existing = self._factories.get(name)
+            if existing is not None and existing is not factory and not override:
+                raise ValueError(
+                    f"{self.kind} plugin {name!r} is already registered "
+                    f"(by {_qualname(existing)}); pass override=True to replace it"
+                )
+            self._factories[name] = factory
+            try:
+                factory.registry_name = name
+            except (AttributeError, TypeError):  # pragma: no cover - builtins
+                pass
+            return factory
+
+        return decorator
+
+    # -- lookup ---------------------------------------------------------------
+    def _load_builtins(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            for mod in self._builtin_modules:
+                importlib.import_module(mod)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.group):
+            if ep.name in self._factories:
+                continue
+            try:
+                self._factories[ep.name] = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not break the engine
+                import warnings
+
+                warnings.warn(
+                    f"could not load {self.kind} plugin {ep.name!r} from entry point "
+                    f"{ep.value!r} (group {self.group!r}): {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    def names(self) -> list[str]:
+        """All registered names (built-ins and entry points), sorted."""
+        self._load_builtins()
+        self._load_entry_points()
+        return sorted(self._factories)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered under ``name``."""
+        self._load_builtins()
+        if name not in self._factories:
+            self._load_entry_points()
+        try:
+            return self._factories[name]
+        except (KeyError, TypeError):
+            raise PluginNotFoundError(
+                f"unknown {self.kind} {name!r}; known {self.kind} plugins: "
+                f"{', '.join(self.names()) or '(none)'}"
+            ) from None
+
+    def create(self, name: str, **kwargs) -> Any:
+        return self.get(name)(**kwargs)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except PluginNotFoundError:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+def _qualname(obj) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+strategies = Registry("strategy", "nas_engine.strategies", ("nas_engine.strategies",))
+spaces = Registry("space", "nas_engine.spaces", ("nas_engine.spaces",))
+estimators = Registry("estimator", "nas_engine.estimators", ("nas_engine.estimators",))
+
+_KINDS = {
+    "strategy": strategies,
+    "strategies": strategies,
+    "space": spaces,
+    "spaces": spaces,
+    "estimator": estimators,
+    "estimators": estimators,
+}
+
+
+def get_registry(kind: str) -> Registry:
+    try:
+        return _KINDS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown plugin kind {kind!r}; expected one of 'strategy', 'space', 'estimator'"
+        ) from None
+
+
+def register(kind: str, name: str, **kw) -> Callable:
+    """``@register("estimator", "my-proxy")``: decorator on the registry of ``kind``."""
+    return get_registry(kind).register(name, **kw)
+
+
+def create(kind: str, name: str, **kwargs) -> Any:
+    """Instantiate the plugin ``name`` of ``kind`` with constructor ``kwargs``."""
+    return get_registry(kind).create(name, **kwargs)
+
+
+def list_plugins(kind: str | None = None) -> dict[str, list[str]] | list[str]:
+    """Registered names for ``kind``, or a dict kind -> names when ``kind`` is None."""
+    if kind is None:
+        return {k: r.names() for k, r in (("strategy", strategies), ("space", spaces), ("estimator", estimators))}
+    return get_registry(kind).names()

@@ -1,0 +1,92 @@
+"""Regularised (aging) evolution, Real et al. 2019 (``regularized-evolution``).
+
+The first ``P`` proposals are uniform random samples (the initial population).
+After that, each proposal samples ``S`` members of the population uniformly
+without replacement, takes the best of that tournament as the parent and
+proposes a mutation of it.  Every evaluated child joins the population and the
+oldest member is removed, so the population is always the ``P`` most recent
+evaluations (aging).  Failed candidates enter with score ``-inf`` and age out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..registry import strategies
+from ..spaces.base import Architecture, Mutable
+from .base import Strategy
+
+__all__ = ["RegularizedEvolution"]
+
+
+@strategies.register("regularized-evolution")
+class RegularizedEvolution(Strategy):
+    """Aging evolution with population ``population_size`` (P) and tournament ``sample_size`` (S).
+
+    With ``scale_to_budget`` (default) and an evaluation budget E smaller than
+    2P, the population shrinks to ``max(2, E // 2)`` and the tournament in
+    proportion (at least 2, at most P), so that a small search still evolves
+    (e.g. E=12 gives P=6, S=2).
+    """
+
+    requires = (Mutable,)
+
+    def __init__(self, population_size: int = 100, sample_size: int = 10, scale_to_budget: bool = True):
+        if not isinstance(population_size, int) or population_size < 2:
+            raise ValueError(f"RegularizedEvolution: population_size must be an integer >= 2, got {population_size!r}")
+        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
+            raise ValueError(f"RegularizedEvolution: sample_size must be an integer in [1, population_size="
+                             f"{population_size}], got {sample_size!r}")
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.scale_to_budget = bool(scale_to_budget)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"population_size": self.population_size, "sample_size": self.sample_size,
+                "scale_to_budget": self.scale_to_budget}
+
+    def setup(self, space, ctx) -> None:
+        super().setup(space, ctx)
+        P, S = self.population_size, self.sample_size
+        E = getattr(ctx.budget, "evaluations", None)
+        if self.scale_to_budget and E is not None and E < 2 * P:
+            P_new = max(2, E // 2)
+            S = max(2, min(P_new, round(S * P_new / P)))
+            P = P_new
+        self.P, self.S = P, min(S, P)
+        self._population: deque[tuple[Architecture, float]] = deque()
+        self._n_asked = 0
+
+    def ask(self) -> list[Architecture]:
+        self._n_asked += 1
+        if self._n_asked <= self.P or not self._population:
+            return [self.space.sample(self.rng)]
+        idx = self.rng.choice(len(self._population), size=min(self.S, len(self._population)), replace=False)
+        scores = np.array([self._population[i][1] for i in idx])
+        parent = self._population[int(idx[int(np.argmax(scores))])][0]
+        return [self.space.mutate(parent, self.rng)]
+
+    def tell(self, evaluations: Sequence) -> None:
+        for ev in evaluations:
+            self._population.append((ev.arch, float(ev.score)))
+            while len(self._population) > self.P:
+                self._population.popleft()
+
+    @property
+    def population(self) -> list[tuple[Architecture, float]]:
+        """Current population, oldest first, as (architecture, score)."""
+        return list(self._population)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "n_asked": self._n_asked, "P": self.P, "S": self.S,
+                "population": [[a.string, s] for a, s in self._population]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._n_asked = int(state["n_asked"])
+        self.P, self.S = int(state["P"]), int(state["S"])  # keep the sizes of the run being resumed
+        self._population = deque((self.space.from_string(s), float(sc)) for s, sc in state["population"])

@@ -1,0 +1,324 @@
+"""The one training loop of the engine.
+
+:class:`Protocol` is the training recipe (the hyperparameters of the full
+schedule and the network size); :func:`train` runs the first ``epochs`` epochs
+of that schedule on a model and returns a :class:`~nas_engine.curves.LearningCurve`.
+
+The schedule is defined over ``protocol.epochs`` (T_end): an estimator that
+trains only ``T < T_end`` epochs sees exactly the first T epochs of the full
+run, as in the TSE paper (the learning rate follows the cosine of the full
+schedule, it is not compressed into T epochs).
+
+Hot-path choices: the dataset is moved to the device once; minibatch losses and
+correct counts are accumulated in device tensors and read back once per epoch
+(no per-step host synchronisation); augmentation runs batched on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .curves import LearningCurve
+from .data import Dataset, augment_batch
+
+__all__ = [
+    "Protocol",
+    "train",
+    "evaluate",
+    "build_model",
+    "resolve_device",
+    "seeded",
+    "TrainingFailed",
+    "TrainingDiverged",
+    "TrainingOutOfMemory",
+]
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A training recipe: SGD with a cosine learning-rate schedule.
+
+    The defaults are NAS-Bench-201's CIFAR-10 recipe (200 epochs, batch 256,
+    SGD lr 0.1 with Nesterov momentum 0.9, weight decay 5e-4, cosine to 0) and
+    its network size (``C=16`` channels, ``N=5`` cells per stage).
+
+    ``device="auto"`` picks CUDA when available.  ``channels_last=None`` means
+    "on" (it is faster on CPU and with CUDA convolutions).  ``amp`` is ``None``
+    (float32), ``"bf16"`` or ``"fp16"`` (fp16 uses a gradient scaler on CUDA).
+    ``augment`` applies the dataset's augmentation (random crop + flip).
+    """
+
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_min: float = 0.0
+    C: int = 16
+    N: int = 5
+    device: str = "auto"
+    channels_last: bool | None = None
+    amp: str | None = None
+    augment: bool = True
+    eval_batch_size: int = 1000
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Protocol.{name} must be a positive integer, got {v!r}")
+        for name in ("lr", "momentum", "weight_decay", "lr_min"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Protocol.{name} must be a finite non-negative number, got {v!r}")
+        if self.amp not in (None, *_AMP_DTYPES):
+            raise ValueError(f"Protocol.amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("Protocol.nesterov=True needs momentum > 0")
+        resolve_device(self.device)  # validates the name
+
+    @property
+    def size(self) -> dict[str, int]:
+        """Network-size keyword arguments for ``space.build``."""
+        return {"C": self.C, "N": self.N}
+
+    def replace(self, **changes) -> Protocol:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Protocol:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown Protocol field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+class TrainingFailed(RuntimeError):
+    """Training could not finish; ``curve`` holds the epochs completed before."""
+
+    reason = "failed"
+
+    def __init__(self, message: str, curve: LearningCurve | None = None):
+        super().__init__(message)
+        self.curve = curve
+
+
+class TrainingDiverged(TrainingFailed):
+    reason = "diverged"
+
+
+class TrainingOutOfMemory(TrainingFailed):
+    reason = "out-of-memory"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is validated."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"invalid device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed torch's global RNGs inside the block and restore them afterwards."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_model(space, arch, data: Dataset, protocol: Protocol, seed: int) -> torch.nn.Module:
+    """``space.build`` for the data's shape and the protocol's size, initialised from ``seed``."""
+    with seeded(seed):
+        return space.build(arch, data.num_classes, in_channels=data.in_channels, **protocol.size)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _autocast(device: torch.device, amp: str | None):
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_AMP_DTYPES[amp])
+
+
+def _use_channels_last(protocol: Protocol) -> bool:
+    return True if protocol.channels_last is None else protocol.channels_last
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol: Protocol,
+             device: torch.device | None = None) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` (eval mode) on ``(x, y)``."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    cl = _use_channels_last(protocol)
+    try:
+        for i in range(0, len(x), protocol.eval_batch_size):
+            xb = x[i:i + protocol.eval_batch_size].to(device, non_blocking=True)
+            yb = y[i:i + protocol.eval_batch_size].to(device, non_blocking=True)
+            if cl:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, protocol.amp):
+                out = model(xb)
+            loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
+            correct += (out.argmax(1) == yb).sum()
+    finally:
+        model.train(was_training)
+    n = max(len(x), 1)
+    return float(loss_sum) / n, float(correct) / n
+
+
+def train(
+    model: torch.nn.Module,
+    data: Dataset,
+    protocol: Protocol,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    validate: bool = True,
+    progress: bool = False,
+    on_epoch: Callable[[int, LearningCurve], None] | None = None,
+) -> LearningCurve:
+    """Train ``model`` for the first ``epochs`` epochs of ``protocol``'s schedule.
+
+    ``seed`` fixes the data order and augmentation (model initialisation is the
+    caller's: see :func:`build_model`).  With ``validate`` the validation split
+    is evaluated after every epoch.  ``on_epoch(epoch, curve_so_far)`` is called
+    after each epoch.  Raises :class:`TrainingDiverged` when a loss is NaN/inf
+    and :class:`TrainingOutOfMemory` on out-of-memory, with the completed epochs
+    in ``exc.curve``.
+    """
+    epochs = protocol.epochs if epochs is None else epochs
+    if not isinstance(epochs, int) or not 1 <= epochs <= protocol.epochs:
+        raise ValueError(
+            f"epochs must be an integer in [1, protocol.epochs={protocol.epochs}], got {epochs!r}"
+        )
+    if data.n_train == 0:
+        raise ValueError(f"dataset {data.name!r} has no training images")
+    device = resolve_device(protocol.device)
+    data = data.to(device)
+    cl = _use_channels_last(protocol)
+    model.to(device)
+    if cl:
+        model.to(memory_format=torch.channels_last)
+    model.train()
+
+    n = data.n_train
+    bs = protocol.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+        nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
+    )
+    scaler = torch.amp.GradScaler(device.type) if (protocol.amp == "fp16" and device.type == "cuda") else None
+    gen = torch.Generator().manual_seed(int(seed) % (2**63))
+    do_val = validate and data.n_val > 0
+
+    rec: dict[str, list] = {k: [] for k in ("minibatch_losses", "train_loss", "train_acc",
+                                          "val_loss", "val_acc", "epoch_seconds")}
+
+    def curve() -> LearningCurve:
+        return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"})
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc="train", leave=False, unit="ep")
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            losses = torch.empty(steps_per_epoch, device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            perm = torch.randperm(n, generator=gen).to(device)
+            for step in range(steps_per_epoch):
+                idx = perm[step * bs:(step + 1) * bs]
+                xb, yb = data.x_train[idx], data.y_train[idx]
+                if protocol.augment and (data.crop_padding or data.flip):
+                    xb = augment_batch(xb, gen, padding=data.crop_padding, flip=data.flip)
+                if cl:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with _autocast(device, protocol.amp):
+                    out = model(xb)
+                    loss = F.cross_entropy(out.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                sched.step()
+                losses[step] = loss.detach()
+                correct += (out.detach().argmax(1) == yb).sum()
+            mb = losses.tolist()  # one host sync per epoch
+            rec["minibatch_losses"].append(mb)
+            rec["train_acc"].append(float(correct) / n)
+            if not all(map(math.isfinite, mb)):
+                rec["epoch_seconds"].append(time.perf_counter() - t0)
+                if do_val:
+                    rec["val_loss"].append(math.nan)
+                    rec["val_acc"].append(0.0)
+                raise TrainingDiverged(f"training loss became non-finite in epoch {epoch + 1}", curve())
+            if do_val:
+                vl, va = evaluate(model, data.x_val, data.y_val, protocol, device)
+                rec["val_loss"].append(vl)
+                rec["val_acc"].append(va)
+            rec["epoch_seconds"].append(time.perf_counter() - t0)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(mb) / len(mb):.3f}")
+            if on_epoch is not None:
+                on_epoch(epoch + 1, curve())
+    except TrainingFailed:
+        raise
+    except Exception as exc:
+        if _is_oom(exc):
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise TrainingOutOfMemory(f"out of memory in epoch {len(rec['epoch_seconds']) + 1}: {exc}",
+                                      _complete_epochs(rec)) from exc
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return curve()
+
+
+def _complete_epochs(rec: dict[str, list]) -> LearningCurve:
+    k = len(rec["epoch_seconds"])
+    return LearningCurve(**{name: v[:k] for name, v in rec.items() if name != "train_loss"})

@@ -1,0 +1,100 @@
+import math
+
+import pytest
+import torch
+
+from nas_engine.data import load_dataset
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.training import Protocol, TrainingDiverged, build_model, train
+
+SPACE = NB201Space()
+ARCH = SPACE.from_string("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def run(data, protocol, epochs, seed=7, validate=True):
+    model = build_model(SPACE, ARCH, data, protocol, seed)
+    return train(model, data, protocol, epochs=epochs, seed=seed, validate=validate)
+
+
+def test_curve_records_everything(digits, tiny_protocol):
+    c = run(digits, tiny_protocol, epochs=3)
+    steps = math.ceil(digits.n_train / tiny_protocol.batch_size)
+    assert c.epochs == 3
+    assert [len(e) for e in c.minibatch_losses] == [steps] * 3
+    assert len(c.train_acc) == len(c.val_loss) == len(c.val_acc) == len(c.epoch_seconds) == 3
+    assert all(0.0 <= a <= 1.0 for a in c.train_acc + c.val_acc)
+    assert c.train_loss[0] == pytest.approx(sum(c.minibatch_losses[0]) / steps)
+    # it learns: loss falls well below chance (ln 10 = 2.30) and accuracy rises
+    assert c.train_loss[-1] < c.train_loss[0] and c.train_loss[-1] < 2.0
+    assert c.val_acc[-1] > 0.3
+
+
+def test_same_seed_same_curve_and_seed_matters(digits, tiny_protocol):
+    a, b = run(digits, tiny_protocol, 2), run(digits, tiny_protocol, 2)
+    assert a.minibatch_losses == b.minibatch_losses and a.val_acc == b.val_acc
+    assert run(digits, tiny_protocol, 2, seed=8).minibatch_losses != a.minibatch_losses
+
+
+def test_short_run_is_a_prefix_of_the_full_schedule(digits, tiny_protocol):
+    """T epochs of a T_end schedule are exactly the first T epochs of a longer run."""
+    short, longer = run(digits, tiny_protocol, 2, validate=False), run(digits, tiny_protocol, 4, validate=False)
+    assert longer.minibatch_losses[:2] == short.minibatch_losses
+    assert not short.val_acc
+
+
+def test_divergence_raises_with_partial_curve(digits):
+    proto = Protocol(epochs=5, batch_size=128, lr=1e12, C=4, N=1, device="cpu", nesterov=False, momentum=0.0)
+    with pytest.raises(TrainingDiverged) as info:
+        run(digits, proto, 5)
+    c = info.value.curve
+    assert c is not None and 1 <= c.epochs <= 5
+    assert not c.is_finite()
+
+
+def test_oom_is_reported_as_training_failure(digits, tiny_protocol, monkeypatch):
+    from nas_engine.training import TrainingOutOfMemory
+
+    model = build_model(SPACE, ARCH, digits, tiny_protocol, 0)
+
+    def boom(*a, **k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(model, "forward", boom)
+    with pytest.raises(TrainingOutOfMemory, match="out of memory"):
+        train(model, digits, tiny_protocol, epochs=1)
+
+
+def test_bf16_autocast_trains(digits, tiny_protocol):
+    c = run(digits, tiny_protocol.replace(amp="bf16"), 2)
+    assert c.is_finite() and c.train_loss[-1] < c.train_loss[0]
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"epochs": 0}, "Protocol.epochs must be a positive integer"),
+    ({"lr": -1.0}, "Protocol.lr"),
+    ({"amp": "fp8"}, "Protocol.amp"),
+    ({"device": "tpu"}, "invalid device 'tpu'"),
+])
+def test_protocol_validation(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Protocol(**kw)
+
+
+def test_epochs_beyond_schedule_refused(digits, tiny_protocol):
+    model = build_model(SPACE, ARCH, digits, tiny_protocol, 0)
+    with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, protocol.epochs=10\]"):
+        train(model, digits, tiny_protocol, epochs=11)
+
+
+def test_build_model_is_seeded_and_leaves_global_rng_alone(digits, tiny_protocol):
+    state = torch.random.get_rng_state()
+    m1 = build_model(SPACE, ARCH, digits, tiny_protocol, 3)
+    m2 = build_model(SPACE, ARCH, digits, tiny_protocol, 3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p, q)
