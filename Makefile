@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/nas-engine search --strategy regularized-evolution --space nb201 --estimator tse-ema \
-	    --data digits --evaluations 20 --epochs 5 --schedule-epochs 50 --C 8 --N 2 --batch-size 64 \
+	    --data digits --evaluations 30 --epochs 5 --schedule-epochs 50 --C 16 --N 5 --batch-size 64 \
 	    --lr 0.05 --seed 0 --out runs/demo
 
 test: $(VENV)/.installed

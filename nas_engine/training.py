@@ -86,7 +86,7 @@ class Protocol:
             raise ValueError(f"Protocol.amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("Protocol.nesterov=True needs momentum > 0")
-        resolve_device(self.device)  # validates the name
+        _parse_device(self.device)  # the name only: availability is checked when training starts
 
     @property
     def size(self) -> dict[str, int]:
@@ -126,16 +126,22 @@ class TrainingOutOfMemory(TrainingFailed):
     reason = "out-of-memory"
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is validated."""
+def _parse_device(device) -> torch.device | None:
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     try:
-        dev = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"invalid device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is validated."""
+    dev = _parse_device(device)
+    if dev is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
     return dev
@@ -250,8 +256,10 @@ def train(
     rec: dict[str, list] = {k: [] for k in ("minibatch_losses", "train_loss", "train_acc",
                                           "val_loss", "val_acc", "epoch_seconds")}
 
+    info = {"device": str(device), "amp": protocol.amp, "batch_size": bs, "steps_per_epoch": steps_per_epoch}
+
     def curve() -> LearningCurve:
-        return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"})
+        return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"}, info=dict(info))
 
     bar = None
     if progress:
@@ -311,7 +319,7 @@ def train(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             raise TrainingOutOfMemory(f"out of memory in epoch {len(rec['epoch_seconds']) + 1}: {exc}",
-                                      _complete_epochs(rec)) from exc
+                                      _complete_epochs(rec, info)) from exc
         raise
     finally:
         if bar is not None:
@@ -319,6 +327,6 @@ def train(
     return curve()
 
 
-def _complete_epochs(rec: dict[str, list]) -> LearningCurve:
+def _complete_epochs(rec: dict[str, list], info: dict) -> LearningCurve:
     k = len(rec["epoch_seconds"])
-    return LearningCurve(**{name: v[:k] for name, v in rec.items() if name != "train_loss"})
+    return LearningCurve(**{name: v[:k] for name, v in rec.items() if name != "train_loss"}, info=dict(info))
