@@ -160,7 +160,7 @@ class Search:
     :class:`~nas_engine.data.Dataset`; ``protocol`` the training recipe
     (default: :class:`~nas_engine.training.Protocol` ()); ``budget`` the limits;
     ``store`` a directory for durable results and resume; ``progress`` a tqdm
-    bar over evaluations.
+    bar over evaluations (``"all"``: also one per candidate's training).
     """
 
     def __init__(
@@ -175,7 +175,7 @@ class Search:
         seed: int = 0,
         store: str | None = None,
         executor: str | None = None,
-        progress: bool = True,
+        progress: bool | str = True,
     ):
         self.strategy = _resolve(strategy, strategy_registry, "strategy", Strategy)
         self.space = _resolve(space, space_registry, "space", SearchSpace)
@@ -197,9 +197,11 @@ class Search:
         if executor not in (None, "inline"):
             raise ValueError(f"unknown executor {executor!r}; available: 'inline'")
         self.store = RunStore(store) if store is not None else None
-        self.progress = progress
+        if progress not in (True, False, "all"):
+            raise ValueError(f"progress must be True, False or 'all', got {progress!r}")
+        self.progress = bool(progress)
         self.ctx = Context(space=self.space, data=self.data, protocol=self.protocol, seed=seed,
-                           budget=self.budget, progress=False, strategy=self.strategy)
+                           budget=self.budget, progress=progress == "all", strategy=self.strategy)
         self.estimator.validate_context(self.ctx)
 
     # -- configuration identity (for the store) ---------------------------------
@@ -275,7 +277,7 @@ class Search:
                         break  # the strategy has nothing more to propose
                     save_state()
                 arch = pending[0]
-                self.space._check_own(arch)
+                self.space.check_architecture(arch)
                 ev = self._evaluate(len(history), arch, done)
                 pending.popleft()
                 history.append(ev)

@@ -66,9 +66,9 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         cfg_path = self.path / self.CONFIG
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if old != json.loads(_dumps(config)):
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != json.loads(_dumps(config)).get(k))
+            old, new = json.loads(cfg_path.read_text()), json.loads(_dumps(config))
+            if old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise StoreMismatchError(
                     f"store {str(self.path)!r} holds a different search (differs in: {', '.join(diff)}); "
                     "use a new directory or the same configuration to resume"

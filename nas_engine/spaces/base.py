@@ -107,7 +107,7 @@ class SearchSpace(ABC):
         """Parse ``s``; raise ``ValueError`` naming the bad part when malformed."""
 
     def to_string(self, a: Architecture) -> str:
-        self._check_own(a)
+        self.check_architecture(a)
         return a.string
 
     @abstractmethod
@@ -120,10 +120,11 @@ class SearchSpace(ABC):
 
     def canonical(self, a: Architecture) -> str:
         """A key shared by functionally equivalent architectures (default: the string)."""
-        self._check_own(a)
+        self.check_architecture(a)
         return a.string
 
-    def _check_own(self, a) -> None:
+    def check_architecture(self, a) -> None:
+        """Raise ``TypeError``/``ValueError`` unless ``a`` is an architecture of this space."""
         if not isinstance(a, Architecture):
             raise TypeError(f"expected an Architecture of space {self.name!r}, got {type(a).__name__}: {a!r}")
         if a.space_name != self.name:

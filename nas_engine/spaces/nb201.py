@@ -136,7 +136,7 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable):
 
     def ops(self, a: Architecture) -> tuple[str, ...]:
         """The six edge ops of ``a`` (its ``spec``), in :data:`EDGES` order."""
-        self._check_own(a)
+        self.check_architecture(a)
         return a.spec
 
     # -- graphs --------------------------------------------------------------------
