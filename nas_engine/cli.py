@@ -20,6 +20,9 @@ from typing import Any
 
 __all__ = ["main"]
 
+# the TSE-paper estimators (mirrors nas_engine.correlate.DEFAULT_ESTIMATORS; kept here so parsing stays light)
+_DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
+
 
 def _kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
@@ -31,6 +34,25 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    """Data and protocol options shared by ``search`` and ``correlate``."""
+    p.add_argument("--data", default="digits", help="dataset name (digits, cifar10)")
+    p.add_argument("--data-root", default=None, help="directory of the dataset files")
+    p.add_argument("--download", action="store_true", help="download the dataset if missing")
+    p.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
+    p.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
+    p.add_argument("--resolution", type=int, default=None, help="resize images to this side length")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs T per candidate (estimator budget)")
+    p.add_argument("--schedule-epochs", type=int, default=None,
+                   help="length T_end of the training schedule (cosine); default max(200, T)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--C", type=int, default=None, help="network width (initial channels)")
+    p.add_argument("--N", type=int, default=None, help="cells per stage")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,30 +68,82 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--estimator", default="tse-ema")
     s.add_argument("--strategy-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
     s.add_argument("--estimator-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
-    s.add_argument("--data", default="digits", help="dataset name (digits, cifar10)")
-    s.add_argument("--data-root", default=None, help="directory of the dataset files")
-    s.add_argument("--download", action="store_true", help="download the dataset if missing")
-    s.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
-    s.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
-    s.add_argument("--resolution", type=int, default=None, help="resize images to this side length")
     s.add_argument("--evaluations", type=int, default=None, help="budget: number of evaluations")
     s.add_argument("--budget-epochs", type=float, default=None, help="budget: total training epochs")
     s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds")
-    s.add_argument("--epochs", type=int, default=None, help="training epochs T per candidate (estimator budget)")
-    s.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length T_end of the training schedule (cosine); default max(200, T)")
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--lr", type=float, default=None)
-    s.add_argument("--C", type=int, default=None, help="network width (initial channels)")
-    s.add_argument("--N", type=int, default=None, help="cells per stage")
-    s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    s.add_argument("--amp", choices=["bf16", "fp16"], default=None)
+    _add_training_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default=None, help="store directory (results + resume)")
     s.add_argument("--top", type=int, default=10, help="rows of the results table to print")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("correlate", help="rank correlation of estimators vs ground truth (TSE paper Fig. 1)")
+    c.add_argument("--space", default="nb201")
+    c.add_argument("--archs", type=int, default=20, help="number of distinct architectures to sample")
+    c.add_argument("--estimators", default=",".join(_DEFAULT_ESTIMATORS),
+                   help="comma-separated curve estimators scored at every budget t=1..T")
+    c.add_argument("--truth", required=True,
+                   help="ground truth: an NB201 CSV (cifar10_test_acc) or an engine JSONL table")
+    _add_training_args(c)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="output directory (store, criteria.csv, figure)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _protocol(args, T: int):
+    from .training import Protocol
+
+    kw = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
+                            "amp": args.amp}.items() if v is not None}
+    return Protocol(epochs=args.schedule_epochs or max(200, T), device=args.device, **kw)
+
+
+def _data(args):
+    from .data import load_dataset
+
+    return load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
+                        n_val=args.n_val, resolution=args.resolution, seed=args.seed)
+
+
+def _cmd_correlate(args) -> int:
+    from pathlib import Path
+
+    from .correlate import collect_curves, correlate, model_costs, plot_correlation, sample_architectures
+    from .registry import spaces
+    from .spaces.base import Enumerable
+
+    if args.epochs is None:
+        raise ValueError("correlate needs --epochs T (the longest budget to score)")
+    space = spaces.create(args.space)
+    truth_path = Path(args.truth)
+    if truth_path.suffix == ".csv":
+        from .benchmarks import NB201Table
+
+        table = NB201Table(truth_path)
+    else:
+        from .benchmarks import JsonlCurveTable
+
+        table = JsonlCurveTable(truth_path)
+    truth = table.ground_truth()
+    names = [e.strip() for e in args.estimators.split(",") if e.strip()]
+    data, protocol = _data(args), _protocol(args, args.epochs)
+    covers_space = isinstance(space, Enumerable) and len(truth) >= len(space)
+    archs = sample_architectures(space, args.archs, seed=args.seed, among=None if covers_space else sorted(truth))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = collect_curves(space, archs, epochs=args.epochs, data=data, protocol=protocol, seed=args.seed,
+                            store=str(out / "store"), progress=not args.quiet)
+    costs = model_costs(space, archs, num_classes=data.num_classes, in_channels=data.in_channels,
+                        resolution=data.resolution, **protocol.size)
+    baselines = {k: {a: c[k] for a, c in costs.items()} for k in ("params", "flops")}
+    df = correlate(curves, truth, estimators=names, baselines=baselines)
+    df.to_csv(out / "criteria.csv", index=False)
+    plot_correlation(df, str(out / "spearman_vs_budget.png"))
+    print(df.pivot(index="epochs", columns="estimator", values="spearman").round(3).to_string())
+    print(f"\nwrote {out / 'criteria.csv'} and {out / 'spearman_vs_budget.png'}")
+    return 0
 
 
 def _cmd_list(args) -> int:
@@ -85,23 +159,16 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_search(args) -> int:
-    from .data import load_dataset
     from .registry import create
     from .search import Budget, Search
-    from .training import Protocol
 
     est_kw = dict(args.estimator_arg)
     if args.epochs is not None:
         est_kw["epochs"] = args.epochs
     strategy = create("strategy", args.strategy, **dict(args.strategy_arg))
     estimator = create("estimator", args.estimator, **est_kw)
-    T = getattr(estimator, "epochs", 1)
-    proto_kw = {k: v for k, v in {
-        "batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N, "amp": args.amp,
-    }.items() if v is not None}
-    protocol = Protocol(epochs=args.schedule_epochs or max(200, T), device=args.device, **proto_kw)
-    data = load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
-                        n_val=args.n_val, resolution=args.resolution, seed=args.seed)
+    protocol = _protocol(args, getattr(estimator, "epochs", 1))
+    data = _data(args)
     if args.evaluations is None and args.budget_epochs is None and args.budget_seconds is None:
         args.evaluations = 10
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds)
@@ -144,7 +211,7 @@ def _cmd_search(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"list": _cmd_list, "search": _cmd_search}[args.command](args)
+        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate}[args.command](args)
     except (ValueError, TypeError, LookupError, FileNotFoundError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,14 @@ is interrupted and resumed gives the same history as an uninterrupted one.
 An architecture proposed a second time is not trained again: its earlier
 result is reused (same seed, same result) and recorded with ``cached=True`` and
 zero cost; it still counts as an evaluation (a query) against the budget.
+
+Tabular mode: with ``table=`` (a :class:`~nas_engine.benchmarks.table.CurveTable`)
+the estimators read recorded learning curves from the table instead of
+training, and each evaluation is charged the table's recorded seconds.  The
+strategy, the space and the estimator are the same as in a live search;
+``data=None`` is allowed since nothing is trained.  Restrict the space to the
+table's architectures with ``table.restrict(space)`` when the table does not
+hold the whole space.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .benchmarks.table import CurveTable, RestrictedSpace
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
 from .estimators.base import Context, Estimator
@@ -160,7 +169,9 @@ class Search:
     :class:`~nas_engine.data.Dataset`; ``protocol`` the training recipe
     (default: :class:`~nas_engine.training.Protocol` ()); ``budget`` the limits;
     ``store`` a directory for durable results and resume; ``progress`` a tqdm
-    bar over evaluations (``"all"``: also one per candidate's training).
+    bar over evaluations (``"all"``: also one per candidate's training);
+    ``table`` a :class:`~nas_engine.benchmarks.table.CurveTable` for a tabular
+    search (see the module docstring).
     """
 
     def __init__(
@@ -176,6 +187,7 @@ class Search:
         store: str | None = None,
         executor: str | None = None,
         progress: bool | str = True,
+        table: CurveTable | None = None,
     ):
         self.strategy = _resolve(strategy, strategy_registry, "strategy", Strategy)
         self.space = _resolve(space, space_registry, "space", SearchSpace)
@@ -200,12 +212,32 @@ class Search:
         if progress not in (True, False, "all"):
             raise ValueError(f"progress must be True, False or 'all', got {progress!r}")
         self.progress = bool(progress)
+        if table is not None:
+            if not isinstance(table, CurveTable):
+                raise TypeError(f"table must be a CurveTable or None, got {type(table).__name__}: {table!r}")
+            if table.space_name != self.space.name:
+                raise ValueError(f"{table!r} holds architectures of space {table.space_name!r}, "
+                                 f"but the search space is {self.space.name!r}")
+        self.table = table
         self.ctx = Context(space=self.space, data=self.data, protocol=self.protocol, seed=seed,
-                           budget=self.budget, progress=progress == "all", strategy=self.strategy)
+                           budget=self.budget, progress=progress == "all", strategy=self.strategy, table=table)
         self.estimator.validate_context(self.ctx)
 
     # -- configuration identity (for the store) ---------------------------------
     def config(self) -> dict[str, Any]:
+        """What the search is, as stored with its results.
+
+        A tabular search adds ``table`` (the table's fingerprint) and a search
+        over a :class:`~nas_engine.benchmarks.table.RestrictedSpace` adds
+        ``space_subset`` (the subset's fingerprint), so that a store never mixes
+        live and tabular runs or different subsets; the keys are absent
+        otherwise, so stores of live searches over whole spaces are unchanged.
+        """
+        extra: dict[str, Any] = {}
+        if self.table is not None:
+            extra["table"] = self.table.fingerprint()
+        if isinstance(self.space, RestrictedSpace):
+            extra["space_subset"] = self.space.fingerprint()
         return {
             "strategy": {"name": self.strategy.name, "params": self.strategy.get_params()},
             "space": self.space.name,
@@ -213,6 +245,7 @@ class Search:
             "data": self.data.fingerprint() if self.data is not None else None,
             "protocol": {k: v for k, v in self.protocol.to_dict().items() if k != "device"},
             "seed": self.seed,
+            **extra,
         }
 
     # -- one candidate ----------------------------------------------------------

@@ -8,7 +8,7 @@ def test_list(capsys):
     out = json.loads(capsys.readouterr().out)
     assert "tse-ema" in out["estimator"] and "nb201" in out["space"]
     assert main(["list"]) == 0
-    assert "strategy: random, regularized-evolution" in capsys.readouterr().out
+    assert "strategy: fixed, random, regularized-evolution" in capsys.readouterr().out
 
 
 ARGS = ["search", "--strategy", "random", "--space", "nb201", "--estimator", "tse-ema", "--data", "digits",

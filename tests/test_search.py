@@ -15,7 +15,7 @@ from nas_engine.estimators import TSEEMA, ValAcc
 from nas_engine.estimators.base import Context
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import StoreMismatchError
-from nas_engine.strategies.base import Strategy
+from nas_engine.strategies import FixedList
 
 from .conftest import TINY
 
@@ -30,30 +30,6 @@ def tiny_search(strategy="regularized-evolution", evaluations=12, **kw):
 
 def summary(result):
     return [(e.arch.string, e.score, e.status, e.cached) for e in result.history]
-
-
-class FixedList(Strategy):
-    """Proposes a given list of architecture strings in order, then stops."""
-
-    def __init__(self, archs):
-        self.archs = list(archs)
-
-    def setup(self, space, ctx):
-        super().setup(space, ctx)
-        self.i = 0
-
-    def ask(self):
-        if self.i >= len(self.archs):
-            return []
-        self.i += 1
-        return [self.space.from_string(self.archs[self.i - 1])]
-
-    def state_dict(self):
-        return {**super().state_dict(), "i": self.i}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.i = state["i"]
 
 
 def test_re_nb201_tse_ema_twelve_evaluations_reproducible():

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..curves import LearningCurve
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..benchmarks.table import CurveTable
     from ..data import Dataset
     from ..spaces.base import Architecture, SearchSpace
     from ..training import Protocol
@@ -44,6 +45,8 @@ class Context:
     (the training recipe), ``seed`` (the search seed), ``budget`` and
     ``progress`` (per-candidate progress bars).  ``strategy`` is set by the
     search so that estimators can ask a one-shot strategy for inherited weights.
+    ``table`` (a :class:`~nas_engine.benchmarks.table.CurveTable`) switches to
+    tabular mode: learning curves are read from it instead of trained.
     """
 
     space: SearchSpace
@@ -54,12 +57,24 @@ class Context:
     progress: bool = False
     strategy: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    table: CurveTable | None = None
 
     def arch_seed(self, arch: Architecture) -> int:
         return derive_seed(self.seed, arch.string)
 
     def learning_curve(self, arch: Architecture, epochs: int, *, validate: bool) -> LearningCurve:
-        """Train ``arch`` from scratch (seeded by :meth:`arch_seed`) for ``epochs`` epochs."""
+        """The first ``epochs`` epochs of ``arch``'s learning curve.
+
+        Live: train ``arch`` from scratch (seeded by :meth:`arch_seed`).
+        Tabular (``table`` set): the table's recorded curve, whose
+        ``epoch_seconds`` are the recorded times; ``KeyError`` if the table
+        does not hold ``arch``.
+        """
+        if self.table is not None:
+            if arch not in self.table:
+                raise KeyError(f"architecture {arch.string!r} is not in {self.table!r}; "
+                               "search a space restricted to the table's architectures (table.restrict(space))")
+            return self.table.curve(arch, epochs, validate=validate)
         from ..training import build_model, train
 
         if self.data is None:
@@ -128,6 +143,11 @@ class CurveEstimator(Estimator):
         return {"epochs": self.epochs, "validate": self.validate}
 
     def validate_context(self, ctx: Context) -> None:
+        if ctx.table is not None:
+            if ctx.table.max_epochs is not None and self.epochs > ctx.table.max_epochs:
+                raise ValueError(f"{type(self).__name__}(epochs={self.epochs}) needs at least {self.epochs} "
+                                 f"epochs, but {ctx.table!r} records {ctx.table.max_epochs}")
+            return
         if self.epochs > ctx.protocol.epochs:
             raise ValueError(
                 f"{type(self).__name__}(epochs={self.epochs}) needs at least {self.epochs} epochs, "
@@ -157,7 +177,9 @@ class CurveEstimator(Estimator):
     def _need(curve: LearningCurve, attr: str, who: str) -> tuple:
         v = getattr(curve, attr)
         if not v:
-            raise ValueError(f"{who} needs LearningCurve.{attr}, which this curve does not have")
+            source = curve.info.get("source")
+            raise ValueError(f"{who} needs LearningCurve.{attr}, which this curve does not have"
+                             + (f" (curve from {source})" if source else ""))
         return v
 
 

@@ -2,6 +2,7 @@
 
 from .base import Strategy
 from .evolution import RegularizedEvolution
+from .fixed import FixedList
 from .random import RandomSearch
 
-__all__ = ["Strategy", "RandomSearch", "RegularizedEvolution"]
+__all__ = ["Strategy", "FixedList", "RandomSearch", "RegularizedEvolution"]

@@ -1,0 +1,16 @@
+"""Tabular benchmarks: recorded learning curves and ground truth behind one interface.
+
+* :class:`CurveTable` — the interface (``archs``, ``curve``, ``final_accuracy``,
+  ``params``, ``restrict``); pass one to :class:`~nas_engine.search.Search` as
+  ``table=`` to search on recorded curves instead of training.
+* :class:`JsonlCurveTable` — the engine's own JSON Lines table format.
+* :class:`NB201Table` — NAS-Bench-201 accuracy CSVs and curve JSONL files.
+* :class:`NATSBench` — the official NATS-Bench topology "simple" release.
+* :class:`RestrictedSpace` — a search space restricted to a table's architectures.
+"""
+
+from .nats import NATSBench
+from .nb201_table import NB201Table
+from .table import CurveTable, JsonlCurveTable, RestrictedSpace
+
+__all__ = ["CurveTable", "JsonlCurveTable", "NB201Table", "NATSBench", "RestrictedSpace"]
