@@ -89,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="output directory (store, criteria.csv, figure)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("bench", help="tabular benchmarks")
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bb = bsub.add_parser("build", help="train architectures for a whole schedule and write a table")
+    bb.add_argument("--space", default="nb201")
+    bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample")
+    _add_training_args(bb)
+    bb.add_argument("--seed", type=int, default=0)
+    bb.add_argument("--out", required=True, help="output directory (store + table.jsonl)")
+    bb.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -143,6 +153,24 @@ def _cmd_correlate(args) -> int:
     plot_correlation(df, str(out / "spearman_vs_budget.png"))
     print(df.pivot(index="epochs", columns="estimator", values="spearman").round(3).to_string())
     print(f"\nwrote {out / 'criteria.csv'} and {out / 'spearman_vs_budget.png'}")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .benchmarks import build_table
+    from .registry import spaces
+
+    if args.epochs is None:
+        raise ValueError("bench build needs --epochs T_end (the whole schedule every architecture is trained for)")
+    if args.schedule_epochs not in (None, args.epochs):
+        raise ValueError(f"bench build trains whole schedules: --schedule-epochs {args.schedule_epochs} "
+                         f"must equal --epochs {args.epochs} (or be left out)")
+    args.schedule_epochs = args.epochs
+    table = build_table(spaces.create(args.space), _data(args), _protocol(args, args.epochs), archs=args.archs,
+                        out=args.out, seed=args.seed, progress=not args.quiet)
+    accs = sorted(table.final_accuracy(a) for a in table.archs())
+    print(f"wrote {len(table)} architectures x {args.epochs} epochs to {table.path}; "
+          f"final accuracy min/median/max {accs[0]:.4f}/{accs[len(accs) // 2]:.4f}/{accs[-1]:.4f}")
     return 0
 
 
@@ -211,7 +239,8 @@ def _cmd_search(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate}[args.command](args)
+        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate,
+                "bench": _cmd_bench}[args.command](args)
     except (ValueError, TypeError, LookupError, FileNotFoundError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2

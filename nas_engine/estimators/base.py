@@ -75,14 +75,19 @@ class Context:
                 raise KeyError(f"architecture {arch.string!r} is not in {self.table!r}; "
                                "search a space restricted to the table's architectures (table.restrict(space))")
             return self.table.curve(arch, epochs, validate=validate)
+        return self.train_model(arch, epochs, validate=validate)[1]
+
+    def train_model(self, arch: Architecture, epochs: int, *, validate: bool):
+        """Train ``arch`` from scratch (seeded by :meth:`arch_seed`): ``(model, curve)``."""
         from ..training import build_model, train
 
         if self.data is None:
             raise ValueError("this context has no dataset; a training-based estimator needs one")
         seed = self.arch_seed(arch)
         model = build_model(self.space, arch, self.data, self.protocol, seed)
-        return train(model, self.data, self.protocol, epochs=epochs, seed=seed,
-                     validate=validate, progress=self.progress)
+        curve = train(model, self.data, self.protocol, epochs=epochs, seed=seed,
+                      validate=validate, progress=self.progress)
+        return model, curve
 
 
 @dataclass
