@@ -2,11 +2,15 @@
 
     nas-engine list [--json]
     nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
-                      --evaluations N --epochs T [--out DIR] [--seed K] [--json] ...
+                      --evaluations N --epochs T [--out DIR] [--seed K] [--json]
+                      [--executor inline|processes|ray] [--workers W] ...
 
 ``--strategy-arg KEY=VALUE`` / ``--estimator-arg KEY=VALUE`` pass constructor
 arguments to the plugins (values are parsed as JSON when possible, e.g.
-``--strategy-arg population_size=20``, ``--estimator-arg gamma=0.9``).
+``--strategy-arg population_size=20``, ``--estimator-arg gamma=0.9``);
+``--executor-arg`` does the same for the executor (e.g. ``--executor ray
+--executor-arg address=auto --executor-arg num_gpus=0.5``, ``--executor
+processes --executor-arg max_memory_mb=4000``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .executors import available_executors  # light: standard library only
+
     p = argparse.ArgumentParser(prog="nas-engine", description="Neural architecture search engine.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -73,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds")
     _add_training_args(s)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--executor", default="inline", choices=available_executors(),
+                   help="where candidates are evaluated: this process, local worker processes, or Ray")
+    s.add_argument("--workers", type=int, default=None,
+                   help="evaluations at once (processes: default one per CPU; ray: what the cluster fits)")
+    s.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
     s.add_argument("--out", default=None, help="store directory (results + resume)")
     s.add_argument("--top", type=int, default=10, help="rows of the results table to print")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -187,6 +198,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_search(args) -> int:
+    from .executors import create_executor
     from .registry import create
     from .search import Budget, Search
 
@@ -200,8 +212,9 @@ def _cmd_search(args) -> int:
     if args.evaluations is None and args.budget_epochs is None and args.budget_seconds is None:
         args.evaluations = 10
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds)
+    executor = create_executor(args.executor, args.workers, **dict(args.executor_arg))
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
-                    seed=args.seed, store=args.out, progress=not (args.quiet or args.json))
+                    seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
     result = search.run()
     best = result.best
     if args.json:
@@ -241,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate,
                 "bench": _cmd_bench}[args.command](args)
-    except (ValueError, TypeError, LookupError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, LookupError, FileNotFoundError, ImportError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -154,6 +154,12 @@ class Dataset:
         moved = {n: None if t is None else t.to(target) for n, t in tensors.items()}
         return dataclasses.replace(self, **moved)
 
+    def __reduce__(self):
+        # picklable (for worker processes and Ray's object store) although ``info`` is a read-only mapping view
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["info"] = dict(self.info)
+        return _rebuild_dataset, (state,)
+
     def fingerprint(self) -> str:
         """Short stable description of the data configuration.
 
@@ -171,6 +177,10 @@ class Dataset:
             f"Dataset({self.fingerprint()}, channels={self.in_channels}, "
             f"classes={self.num_classes}, device={self.x_train.device})"
         )
+
+
+def _rebuild_dataset(state: dict[str, Any]) -> Dataset:
+    return Dataset(**{**state, "info": MappingProxyType(state["info"])})
 
 
 def available_datasets() -> list[str]:

@@ -1,13 +1,70 @@
-"""The search loop: ask -> estimate -> tell, with budgets, a store and resume.
+"""The search loop: ask -> estimate -> tell, with budgets, a store, resume and parallel workers.
 
-Determinism: the strategy's RNG derives from the search seed, and every
-evaluation's torch seed from (search seed, architecture string), so the same
-``Search`` gives the same history on the same machine, and a stored search that
-is interrupted and resumed gives the same history as an uninterrupted one.
+Execution: ``executor=`` chooses where candidates are evaluated (``"inline"``,
+the default: one at a time in this process; ``"processes"``: local worker
+processes; ``"ray"``: Ray tasks; or an :class:`~nas_engine.executors.Executor`
+instance) and ``workers=`` how many at once.  The loop is asynchronous: it
+keeps up to ``workers`` candidates in flight, asks the strategy for another
+whenever one is free and tells it each result as it completes; the strategy
+stays in this process.  ``history`` is in completion order (``index`` is the
+position).  A strategy whose ``ask`` returns nothing while evaluations are in
+flight is asked again after the next result; with nothing in flight, an empty
+``ask`` ends the search.  An evaluations budget counts the candidates in
+flight, so it is never overshot; epochs and seconds are checked before a
+candidate starts, so the candidates in flight (at most ``workers``) may run
+past them.
 
 An architecture proposed a second time is not trained again: its earlier
 result is reused (same seed, same result) and recorded with ``cached=True`` and
-zero cost; it still counts as an evaluation (a query) against the budget.
+zero cost, also when the first proposal is still in flight (the second waits
+for it, holding one of the ``workers`` places); it still counts as an
+evaluation (a query) against the budget.
+
+Determinism: the strategy's RNG derives from the search seed, and every
+evaluation's torch seed from (search seed, architecture string) and nothing
+else.  What is guaranteed, on one machine (same device and software):
+
+* One worker (inline, or any executor with ``workers=1``): the same ``Search``
+  gives the same history, and a stored search that is interrupted and resumed
+  gives the same history as an uninterrupted one.
+* Strategies whose proposals do not depend on results (``fixed``, ``random``)
+  under an evaluations budget: every executor and number of workers evaluates
+  the same proposals and gives the same multiset of (architecture, score,
+  status, cached) -- bit-identical scores -- provided the evaluations run with
+  the same number of torch threads (``executor.threads``; training's float
+  reductions depend on it: ``InlineExecutor(threads=1)``,
+  ``ProcessExecutor(workers=2, threads=1)`` and ``RayExecutor(workers=2,
+  num_cpus=1)`` agree).  Only the order of ``history`` may differ.  Budgets in
+  epochs or seconds stop at a point that depends on timing.
+* Strategies that learn from results (regularized evolution, BO) with more
+  than one worker: what they propose depends on the order in which results
+  complete, i.e. on timing, so the trajectory is not reproducible; each single
+  architecture still always gets the same score.
+
+Faults: a candidate that cannot be evaluated is recorded with
+``status="failed"``, score ``-inf`` and a ``reason``, and the search goes on:
+
+* training diverged (NaN/inf loss) or ran out of memory
+  (:class:`~nas_engine.training.TrainingFailed`): ``"diverged: ..."``,
+  ``"out-of-memory: ..."``, with the epochs completed as its curve;
+  ``MemoryError`` or an allocator failure elsewhere (e.g. under
+  ``ProcessExecutor(max_memory_mb=...)``): ``"out-of-memory: ..."``;
+* a non-finite score: ``"non-finite score nan"``;
+* any other ``Exception``: ``"<type>: <message>"``, with an
+  :class:`EvaluationWarning` carrying the traceback.  Such errors are usually
+  bugs or a broken setup, not bad candidates: if the first 3 candidates a run
+  evaluates (or all of them, when it evaluates fewer) fail with exceptions of
+  the same type, the search raises that exception (after recording them);
+* its worker process or Ray task died (killed, crashed, node lost): run again
+  up to ``executor.max_retries`` times (default 2; a retried candidate's
+  ``info["attempts"]`` says how many it took), then
+  ``"worker died: ... (after N attempts)"``.
+
+Failed results are final, like any other: a repeated proposal and a resumed
+search reuse them.  Ctrl-C (``KeyboardInterrupt``) cancels the evaluations in
+flight, stops the workers and propagates; everything finished is in the
+store.  The store survives ``kill -9`` of this process too: a resumed search
+re-runs the candidates that were in flight.
 
 Tabular mode: with ``table=`` (a :class:`~nas_engine.benchmarks.table.CurveTable`)
 the estimators read recorded learning curves from the table instead of
@@ -21,35 +78,42 @@ hold the whole space.
 from __future__ import annotations
 
 import math
+import pickle
 import time
+import traceback
+import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .benchmarks.table import CurveTable, RestrictedSpace
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
 from .estimators.base import Context, Estimator
+from .executors import Executor, WorkerDied, create_executor
 from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
 from .spaces.base import Architecture, SearchSpace
 from .store import RunStore
 from .strategies.base import Strategy
-from .training import Protocol, TrainingFailed
+from .training import Protocol, TrainingFailed, is_out_of_memory
 
-__all__ = ["Search", "SearchResult", "Budget", "Evaluation"]
+__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate"]
 
 WORST_SCORE = -math.inf
+#: a run raises when its first this-many evaluations fail with the same (non-training) exception type
+SYSTEMATIC_FAILURES = 3
 
 
 @dataclass(frozen=True)
 class Budget:
     """Limits of a search: any of evaluations, charged training epochs, wall seconds.
 
-    The search stops before starting a candidate once a limit is reached (a
-    candidate in progress is finished, so ``epochs``/``seconds`` may be exceeded
-    by at most one candidate).
+    The search stops before starting a candidate once a limit is reached.
+    Candidates in flight count as evaluations, so ``evaluations`` is never
+    exceeded; they are finished, so ``epochs``/``seconds`` may be exceeded by
+    the candidates in flight (at most one per worker).
     """
 
     evaluations: int | None = None
@@ -152,6 +216,77 @@ class SearchResult:
                 f"best={b.arch.string if b else None!r}, best_score={b.score if b else None})")
 
 
+class EvaluationWarning(UserWarning):
+    """An evaluation raised an unexpected exception (the message holds its traceback); it is recorded as failed."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in a worker process (set as its ``__cause__``)."""
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
+
+
+@dataclass
+class Outcome:
+    """What evaluating one candidate produced, as plain data (it travels back from worker processes).
+
+    The fields are those of an :class:`Evaluation` that the evaluation itself
+    decides; ``error`` and ``traceback`` are set for a failure by an exception
+    that is not a training failure (see the module docstring).
+    """
+
+    score: float
+    cost_seconds: float = 0.0
+    epochs: float = 0.0
+    status: str = "ok"
+    reason: str | None = None
+    curve: LearningCurve | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    traceback: str | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _picklable(exc: Exception) -> Exception:
+    """``exc``, or a ``RuntimeError`` with its description where it cannot travel between processes."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(_describe(exc))
+    return exc
+
+
+def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, arch: Architecture) -> Outcome:
+    """Evaluate one candidate: the task every executor runs (module level, so that workers can import it).
+
+    Never raises an ``Exception``: failures become an :class:`Outcome` with
+    ``status="failed"`` (see the module docstring for the reasons).
+    ``KeyboardInterrupt`` and other ``BaseException`` propagate.
+    """
+    t0 = time.perf_counter()
+    try:
+        est = estimator.estimate(arch, ctx)
+    except TrainingFailed as exc:
+        curve = exc.curve
+        return Outcome(WORST_SCORE, time.perf_counter() - t0, float(curve.epochs) if curve is not None else 0.0,
+                       status="failed", reason=f"{exc.reason}: {exc}", curve=curve)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            return Outcome(WORST_SCORE, time.perf_counter() - t0, status="failed",
+                           reason=f"out-of-memory: {_describe(exc)}")
+        return Outcome(WORST_SCORE, time.perf_counter() - t0, status="failed", reason=_describe(exc),
+                       error=_picklable(exc), traceback=traceback.format_exc())
+    score = float(est.score)
+    if not math.isfinite(score):
+        return Outcome(WORST_SCORE, est.cost_seconds, est.epochs, status="failed",
+                       reason=f"non-finite score {score}", curve=est.curve, info=est.info)
+    return Outcome(score, est.cost_seconds, est.epochs, curve=est.curve, info=est.info)
+
+
 def _resolve(obj, registry, kind: str, base: type):
     if isinstance(obj, str):
         return registry.create(obj)
@@ -169,9 +304,11 @@ class Search:
     :class:`~nas_engine.data.Dataset`; ``protocol`` the training recipe
     (default: :class:`~nas_engine.training.Protocol` ()); ``budget`` the limits;
     ``store`` a directory for durable results and resume; ``progress`` a tqdm
-    bar over evaluations (``"all"``: also one per candidate's training);
+    bar over evaluations (``"all"``: also one per candidate's training, inline only);
     ``table`` a :class:`~nas_engine.benchmarks.table.CurveTable` for a tabular
-    search (see the module docstring).
+    search; ``executor`` (``"inline"``, ``"processes"``, ``"ray"`` or an
+    :class:`~nas_engine.executors.Executor`) and ``workers`` where and how many
+    candidates are evaluated at once (see the module docstring).
     """
 
     def __init__(
@@ -185,7 +322,8 @@ class Search:
         budget: Budget | None = None,
         seed: int = 0,
         store: str | None = None,
-        executor: str | None = None,
+        executor: Executor | str | None = None,
+        workers: int | None = None,
         progress: bool | str = True,
         table: CurveTable | None = None,
     ):
@@ -206,8 +344,7 @@ class Search:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
-        if executor not in (None, "inline"):
-            raise ValueError(f"unknown executor {executor!r}; available: 'inline'")
+        self.executor = create_executor(executor, workers)
         self.store = RunStore(store) if store is not None else None
         if progress not in (True, False, "all"):
             raise ValueError(f"progress must be True, False or 'all', got {progress!r}")
@@ -248,33 +385,9 @@ class Search:
             **extra,
         }
 
-    # -- one candidate ----------------------------------------------------------
-    def _evaluate(self, index: int, arch: Architecture, done: dict[str, Evaluation]) -> Evaluation:
-        seed = self.ctx.arch_seed(arch)
-        prev = done.get(arch.string)
-        if prev is not None:
-            return Evaluation(index=index, arch=arch, score=prev.score, cost_seconds=0.0, epochs=0.0,
-                              status=prev.status, reason=prev.reason, curve=prev.curve, seed=seed,
-                              cached=True, info=dict(prev.info))
-        t0 = time.perf_counter()
-        try:
-            est = self.estimator.estimate(arch, self.ctx)
-        except TrainingFailed as exc:
-            curve = exc.curve
-            return Evaluation(index=index, arch=arch, score=WORST_SCORE,
-                              cost_seconds=time.perf_counter() - t0,
-                              epochs=float(curve.epochs) if curve is not None else 0.0,
-                              status="failed", reason=f"{exc.reason}: {exc}", curve=curve, seed=seed)
-        score = float(est.score)
-        if not math.isfinite(score):
-            return Evaluation(index=index, arch=arch, score=WORST_SCORE, cost_seconds=est.cost_seconds,
-                              epochs=est.epochs, status="failed", reason=f"non-finite score {score}",
-                              curve=est.curve, seed=seed, info=est.info)
-        return Evaluation(index=index, arch=arch, score=score, cost_seconds=est.cost_seconds,
-                          epochs=est.epochs, curve=est.curve, seed=seed, info=est.info)
-
     # -- the loop -----------------------------------------------------------------
     def run(self) -> SearchResult:
+        """Run the search to its budget (or until the strategy stops proposing); see the module docstring."""
         self.strategy.setup(self.space, self.ctx)
         history: list[Evaluation] = []
         pending: deque[Architecture] = deque()
@@ -282,53 +395,7 @@ class Search:
         if self.store is not None:
             self.store.open(self.config())
             history, pending, elapsed_before = self._restore()
-        done = {e.arch.string: e for e in history if not e.cached}
-        epochs_used = math.fsum(e.epochs for e in history)
-        t_start = time.perf_counter()
-
-        def elapsed() -> float:
-            return elapsed_before + time.perf_counter() - t_start
-
-        def save_state() -> None:
-            if self.store is not None:
-                self.store.write_state({
-                    "n_records": len(history), "strategy": self.strategy.state_dict(),
-                    "pending": [a.string for a in pending], "elapsed": elapsed(),
-                })
-
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.budget.evaluations, initial=len(history), desc="search", unit="arch")
-        try:
-            save_state()
-            while not self.budget.exhausted(len(history), epochs_used, elapsed()):
-                if not pending:
-                    pending.extend(self.strategy.ask())
-                    if not pending:
-                        break  # the strategy has nothing more to propose
-                    save_state()
-                arch = pending[0]
-                self.space.check_architecture(arch)
-                ev = self._evaluate(len(history), arch, done)
-                pending.popleft()
-                history.append(ev)
-                if not ev.cached:
-                    done[arch.string] = ev
-                epochs_used += ev.epochs
-                if self.store is not None:
-                    self.store.append({**ev.to_record(), "elapsed": elapsed()})
-                self.strategy.tell([ev])
-                save_state()
-                if bar is not None:
-                    bar.update(1)
-                    best = max((e.score for e in history if e.ok), default=math.nan)
-                    bar.set_postfix(best=f"{best:.4g}")
-        finally:
-            if bar is not None:
-                bar.close()
-        return SearchResult(history=history, space=self.space, seconds=elapsed())
+        return _Run(self, history, pending, elapsed_before).run()
 
     def _restore(self) -> tuple[list[Evaluation], deque, float]:
         """Reload history and strategy state from the store (see :mod:`nas_engine.store`)."""
@@ -345,15 +412,178 @@ class Search:
         elapsed = float(state["elapsed"])
         if n == len(history) - 1:
             # crashed after appending the last record but before saving the state that
-            # follows its tell: replay that tell (deterministic) to catch up
+            # follows its tell: it completed one of the pending proposals (any of those in
+            # flight, not necessarily the first); replay its tell (deterministic) to catch up
             last = history[-1]
-            if not pending or pending[0] != last.arch:
+            if last.arch not in pending:
                 raise RuntimeError(f"store {self.store.path} is inconsistent: the last record "
-                                   f"{last.arch.string!r} is not the pending proposal")
-            pending.popleft()
+                                   f"{last.arch.string!r} is not among the pending proposals")
+            pending.remove(last.arch)
             self.strategy.tell([last])
             elapsed = max(elapsed, float(records[-1].get("elapsed", elapsed)))
         elif n != len(history):
             raise RuntimeError(f"store {self.store.path} is inconsistent: state reflects {n} evaluations, "
                                f"evaluations.jsonl has {len(history)}")
         return history, pending, elapsed
+
+
+@dataclass
+class _InFlight:
+    """A proposal being evaluated (``handle``) or waiting for an identical one in flight (``handle=None``)."""
+
+    arch: Architecture
+    handle: Any = None
+    attempts: int = 1
+
+
+class _Run:
+    """One call of :meth:`Search.run`: the asynchronous ask / evaluate / tell loop and its bookkeeping.
+
+    Proposals are either ``queued`` (asked, not started) or ``running`` (in
+    flight, in proposal order); both are the store state's ``pending`` list,
+    which a resumed search starts again.  The state is written after every
+    ``ask`` and every ``tell``, one record at a time.
+    """
+
+    def __init__(self, search: Search, history: list[Evaluation], queued: deque, elapsed_before: float):
+        self.search, self.strategy, self.store = search, search.strategy, search.store
+        self.executor: Executor = search.executor
+        self.history = history
+        self.queued = queued
+        self.running: list[_InFlight] = []
+        self.done = {e.arch.string: e for e in history if not e.cached}
+        self.epochs_used = math.fsum(e.epochs for e in history)
+        self.elapsed_before = elapsed_before
+        self.t_start = time.perf_counter()
+        self.first_outcomes: list[Outcome] = []  # of the first evaluations this run trains
+        self.bar = None
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+    def save_state(self) -> None:
+        if self.store is not None:
+            self.store.write_state({
+                "n_records": len(self.history), "strategy": self.strategy.state_dict(),
+                "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
+                "elapsed": self.elapsed(),
+            })
+
+    def run(self) -> SearchResult:
+        search = self.search
+        if search.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=search.budget.evaluations, initial=len(self.history), desc="search", unit="arch")
+        try:
+            self.executor.start()
+            ctx = replace(search.ctx, strategy=None, progress=False) if self.executor.remote else search.ctx
+            self.task_args = tuple(self.executor.share(x) for x in (search.space, search.estimator, ctx))
+            self.save_state()
+            while True:
+                self.fill()
+                if not self.running:
+                    break
+                finished = self.executor.wait([r.handle for r in self.running if r.handle is not None])
+                for r in [r for r in self.running if r.handle is not None and r.handle in finished]:
+                    self.complete(r)
+            if 0 < len(self.first_outcomes) < SYSTEMATIC_FAILURES:  # a short run: all it evaluated
+                self.raise_if_systematic()
+        except BaseException:
+            self.executor.cancel([r.handle for r in self.running if r.handle is not None])
+            raise
+        finally:
+            self.executor.shutdown()
+            if self.bar is not None:
+                self.bar.close()
+        return SearchResult(history=self.history, space=search.space, seconds=self.elapsed())
+
+    def fill(self) -> None:
+        """Start proposals until every worker is busy, the budget is spent or the strategy has none now."""
+        budget = self.search.budget
+        while (len(self.running) < self.executor.workers
+               and not budget.exhausted(len(self.history) + len(self.running), self.epochs_used, self.elapsed())):
+            if not self.queued:
+                proposed = self.strategy.ask()
+                if not proposed:
+                    return
+                self.queued.extend(proposed)
+                self.save_state()
+            arch = self.queued[0]
+            self.search.space.check_architecture(arch)
+            self.queued.popleft()
+            prev = self.done.get(arch.string)
+            if prev is not None:
+                self.record(self.cached(arch, prev))
+            elif any(r.arch == arch for r in self.running):
+                self.running.append(_InFlight(arch))  # takes the result of its twin in flight
+            else:
+                self.running.append(_InFlight(arch, self.submit(arch)))
+
+    def submit(self, arch: Architecture) -> Any:
+        return self.executor.submit(evaluate_candidate, *self.task_args, arch)
+
+    def complete(self, r: _InFlight) -> None:
+        """Record the result of ``r`` (and of proposals waiting for it), or run it again if its worker died."""
+        try:
+            out = self.executor.result(r.handle)
+        except WorkerDied as exc:
+            if r.attempts <= self.executor.max_retries:
+                warnings.warn(f"the worker evaluating {r.arch.string} died ({exc}); running it again "
+                              f"(attempt {r.attempts + 1} of {self.executor.max_retries + 1})",
+                              EvaluationWarning, stacklevel=2)
+                r.attempts += 1
+                r.handle = self.submit(r.arch)
+                return
+            out = Outcome(WORST_SCORE, status="failed", reason=f"worker died: {exc} (after {r.attempts} attempts)")
+        if out.error is not None:
+            warnings.warn(f"evaluating {r.arch.string} raised {out.reason}; recorded as failed (score -inf)\n"
+                          f"{out.traceback}", EvaluationWarning, stacklevel=2)
+        self.running.remove(r)
+        ev = Evaluation(index=len(self.history), arch=r.arch, score=out.score, cost_seconds=out.cost_seconds,
+                        epochs=out.epochs, status=out.status, reason=out.reason, curve=out.curve,
+                        seed=self.search.ctx.arch_seed(r.arch),
+                        info=out.info if r.attempts == 1 else {**out.info, "attempts": r.attempts})
+        self.record(ev)
+        for twin in [w for w in self.running if w.handle is None and w.arch == r.arch]:
+            self.running.remove(twin)
+            self.record(self.cached(twin.arch, ev))
+        if len(self.first_outcomes) < SYSTEMATIC_FAILURES:
+            self.first_outcomes.append(out)
+            if len(self.first_outcomes) == SYSTEMATIC_FAILURES:
+                self.raise_if_systematic()
+
+    def cached(self, arch: Architecture, prev: Evaluation) -> Evaluation:
+        return Evaluation(index=len(self.history), arch=arch, score=prev.score, cost_seconds=0.0, epochs=0.0,
+                          status=prev.status, reason=prev.reason, curve=prev.curve, seed=prev.seed,
+                          cached=True, info=dict(prev.info))
+
+    def record(self, ev: Evaluation) -> None:
+        """Append ``ev`` to the history and the store, tell the strategy, save the state."""
+        self.history.append(ev)
+        if not ev.cached:
+            self.done[ev.arch.string] = ev
+        self.epochs_used += ev.epochs
+        if self.store is not None:
+            self.store.append({**ev.to_record(), "elapsed": self.elapsed()})
+        self.strategy.tell([ev])
+        self.save_state()
+        if self.bar is not None:
+            self.bar.update(1)
+            best = max((e.score for e in self.history if e.ok), default=math.nan)
+            self.bar.set_postfix(best=f"{best:.4g}")
+
+    def raise_if_systematic(self) -> None:
+        """Raise the error of the first evaluations if they all failed with the same exception type."""
+        first = self.first_outcomes[0]
+        if first.error is None or any(o.error is None or type(o.error) is not type(first.error)
+                                      for o in self.first_outcomes):
+            return
+        note = (f"the first {len(self.first_outcomes)} evaluation(s) of this search run all failed with "
+                f"{type(first.error).__name__}: a bug or a broken setup rather than bad candidates "
+                "(they are recorded as failed)")
+        if hasattr(first.error, "add_note"):
+            first.error.add_note(note)
+        if first.error.__traceback__ is None and first.traceback:  # raised in a worker process
+            raise first.error from RemoteTraceback(first.traceback)
+        raise first.error

@@ -9,11 +9,17 @@ A store is a directory:
                         is ignored on load).
 * ``state.json``        the search's state (strategy state, pending proposals,
                         elapsed time, how many records it reflects), replaced
-                        atomically.
+                        atomically.  Pending proposals are those asked for and
+                        not yet recorded: in flight on a worker or queued; a
+                        resumed search starts them again.
 
-The search writes the state after every ``ask`` and after every ``tell``; a
-crash between appending a record and writing the next state is repaired on
-load by replaying ``tell`` for that record (see :mod:`nas_engine.search`).
+Records are appended in completion order, which with several workers need not
+be the order of the proposals.  The search writes the state after every
+``ask`` and after every ``tell``, one record at a time, so the records are at
+most one ahead of the state: a crash between appending a record and writing
+the next state is repaired on load by removing the record's architecture from
+the pending proposals (any of them, not necessarily the first) and replaying
+its ``tell`` (see :mod:`nas_engine.search`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ __all__ = [
     "TrainingFailed",
     "TrainingDiverged",
     "TrainingOutOfMemory",
+    "is_out_of_memory",
 ]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -162,10 +163,13 @@ def build_model(space, arch, data: Dataset, protocol: Protocol, seed: int) -> to
         return space.build(arch, data.num_classes, in_channels=data.in_channels, **protocol.size)
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` reports running out of memory: CUDA OOM, ``MemoryError``, or torch's CPU
+    allocator failing (``RuntimeError: ... can't allocate memory``, e.g. under a ``RLIMIT_AS`` cap)."""
     if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def _autocast(device: torch.device, amp: str | None):
@@ -315,7 +319,7 @@ def train(
     except TrainingFailed:
         raise
     except Exception as exc:
-        if _is_oom(exc):
+        if is_out_of_memory(exc):
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             raise TrainingOutOfMemory(f"out of memory in epoch {len(rec['epoch_seconds']) + 1}: {exc}",

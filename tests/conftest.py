@@ -27,3 +27,12 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def tiny_protocol() -> Protocol:
     return TINY
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance with 2 CPUs, shared by the tests of one module; skips where Ray is not installed."""
+    ray = pytest.importorskip("ray", reason='needs Ray: pip install "nas-engine[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -10,6 +10,7 @@ import pytest
 from nas_engine import Budget, Search
 from nas_engine.benchmarks import JsonlCurveTable, NATSBench, NB201Table
 from nas_engine.estimators import TSE, TSEEMA, ValAcc
+from nas_engine.search import EvaluationWarning
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import StoreMismatchError
 from nas_engine.strategies import FixedList, RandomSearch
@@ -93,14 +94,18 @@ def test_tabular_search_errors(nats):
     with pytest.raises(TypeError, match="table must be a CurveTable"):
         Search("random", space, "tse-ema", data=None, table=str(nats.path))
     outside = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-    with pytest.raises(KeyError, match=r"'\|none~0\|.*is not in NATSBench.*table\.restrict\(space\)"):
+    # errors in every evaluation are recorded as failed (with a warning), then raised (see nas_engine.search)
+    with pytest.raises(KeyError, match=r"'\|none~0\|.*is not in NATSBench.*table\.restrict\(space\)"), \
+            pytest.warns(EvaluationWarning):
         Search(FixedList([outside]), "nb201", "tse-ema", data=None, table=nats, progress=False).run()
     nb201 = NB201Table(shared_path("nas-bench-201", "nb201_cifar10_200ep.csv"),
                        shared_path("nas-bench-201", "nb201_cifar10valid_curves_200archs.jsonl"))
-    with pytest.raises(ValueError, match=r"TSE needs LearningCurve\.train_loss.*no losses"):
+    with pytest.raises(ValueError, match=r"TSE needs LearningCurve\.train_loss.*no losses"), \
+            pytest.warns(EvaluationWarning):
         Search("random", nb201.restrict(NB201Space()), TSE(epochs=5), data=None, table=nb201,
                progress=False).run()
-    with pytest.raises(ValueError, match="this context has no dataset"):  # live, without data
+    with pytest.raises(ValueError, match="this context has no dataset"), \
+            pytest.warns(EvaluationWarning):  # live, without data
         Search("random", space, TSE(epochs=1), data=None, protocol=TINY, progress=False).run()
 
 

@@ -1,0 +1,518 @@
+"""Where evaluations run: in the driver process, on a local process pool, or on Ray.
+
+An :class:`Executor` runs module-level functions somewhere and hands back
+their results; the search loop (:mod:`nas_engine.search`) keeps up to
+``executor.workers`` evaluations in flight and tells the strategy each result
+as it completes.  Three executors, chosen by name or passed as an instance
+(:func:`create_executor`):
+
+* ``"inline"`` (:class:`InlineExecutor`, the default): one evaluation at a
+  time, in the driver process, at ``submit``.
+* ``"processes"`` (:class:`ProcessExecutor`): ``workers`` local worker
+  processes (``concurrent.futures`` pools started with ``forkserver`` or
+  ``spawn``: torch and ``fork`` do not mix), one candidate per worker, each
+  with ``max(1, cpus // workers)`` torch threads; optionally a memory cap per
+  worker (``max_memory_mb``).
+* ``"ray"`` (:class:`RayExecutor`, extra ``nas-engine[ray]``): one Ray task per
+  evaluation with ``num_cpus``/``num_gpus`` resources (fractional GPUs
+  allowed), on an existing cluster (``address=``) or a local one it starts.
+
+The interface is small: ``start()``, ``share(obj)`` (an object every task
+needs, sent to the workers once: the dataset rides along), ``submit(fn, *args) -> handle``,
+``wait(handles)`` (the completed ones, at least one), ``result(handle)``,
+``cancel(handles)`` and ``shutdown()``.  ``result`` raises :class:`WorkerDied`
+when the process running the task died (killed, crashed, its node lost); the
+search retries such a candidate up to ``executor.max_retries`` times.
+
+Every executor runs its tasks with a set number of torch threads
+(``threads``; inline leaves torch's own setting unless given one): the float
+results of training depend on it (reduction order), so two executors give
+bit-identical scores when their ``threads`` agree (see :mod:`nas_engine.search`
+for the determinism guarantee).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, NamedTuple
+
+__all__ = [
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "WorkerDied",
+    "create_executor",
+    "available_executors",
+    "cpu_count",
+]
+
+RAY_INSTALL_HINT = 'the "ray" executor needs Ray: pip install "nas-engine[ray]"'
+
+
+class WorkerDied(RuntimeError):
+    """The process running a task died before returning (killed, crashed, node lost)."""
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _set_torch_threads(n: int) -> int:
+    """Set torch's intra-op threads to ``n``; return the previous setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    return before
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads, restored afterwards (``None``: leave them alone)."""
+    if n is None:
+        yield
+        return
+    before = _set_torch_threads(n)
+    try:
+        yield
+    finally:
+        _set_torch_threads(before)
+
+
+# -- what runs in a worker ------------------------------------------------------------------------
+class _Shared(NamedTuple):
+    """A placeholder for the ``key``-th object shared with :meth:`ProcessExecutor.share`."""
+
+    key: int
+
+
+_WORKER_SHARED: list[Any] = []  # in a ProcessExecutor worker: the shared objects, by key
+
+
+def _process_task(fn: Callable, args: Sequence):
+    """A :class:`ProcessExecutor` task: ``fn(*args)`` with ``_Shared`` placeholders replaced by their objects."""
+    return fn(*(_WORKER_SHARED[a.key] if isinstance(a, _Shared) else a for a in args))
+
+
+def _ray_task(fn: Callable, threads: int, *args):
+    """A :class:`RayExecutor` task: ``fn(*args)`` with ``threads`` torch threads (Ray resolves the object
+    refs among ``args``; a Ray worker process runs tasks of any resource size, so threads are set per task)."""
+    _set_torch_threads(threads)
+    return fn(*args)
+
+
+def _init_worker(shared: list, threads: int, max_memory_mb: int | None, driver_pid: int) -> None:
+    """Initializer of a :class:`ProcessExecutor` worker process."""
+    # Ctrl-C is the driver's to handle: it cancels the work and kills the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_torch_threads(threads)
+    threading.Thread(target=_exit_with_driver, args=(driver_pid,), name="exit-with-driver", daemon=True).start()
+    if max_memory_mb is not None:
+        import resource
+
+        limit = int(max_memory_mb) * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _WORKER_SHARED[:] = shared
+
+
+def _exit_with_driver(driver_pid: int, interval: float = 1.0) -> None:
+    """End this worker process within ``interval`` seconds of the driver's death (e.g. ``kill -9``).
+
+    Without this, orphaned workers would go on training, and idle ones would
+    wait forever: a worker holds both ends of its task queue, and forkserver
+    children keep the fork server alive, so neither sees the driver go.
+    """
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(driver_pid, 0)
+        except OSError:  # gone (or its pid now belongs to someone else)
+            os._exit(1)
+
+
+# -- the interface -----------------------------------------------------------------------------------
+class Executor(ABC):
+    """Runs tasks (module-level functions and picklable arguments) and returns their results.
+
+    ``workers`` is how many tasks the search keeps in flight; ``max_retries``
+    how often a task whose worker died is run again; ``threads`` the torch
+    threads of a task (``None``: the executor's default).  ``remote`` says
+    whether tasks run outside the driver process (then arguments are pickled
+    and a task cannot reach driver-side objects such as the strategy).
+    """
+
+    name: str = "executor"
+    remote: bool = True
+
+    def __init__(self, workers: int | None = 1, *, max_retries: int = 2, threads: int | None = None):
+        self._workers = None if workers is None else _positive_int(workers, f"{type(self).__name__}: workers")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"{type(self).__name__}: max_retries must be a non-negative integer, got {max_retries!r}")
+        self.max_retries = max_retries
+        self.threads = None if threads is None else _positive_int(threads, f"{type(self).__name__}: threads")
+
+    @property
+    def workers(self) -> int:
+        """How many tasks may run at once (known after :meth:`start` for executors that ask a cluster)."""
+        if self._workers is None:
+            raise RuntimeError(f"{self!r}: the number of workers is known once the executor has started")
+        return self._workers
+
+    def start(self) -> None:
+        """Get ready to run tasks (connect, start workers); idempotent."""
+
+    def share(self, obj: Any) -> Any:
+        """A stand-in for ``obj`` to pass to :meth:`submit`, transferred to the workers once, not per task."""
+        return obj
+
+    @abstractmethod
+    def submit(self, fn: Callable, *args) -> Any:
+        """Start ``fn(*args)`` (``fn`` a module-level function); return a handle.  At most ``workers`` at a time."""
+
+    @abstractmethod
+    def wait(self, handles: Iterable[Any]) -> list[Any]:
+        """Block until at least one of ``handles`` has completed; return the completed ones."""
+
+    @abstractmethod
+    def result(self, handle: Any) -> Any:
+        """The return value of a completed task; re-raises its exception; :class:`WorkerDied` if its worker died."""
+
+    def cancel(self, handles: Iterable[Any]) -> None:
+        """Stop the tasks of ``handles`` (killing their workers where they run); their results are lost."""
+
+    def shutdown(self) -> None:
+        """Release workers and connections; the executor can be started again."""
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        workers = "?" if self._workers is None else self._workers
+        return f"{type(self).__name__}(workers={workers}, max_retries={self.max_retries}, threads={self.threads})"
+
+
+class _Done:
+    """Handle of an inline task: already complete."""
+
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: Any = None, error: BaseException | None = None):
+        self.value, self.error = value, error
+
+
+class InlineExecutor(Executor):
+    """Runs each task in the driver process when it is submitted (one worker; the default).
+
+    ``threads`` fixes torch's threads during a task (restored afterwards);
+    ``None`` leaves torch's setting alone.  A task's ``Exception`` is kept and
+    re-raised by :meth:`result`; ``KeyboardInterrupt`` propagates at once.
+    """
+
+    name = "inline"
+    remote = False
+
+    def __init__(self, workers: int = 1, *, threads: int | None = None):
+        if workers != 1:
+            raise ValueError(f"the inline executor runs one evaluation at a time, got workers={workers!r}; "
+                             "use executor='processes' or 'ray' for parallel evaluations")
+        super().__init__(1, max_retries=0, threads=threads)
+
+    def submit(self, fn: Callable, *args) -> _Done:
+        try:
+            with torch_threads(self.threads):
+                return _Done(fn(*args))
+        except Exception as exc:
+            return _Done(error=exc)
+
+    def wait(self, handles: Iterable[_Done]) -> list[_Done]:
+        return list(handles)
+
+    def result(self, handle: _Done) -> Any:
+        if handle.error is not None:
+            raise handle.error
+        return handle.value
+
+
+class ProcessExecutor(Executor):
+    """``workers`` local worker processes, one candidate per worker.
+
+    Each worker is its own one-process ``concurrent.futures`` pool, so a worker
+    that dies (``BrokenProcessPool``) is attributed to exactly the task it was
+    running, and only its pool is recreated.  Workers start with
+    ``start_method`` (default ``"forkserver"`` where available, else
+    ``"spawn"``), ignore ``SIGINT`` (the driver handles Ctrl-C and kills them),
+    exit within a second of the driver's death, and run ``threads`` torch
+    threads (default ``max(1, cpus // workers)``).  Objects passed to
+    :meth:`share` (the dataset) reach each worker once, when it starts.
+
+    ``max_memory_mb`` caps each worker's address space (``RLIMIT_AS``, Unix):
+    an allocation beyond it fails (``MemoryError``, or torch's "can't allocate
+    memory") and the evaluation is recorded as out of memory.  The cap counts
+    virtual memory, including the ~1 GB a worker maps once torch is imported,
+    so choose it well above that.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, *, max_retries: int = 2, threads: int | None = None,
+                 max_memory_mb: int | None = None, start_method: str | None = None):
+        cpus = cpu_count()
+        workers = cpus if workers is None else _positive_int(workers, "ProcessExecutor: workers")
+        super().__init__(workers, max_retries=max_retries,
+                         threads=max(1, cpus // workers) if threads is None else threads)
+        if max_memory_mb is not None:
+            _positive_int(max_memory_mb, "ProcessExecutor: max_memory_mb")
+        self.max_memory_mb = max_memory_mb
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in methods else "spawn"
+        if start_method not in ("forkserver", "spawn") or start_method not in methods:
+            raise ValueError(f"ProcessExecutor: start_method must be 'forkserver' or 'spawn' (available here: "
+                             f"{[m for m in methods if m != 'fork']}), got {start_method!r}")
+        self.start_method = start_method
+        self._shared: list[Any] = []
+        self._pools: list[ProcessPoolExecutor | None] = [None] * workers
+        self._pool_shares = [0] * workers  # how many shared objects each pool's worker received
+        self._slot_of: dict[Future, int] = {}
+
+    def share(self, obj: Any) -> _Shared:
+        self._shared.append(obj)
+        return _Shared(len(self._shared) - 1)
+
+    def _pool(self, slot: int) -> ProcessPoolExecutor:
+        pool = self._pools[slot]
+        if pool is not None and self._pool_shares[slot] < len(self._shared):
+            pool.shutdown(wait=True)  # started before the last share(): restart with every shared object
+            pool = None
+        if pool is None:
+            ctx = multiprocessing.get_context(self.start_method)
+            if self.start_method == "forkserver":
+                ctx.set_forkserver_preload(["nas_engine.search"])  # workers fork with torch imported
+            pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
+                                       initargs=(list(self._shared), self.threads, self.max_memory_mb, os.getpid()))
+            self._pools[slot], self._pool_shares[slot] = pool, len(self._shared)
+        return pool
+
+    def submit(self, fn: Callable, *args) -> Future:
+        busy = set(self._slot_of.values())
+        slot = next((s for s in range(self.workers) if s not in busy), None)
+        if slot is None:
+            raise RuntimeError(f"all {self.workers} workers are busy; wait for a result before submitting")
+        try:
+            future = self._pool(slot).submit(_process_task, fn, args)
+        except BrokenProcessPool:  # its worker died while idle: start another
+            self._discard(slot, kill=False)
+            future = self._pool(slot).submit(_process_task, fn, args)
+        self._slot_of[future] = slot
+        return future
+
+    def wait(self, handles: Iterable[Future]) -> list[Future]:
+        done, _ = wait_futures(list(handles), return_when=FIRST_COMPLETED)
+        return list(done)
+
+    def result(self, handle: Future) -> Any:
+        slot = self._slot_of.pop(handle)
+        try:
+            return handle.result()
+        except BrokenProcessPool as exc:
+            self._discard(slot, kill=False)
+            raise WorkerDied(f"worker process terminated abruptly ({exc})") from exc
+
+    def cancel(self, handles: Iterable[Future]) -> None:
+        for handle in handles:
+            slot = self._slot_of.pop(handle, None)
+            if slot is not None and not handle.done():
+                self._discard(slot, kill=True)
+
+    def shutdown(self) -> None:
+        self.cancel(list(self._slot_of))
+        for slot in range(self.workers):
+            self._discard(slot, kill=False)
+        self._shared.clear()
+
+    def _discard(self, slot: int, *, kill: bool) -> None:
+        pool, self._pools[slot] = self._pools[slot], None
+        if pool is None:
+            return
+        if kill:  # a task is running: stop its process (concurrent.futures cannot cancel a running task)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __repr__(self) -> str:
+        return (f"ProcessExecutor(workers={self.workers}, max_retries={self.max_retries}, threads={self.threads}, "
+                f"max_memory_mb={self.max_memory_mb}, start_method={self.start_method!r})")
+
+
+class RayExecutor(Executor):
+    """One Ray task per evaluation.
+
+    Connects to the cluster at ``address`` (e.g. ``"auto"`` or
+    ``"ray://head:10001"``), or to the Ray instance this process already
+    initialised, or else starts a local one (``ray.init(**init_kwargs)``) that
+    :meth:`shutdown` stops again.  Each task asks for ``num_cpus`` CPUs and
+    ``num_gpus`` GPUs (fractions allowed, e.g. 0.25 to pack four evaluations on
+    a GPU) and runs ``threads`` torch threads (default ``max(1, int(num_cpus))``).
+    ``workers`` (how many tasks are in flight) defaults to what the cluster's
+    resources fit at start.  Ray's own task retries are off: a task whose
+    worker died is retried by the search, ``max_retries`` times.
+    """
+
+    name = "ray"
+    _WAIT_SECONDS = 0.5  # ray.wait slice, so that Ctrl-C is handled promptly
+
+    def __init__(self, workers: int | None = None, *, address: str | None = None, num_cpus: float = 1,
+                 num_gpus: float = 0, max_retries: int = 2, threads: int | None = None,
+                 init_kwargs: dict[str, Any] | None = None):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ImportError(RAY_INSTALL_HINT) from None
+        for key, value, low in (("num_cpus", num_cpus, 0), ("num_gpus", num_gpus, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low:
+                raise ValueError(f"RayExecutor: {key} must be a non-negative number, got {value!r}")
+        if num_cpus == 0 and num_gpus == 0:
+            raise ValueError("RayExecutor: a task needs num_cpus > 0 or num_gpus > 0")
+        super().__init__(workers, max_retries=max_retries,
+                         threads=max(1, int(num_cpus)) if threads is None else threads)
+        self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
+        self.init_kwargs = dict(init_kwargs or {})
+        self._fixed_workers = workers
+        self._owns_ray = False
+        self._task = None
+
+    def start(self) -> None:
+        import ray
+
+        if self._task is not None:
+            return
+        if not ray.is_initialized():
+            ray.init(address=self.address, **self.init_kwargs)
+            self._owns_ray = True
+        if self._fixed_workers is None:
+            resources = ray.cluster_resources()
+            fits = int(min(resources.get(name, 0.0) / need
+                           for name, need in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if need > 0))
+            if fits < 1:
+                raise ValueError(f"the Ray cluster (CPU={resources.get('CPU', 0)}, GPU={resources.get('GPU', 0)}) "
+                                 f"fits no task of num_cpus={self.num_cpus}, num_gpus={self.num_gpus}; pass "
+                                 "workers= to submit tasks anyway (e.g. to an autoscaling cluster)")
+            self._workers = fits
+        self._task = ray.remote(_ray_task)
+
+    def share(self, obj: Any) -> Any:
+        import ray
+
+        self.start()
+        return ray.put(obj)
+
+    def submit(self, fn: Callable, *args) -> Any:
+        self.start()
+        task = self._task.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0,
+                                  name=getattr(fn, "__name__", "task"))
+        return task.remote(fn, self.threads, *args)
+
+    def wait(self, handles: Iterable[Any]) -> list[Any]:
+        import ray
+
+        handles = list(handles)
+        while True:
+            ready, _ = ray.wait(handles, num_returns=1, timeout=self._WAIT_SECONDS)
+            if ready:
+                more, _ = ray.wait([h for h in handles if h not in ready], num_returns=len(handles) - len(ready),
+                                   timeout=0)
+                return ready + more
+
+    def result(self, handle: Any) -> Any:
+        import ray
+        from ray import exceptions as rex
+
+        died = (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError, rex.ObjectLostError,
+                rex.OutOfMemoryError)
+        try:
+            return ray.get(handle)
+        except died as exc:
+            raise WorkerDied(f"Ray task lost: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from exc
+        except rex.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None
+
+    def cancel(self, handles: Iterable[Any]) -> None:
+        import ray
+
+        for handle in handles:
+            with contextlib.suppress(Exception):  # already finished or gone
+                ray.cancel(handle, force=True)
+
+    def shutdown(self) -> None:
+        self._task = None
+        if self._owns_ray:
+            import ray
+
+            ray.shutdown()
+            self._owns_ray = False
+            if self._fixed_workers is None:
+                self._workers = None
+
+    def __repr__(self) -> str:
+        return (f"RayExecutor(workers={self._workers if self._workers is not None else 'auto'}, "
+                f"address={self.address!r}, num_cpus={self.num_cpus}, num_gpus={self.num_gpus}, "
+                f"max_retries={self.max_retries}, threads={self.threads})")
+
+
+# -- by name -----------------------------------------------------------------------------------------
+_EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (InlineExecutor, ProcessExecutor, RayExecutor)}
+
+
+def available_executors() -> list[str]:
+    """Names accepted by :func:`create_executor`."""
+    return list(_EXECUTORS)
+
+
+def create_executor(executor: Executor | str | None = None, workers: int | None = None, **kwargs) -> Executor:
+    """An executor from a name (``"inline"``, ``"processes"``, ``"ray"``; ``None`` is inline) or an instance.
+
+    ``workers`` and ``kwargs`` go to the executor's constructor (an instance
+    is returned as it is and takes neither).
+    """
+    if isinstance(executor, Executor):
+        if workers is not None or kwargs:
+            raise ValueError(f"give workers and other options to the executor's constructor, not with an "
+                             f"instance: {executor!r}")
+        return executor
+    name = "inline" if executor is None else executor
+    if not isinstance(name, str):
+        raise TypeError(f"executor must be a name ({', '.join(map(repr, _EXECUTORS))}) or an Executor instance, "
+                        f"got {type(executor).__name__}: {executor!r}")
+    if name not in _EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; available: {', '.join(map(repr, _EXECUTORS))}")
+    if workers is not None:
+        kwargs["workers"] = workers
+    return _EXECUTORS[name](**kwargs)
