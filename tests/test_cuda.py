@@ -35,9 +35,11 @@ def test_cuda_matches_cpu_closely(digits):
     cpu = GPU.replace(device="cpu")
     a = train(build_model(SPACE, ARCH, digits, cpu, 2), digits, cpu, epochs=2, seed=2, validate=False)
     b = train(build_model(SPACE, ARCH, digits, GPU, 2), digits, GPU, epochs=2, seed=2, validate=False)
-    # same initialisation, data order and augmentation: only float rounding differs, which
-    # SGD amplifies over many steps, so compare the first steps closely and the rest loosely
-    assert b.minibatch_losses[0][:3] == pytest.approx(a.minibatch_losses[0][:3], rel=1e-3)
+    # same initialisation, data order and augmentation: the first loss (before any update) agrees
+    # closely; later ones differ by float rounding (cuDNN may use TF32 on Ampere/Hopper), which SGD
+    # amplifies over the steps
+    assert b.minibatch_losses[0][0] == pytest.approx(a.minibatch_losses[0][0], rel=1e-3)
+    assert b.minibatch_losses[0][1:3] == pytest.approx(a.minibatch_losses[0][1:3], rel=0.05)
     assert b.train_loss[-1] < b.train_loss[0] and a.train_loss[-1] < a.train_loss[0]
 
 
@@ -77,3 +79,15 @@ def test_cuda_oom_is_recorded_failed_and_search_goes_on(digits):
         proto = GPU
         train(OOMSpace(archs[1]).build(SPACE.from_string(archs[1]), 10, in_channels=1, C=8, N=1),
               digits, proto, epochs=1)
+
+
+def test_processes_executor_trains_on_cuda(digits):
+    import numpy as np
+
+    from nas_engine.strategies import FixedList
+
+    archs = [SPACE.sample(np.random.default_rng(i)).string for i in range(4)]
+    r = Search(FixedList(archs), "nb201", TSEEMA(epochs=2), data=digits, protocol=GPU, executor="processes",
+               workers=2, budget=Budget(evaluations=4), progress=False).run()
+    assert sorted(e.arch.string for e in r.history) == sorted(archs)
+    assert all(e.ok and e.curve.info["device"].startswith("cuda") for e in r.history)
