@@ -8,7 +8,9 @@ def test_list(capsys):
     out = json.loads(capsys.readouterr().out)
     assert "tse-ema" in out["estimator"] and "nb201" in out["space"]
     assert main(["list"]) == 0
-    assert "strategy: fixed, random, regularized-evolution" in capsys.readouterr().out
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert {"fixed", "random", "regularized-evolution"} <= set(lines["strategy"].split(", "))
+    assert "tse-ema" in lines["estimator"].split(", ") and lines["space"].split(", ")[0] == "nb201"
 
 
 ARGS = ["search", "--strategy", "random", "--space", "nb201", "--estimator", "tse-ema", "--data", "digits",

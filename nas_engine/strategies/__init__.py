@@ -1,8 +1,9 @@
 """Strategies: one module per strategy; importing this package registers the built-ins."""
 
 from .base import Strategy
+from .bo import BayesianOptimization
 from .evolution import RegularizedEvolution
 from .fixed import FixedList
 from .random import RandomSearch
 
-__all__ = ["Strategy", "FixedList", "RandomSearch", "RegularizedEvolution"]
+__all__ = ["Strategy", "BayesianOptimization", "FixedList", "RandomSearch", "RegularizedEvolution"]
