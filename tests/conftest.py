@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,28 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def stored_records(store: Path) -> list[dict]:
+    """The records of a run store's evaluations.jsonl (empty if none yet)."""
+    path = Path(store) / "evaluations.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kill_after_records(args: list[str], store: Path, at_least: int, *, env: dict, cwd: Path,
+                       timeout: float = 300) -> list[dict]:
+    """Run ``args``, SIGKILL it once its store holds ``at_least`` records; return those records."""
+    proc = subprocess.Popen(args, cwd=cwd, env=env)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
+            if len(stored_records(store)) >= at_least:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the search finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return stored_records(store)

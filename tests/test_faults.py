@@ -6,8 +6,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -21,7 +19,7 @@ from nas_engine.executors import InlineExecutor, ProcessExecutor
 from nas_engine.search import EvaluationWarning, RemoteTraceback
 from nas_engine.strategies import FixedList, RandomSearch
 
-from .conftest import TINY
+from .conftest import TINY, kill_after_records, stored_records
 from .faulty import REMOTE, Cheap, Faulty, InterruptingList, archs, make_executor
 from .test_search import PoisonedNB201
 
@@ -35,10 +33,6 @@ def run(strategy, estimator, executor, n, space="nb201", **kw):
 
 def by_arch(result):
     return {e.arch.string: e for e in result.history}
-
-
-def records(store: Path) -> list[dict]:
-    return [json.loads(line) for line in (store / "evaluations.jsonl").read_text().splitlines()]
 
 
 # -- candidates that fail --------------------------------------------------------------------------------
@@ -58,7 +52,7 @@ def test_diverging_and_raising_candidates_are_recorded_failed(kind, request, tmp
         assert got[a].status == "failed" and got[a].score == -math.inf
     assert all(got[a].ok and math.isfinite(got[a].score) for a in (listed[0], listed[2], listed[4]))
     assert r.best.arch.string not in (listed[1], listed[3])
-    stored = {rec["arch"]: rec for rec in records(tmp_path / "s")}
+    stored = {rec["arch"]: rec for rec in stored_records(tmp_path / "s")}
     assert stored[listed[3]]["status"] == "failed" and stored[listed[3]]["score"] == -math.inf
 
 
@@ -68,7 +62,7 @@ def test_the_same_error_on_the_first_three_candidates_is_raised(kind, request, t
     estimator = Faulty(dict.fromkeys(listed, "raise"))
     with pytest.warns(EvaluationWarning), pytest.raises(ValueError, match="injected error") as info:
         run(FixedList(listed), estimator, make_executor(kind, request), 6, store=str(tmp_path / "s"))
-    assert [rec["status"] for rec in records(tmp_path / "s")] == ["failed"] * 3  # recorded before raising
+    assert [rec["status"] for rec in stored_records(tmp_path / "s")] == ["failed"] * 3  # recorded before raising
     assert "the first 3 evaluation(s) of this search run all failed with ValueError" in "".join(
         getattr(info.value, "__notes__", []))
     if kind == "processes":  # the worker's traceback comes along
@@ -123,7 +117,7 @@ def test_ctrl_c_in_tell_keeps_finished_results_and_resume_completes(tmp_path):
     full = run(FixedList(listed), Cheap(), "inline", 6)
     with pytest.raises(KeyboardInterrupt):
         run(InterruptingList(listed, at=3), Cheap(), "inline", 6, store=str(store))
-    assert [rec["arch"] for rec in records(store)] == listed[:3]  # the third was recorded before its tell
+    assert [rec["arch"] for rec in stored_records(store)] == listed[:3]  # the third was recorded before its tell
     state = json.loads((store / "state.json").read_text())
     assert state["n_records"] == 2 and state["pending"] == [listed[2]]
     resumed = run(FixedList(listed), Cheap(), "inline", 6, store=str(store))
@@ -138,7 +132,7 @@ def test_sigint_cancels_work_in_flight_and_resume_completes(kind, request, tmp_p
         run(InterruptingList(listed, at=2, how="signal"), Cheap(sleep=0.3), make_executor(kind, request), 6,
             store=str(store))
     assert multiprocessing.active_children() == []  # the workers are gone
-    done = [rec["arch"] for rec in records(store)]
+    done = [rec["arch"] for rec in stored_records(store)]
     assert len(done) == 2 and set(done) <= set(listed[:4])
     state = json.loads((store / "state.json").read_text())
     assert set(state["pending"]) & set(done) <= {done[-1]}  # the last record's tell was interrupted
@@ -154,7 +148,7 @@ def test_resume_when_a_later_proposal_finished_first(request, tmp_path):
     slow_first = Faulty({listed[0]: "sleep"})
     with pytest.raises(KeyboardInterrupt):
         run(InterruptingList(listed, at=1), slow_first, make_executor("processes", request), 4, store=str(store))
-    assert [rec["arch"] for rec in records(store)] == [listed[1]]
+    assert [rec["arch"] for rec in stored_records(store)] == [listed[1]]
     assert json.loads((store / "state.json").read_text())["pending"] == listed[:2]
     resumed = run(FixedList(listed), slow_first, "inline", 4, store=str(store))
     assert [e.arch.string for e in resumed.history] == [listed[1], listed[0], listed[2], listed[3]]
@@ -191,20 +185,8 @@ def test_driver_killed_with_workers_in_flight_resumes_losing_nothing(tmp_path):
     n, store = 8, tmp_path / "store"
     marker = f"NAS_ENGINE_TEST_DRIVER={tmp_path}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_ENGINE_TEST_DRIVER": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(store), str(n)], cwd=ROOT, env=env)
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if (store / "evaluations.jsonl").exists() and len(records(store)) >= 3:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    done_before = [rec["arch"] for rec in records(store)]
+    done_before = [rec["arch"] for rec in kill_after_records([sys.executable, "-c", _DRIVER, str(store), str(n)],
+                                                             store, 3, env=env, cwd=ROOT)]
     assert 3 <= len(done_before) < n
     if sys.platform.startswith("linux"):  # the driver's workers (and fork server) exit too
         deadline = time.time() + 30

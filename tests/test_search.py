@@ -1,11 +1,8 @@
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import StoreMismatchError
 from nas_engine.strategies import FixedList
 
-from .conftest import TINY
+from .conftest import TINY, kill_after_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,22 +131,9 @@ def test_resume_after_kill_loses_nothing_and_retrains_nothing(tmp_path, monkeypa
     """A search process killed with SIGKILL mid-run resumes to the uninterrupted result."""
     n = 10
     store = tmp_path / "store"
-    records = store / "evaluations.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(store), str(n)], cwd=ROOT, env=env)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if records.exists() and len(records.read_text().splitlines()) >= 4:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the worker finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    done_before = [json.loads(line)["arch"] for line in records.read_text().splitlines()]
+    done_before = [r["arch"] for r in kill_after_records([sys.executable, "-c", _WORKER, str(store), str(n)],
+                                                         store, 4, env=env, cwd=ROOT, timeout=120)]
     assert 4 <= len(done_before) < n
 
     trained = []
