@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--evaluations", type=int, default=None, help="budget: number of evaluations")
     s.add_argument("--budget-epochs", type=float, default=None, help="budget: total training epochs")
     s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds")
+    s.add_argument("--budget-cost-seconds", type=float, default=None,
+                   help="budget: charged training seconds (sum of the evaluations' costs)")
     _add_training_args(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--executor", default="inline", choices=available_executors(),
@@ -110,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     bb.add_argument("--seed", type=int, default=0)
     bb.add_argument("--out", required=True, help="output directory (store + table.jsonl)")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt = bsub.add_parser("table", help="write DIR/table.jsonl from the architectures a (stopped or running) "
+                                       "build in DIR has finished")
+    bt.add_argument("--out", required=True, help="the build's output directory")
     return p
 
 
@@ -168,8 +173,13 @@ def _cmd_correlate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .benchmarks import build_table
+    from .benchmarks import build_table, table_from_store
     from .registry import spaces
+
+    if args.bench_command == "table":
+        table = table_from_store(args.out)
+        print(f"wrote {len(table)} finished architectures to {table.path}")
+        return 0
 
     if args.epochs is None:
         raise ValueError("bench build needs --epochs T_end (the whole schedule every architecture is trained for)")
@@ -209,9 +219,10 @@ def _cmd_search(args) -> int:
     estimator = create("estimator", args.estimator, **est_kw)
     protocol = _protocol(args, getattr(estimator, "epochs", 1))
     data = _data(args)
-    if args.evaluations is None and args.budget_epochs is None and args.budget_seconds is None:
+    if all(v is None for v in (args.evaluations, args.budget_epochs, args.budget_seconds, args.budget_cost_seconds)):
         args.evaluations = 10
-    budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds)
+    budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
+                    cost_seconds=args.budget_cost_seconds)
     executor = create_executor(args.executor, args.workers, **dict(args.executor_arg))
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))

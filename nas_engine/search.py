@@ -108,30 +108,38 @@ SYSTEMATIC_FAILURES = 3
 
 @dataclass(frozen=True)
 class Budget:
-    """Limits of a search: any of evaluations, charged training epochs, wall seconds.
+    """Limits of a search: any of evaluations, charged training epochs, wall seconds, charged seconds.
 
+    ``seconds`` is the search's wall-clock time; ``cost_seconds`` is the sum of
+    the evaluations' charged ``cost_seconds`` (the training time they report;
+    in tabular mode the table's *recorded* training time, so a tabular search
+    can be limited to "what this would have cost to train").
     The search stops before starting a candidate once a limit is reached.
     Candidates in flight count as evaluations, so ``evaluations`` is never
-    exceeded; they are finished, so ``epochs``/``seconds`` may be exceeded by
-    the candidates in flight (at most one per worker).
+    exceeded; they are finished, so ``epochs``/``seconds``/``cost_seconds`` may
+    be exceeded by the candidates in flight (at most one per worker).
     """
 
     evaluations: int | None = None
     epochs: float | None = None
     seconds: float | None = None
+    cost_seconds: float | None = None
+
+    _LIMITS = ("evaluations", "epochs", "seconds", "cost_seconds")
 
     def __post_init__(self):
-        if self.evaluations is None and self.epochs is None and self.seconds is None:
-            raise ValueError("Budget needs at least one limit: evaluations=, epochs= or seconds=")
-        for name in ("evaluations", "epochs", "seconds"):
+        if all(getattr(self, name) is None for name in self._LIMITS):
+            raise ValueError("Budget needs at least one limit: evaluations=, epochs=, seconds= or cost_seconds=")
+        for name in self._LIMITS:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
                 raise ValueError(f"Budget.{name} must be a positive number or None, got {v!r}")
 
-    def exhausted(self, n_evaluations: int, epochs: float, seconds: float) -> bool:
+    def exhausted(self, n_evaluations: int, epochs: float, seconds: float, cost_seconds: float = 0.0) -> bool:
         return ((self.evaluations is not None and n_evaluations >= self.evaluations)
                 or (self.epochs is not None and epochs >= self.epochs)
-                or (self.seconds is not None and seconds >= self.seconds))
+                or (self.seconds is not None and seconds >= self.seconds)
+                or (self.cost_seconds is not None and cost_seconds >= self.cost_seconds))
 
 
 @dataclass
@@ -453,6 +461,7 @@ class _Run:
         self.running: list[_InFlight] = []
         self.done = {e.arch.string: e for e in history if not e.cached}
         self.epochs_used = math.fsum(e.epochs for e in history)
+        self.cost_used = math.fsum(e.cost_seconds for e in history)
         self.elapsed_before = elapsed_before
         self.t_start = time.perf_counter()
         self.first_outcomes: list[Outcome] = []  # of the first evaluations this run trains
@@ -502,7 +511,8 @@ class _Run:
         """Start proposals until every worker is busy, the budget is spent or the strategy has none now."""
         budget = self.search.budget
         while (len(self.running) < self.executor.workers
-               and not budget.exhausted(len(self.history) + len(self.running), self.epochs_used, self.elapsed())):
+               and not budget.exhausted(len(self.history) + len(self.running), self.epochs_used, self.elapsed(),
+                                             self.cost_used)):
             if not self.queued:
                 proposed = self.strategy.ask()
                 if not proposed:
@@ -564,6 +574,7 @@ class _Run:
         if not ev.cached:
             self.done[ev.arch.string] = ev
         self.epochs_used += ev.epochs
+        self.cost_used += ev.cost_seconds
         if self.store is not None:
             self.store.append({**ev.to_record(), "elapsed": self.elapsed()})
         self.strategy.tell([ev])

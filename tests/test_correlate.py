@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from nas_engine.benchmarks import build_table
+from nas_engine.benchmarks import JsonlCurveTable, build_table, table_from_store
 from nas_engine.cli import main
 from nas_engine.correlate import collect_curves, correlate, model_costs, sample_architectures
 from nas_engine.curves import LearningCurve
@@ -85,6 +85,15 @@ def test_build_table_writes_full_curves_and_test_accuracy(built):
     # rebuilding resumes from the store: same table, nothing retrained
     again = build_table(SPACE, data, proto, archs=4, out=out, seed=3, progress=False)
     assert [again.curve(a) for a in again.archs()] == [table.curve(a) for a in table.archs()]
+    # a stopped build's store alone gives the same table (here: the finished build's)
+    (out / "table.jsonl").unlink()
+    assert main(["bench", "table", "--out", str(out)]) == 0
+    from_store = JsonlCurveTable(out / "table.jsonl")
+    assert from_store.archs() == table.archs()
+    assert all(from_store.curve(a) == table.curve(a) and from_store.final_accuracy(a) == table.final_accuracy(a)
+               for a in table.archs())
+    with pytest.raises(FileNotFoundError, match="no benchmark build"):
+        table_from_store(out / "nothing-here")
 
 
 def test_search_and_correlate_on_a_built_table(built):

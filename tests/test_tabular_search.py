@@ -125,3 +125,18 @@ def test_store_keeps_live_and_tabular_runs_apart(nats, tmp_path):
         search(5, data="digits", protocol=TINY).run()
     with pytest.raises(StoreMismatchError, match="differs in: .*table"):
         search(5, data=None, table=NATSBench(nats.path, hp="12")).run()
+
+
+def test_budget_in_charged_seconds_stops_on_recorded_time(nats):
+    """``Budget(cost_seconds=)`` counts the table's recorded training time, not this process's wall time."""
+    space = nats.restrict(NB201Space())
+    per_arch = {a: recorded_train_seconds(nats.index(space.from_string(a)), 4) for a in nats.archs()}
+    limit = 1.5 * min(per_arch.values())  # reached by the second distinct evaluation at the latest
+    r = Search(RandomSearch(repeats=False), space, TSE(epochs=4), data=None, table=nats,
+               budget=Budget(cost_seconds=limit), progress=False).run()
+    charged = [e.cost_seconds for e in r.history]
+    assert charged == pytest.approx([per_arch[e.arch.string] for e in r.history])
+    assert sum(charged[:-1]) < limit <= sum(charged)  # stopped at the first candidate that reached the limit
+    assert r.seconds < limit  # tabular: far less wall time than charged
+    with pytest.raises(ValueError, match="cost_seconds"):
+        Budget(cost_seconds=0)

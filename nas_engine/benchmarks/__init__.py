@@ -9,11 +9,12 @@
 * :class:`RestrictedSpace` — a search space restricted to a table's architectures.
 """
 
-from .builder import FullTraining, build_table
+from .builder import FullTraining, build_table, table_from_store
 from .nats import NATSBench
 from .nb201_table import NB201Table
 from .table import CurveTable, JsonlCurveTable, RestrictedSpace
 
 __all__ = [
     "CurveTable", "JsonlCurveTable", "NB201Table", "NATSBench", "RestrictedSpace", "FullTraining", "build_table",
+    "table_from_store",
 ]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..data import Dataset
     from ..training import Protocol
 
-__all__ = ["build_table", "FullTraining"]
+__all__ = ["build_table", "table_from_store", "FullTraining"]
 
 
 class FullTraining(CurveEstimator):
@@ -84,19 +84,46 @@ def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
     if isinstance(archs, int):
         archs = sample_architectures(space, archs, seed=seed)
     archs = [a.string if isinstance(a, Architecture) else a for a in archs]
-    result = Search(FixedList(archs), space, FullTraining(epochs=protocol.epochs), data=data, protocol=protocol,
-                    budget=Budget(evaluations=len(archs)), seed=seed, store=str(out / "store"),
-                    progress=progress).run()
+    Search(FixedList(archs), space, FullTraining(epochs=protocol.epochs), data=data, protocol=protocol,
+           budget=Budget(evaluations=len(archs)), seed=seed, store=str(out / "store"), progress=progress).run()
+    return table_from_store(out, space)
+
+
+def table_from_store(out: str | Path, space: SearchSpace | None = None) -> JsonlCurveTable:
+    """Write ``out/table.jsonl`` (and ``out/failed.json``) from what the build in ``out/store`` has finished.
+
+    :func:`build_table` ends with this; called on its own, it turns a build that
+    was stopped part-way (or is still running) into a table of the
+    architectures trained so far.  ``space`` defaults to the registered space
+    named in the store's config.
+    """
+    from ..registry import spaces
+    from ..search import Evaluation
+    from ..store import RunStore
+
+    out = Path(out)
+    store = RunStore(out / "store")
+    config = store.config()
+    if config is None:
+        raise FileNotFoundError(f"no benchmark build in {str(out)!r}: expected a search store at {str(out / 'store')!r}"
+                                " (written by build_table / nas-engine bench build)")
+    if space is None:
+        space = spaces.create(config["space"] if isinstance(config["space"], str) else config["space"]["name"])
+    protocol = {k: v for k, v in config["protocol"].items() if k != "device"}
     rows: list[dict[str, Any]] = []
     failed = []
-    for ev in result.history:
+    for rec in store.records():
+        ev = Evaluation.from_record(rec, space)
+        if ev.cached:
+            continue
         if not ev.ok:
             failed.append({"arch": ev.arch.string, "reason": ev.reason})
             continue
         info = {k: ev.info[k] for k in ("final_loss", "truth_split")}
         rows.append({"arch": ev.arch.string, "space": space.name, "curve": ev.curve.to_dict(),
                      "final_accuracy": ev.info["final_accuracy"], "params": int(ev.info["params"]),
-                     "info": {**info, "seed": ev.seed, "data": data.fingerprint(),
-                              "protocol": {k: v for k, v in protocol.to_dict().items() if k != "device"}}})
+                     "info": {**info, "seed": ev.seed, "data": config["data"], "protocol": protocol}})
+    if not rows:
+        raise ValueError(f"the build in {str(out)!r} has no finished architecture yet")
     (out / "failed.json").write_text(json.dumps(failed, indent=2))
     return JsonlCurveTable.write(out / "table.jsonl", rows)
