@@ -57,11 +57,13 @@ from nas_engine.strategies import BayesianOptimization, RandomSearch, Regularize
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-def strategies(names: list[str]) -> dict[str, callable]:
+def strategies(names: list[str], bo_fit_maxiter: int) -> dict[str, callable]:
     """Fresh strategy instances by label (10 random initial points each, as in the paper)."""
-    # RE: a small population (P=10, tournament 3) suited to a table of a few hundred architectures.
-    made = {"RE": lambda: RegularizedEvolution(population_size=10, sample_size=3, scale_to_budget=False),
-            "BO": lambda: BayesianOptimization(initial_points=10),
+    # RE: a small population (P=10, tournament 3) suited to a table of a few hundred architectures, and
+    # no re-proposals (on a small table nearest-neighbour mutations otherwise cycle among a few architectures).
+    made = {"RE": lambda: RegularizedEvolution(population_size=10, sample_size=3, scale_to_budget=False,
+                                               repeats=False),
+            "BO": lambda: BayesianOptimization(initial_points=10, fit_maxiter=bo_fit_maxiter),
             "Random": lambda: RandomSearch(repeats=False)}
     unknown = [n for n in names if n not in made]
     if unknown:
@@ -146,6 +148,9 @@ def main(argv=None) -> int:
     p.add_argument("--strategies", default="RE,BO,Random")
     p.add_argument("--T", type=int, default=10, help="early budget of TSE-EMA and early ValAcc")
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--bo-seeds", type=int, default=None, help="seeds for BO (default: --seeds; BO is the slow one)")
+    p.add_argument("--bo-fit-maxiter", type=int, default=50,
+                   help="L-BFGS iterations per GP fit (the strategy's default is 200)")
     p.add_argument("--budget", type=float, default=30.0,
                    help="charged-time budget per run, in units of the mean full-schedule training time")
     p.add_argument("--out", default=str(ROOT / "reproduce" / "results" / "query_based_search"))
@@ -173,13 +178,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = np.geomspace(full_seconds * 0.05, budget_seconds, 200)
-    strats, ests = strategies(args.strategies.split(",")), estimators(args.T, T_end)
+    strats, ests = strategies(args.strategies.split(","), args.bo_fit_maxiter), estimators(args.T, T_end)
     traces, grids, walls = [], {k: {} for k in truths}, {}
     for s_name, make_s in strats.items():
         for e_name, make_e in ests.items():
             per_seed = {k: [] for k in truths}
             t0 = time.perf_counter()
-            for seed in range(args.seeds):
+            n_seeds = args.bo_seeds if s_name == "BO" and args.bo_seeds else args.seeds
+            for seed in range(n_seeds):
                 tr, _ = run_one(make_s(), make_e(), table, space, budget_seconds, seed)
                 traces.append(tr.assign(strategy=s_name, estimator=e_name, seed=seed))
                 for k, t in truths.items():
@@ -194,6 +200,7 @@ def main(argv=None) -> int:
 
     pd.concat(traces).to_csv(out / "traces.csv", index=False)
     rows, summary = [], {"source": source, "T": args.T, "T_end": T_end, "seeds": args.seeds,
+                         "bo_seeds": args.bo_seeds or args.seeds, "bo_fit_maxiter": args.bo_fit_maxiter,
                          "mean_full_training_seconds": full_seconds, "budget_seconds": budget_seconds,
                          "budget_full_trainings": args.budget, "wall_seconds": {}, "results": {}}
     for k, g in grids.items():
@@ -202,7 +209,8 @@ def main(argv=None) -> int:
         curves = {key: mean_se(x) for key, x in g.items()}
         name = "incumbent_error.png" if k == "table" else f"incumbent_error_{k}.png"
         what = "table's test error after T_end" if k == "table" else "NB201 200-epoch CIFAR-10 test error"
-        plot(curves, grid, out / name, f"{source}; truth: {what}; mean +- SE over {args.seeds} seeds", best_err)
+        n_runs = f"{args.seeds} seeds" + (f" ({args.bo_seeds} for BO)" if args.bo_seeds else "")
+        plot(curves, grid, out / name, f"{source}; truth: {what}; mean +- SE over {n_runs}", best_err)
         for (s_name, e_name), x in g.items():
             for f in FRACTIONS:
                 j = int(np.searchsorted(grid, f * budget_seconds, side="left").clip(0, len(grid) - 1))
@@ -214,7 +222,8 @@ def main(argv=None) -> int:
         # paired (same seed) BO - random difference at each fraction, per estimator
         if "BO" in strats and "Random" in strats:
             for e_name in ests:
-                d = g[("BO", e_name)] - g[("Random", e_name)]
+                n = min(len(g[("BO", e_name)]), len(g[("Random", e_name)]))  # paired: the same seeds
+                d = g[("BO", e_name)][:n] - g[("Random", e_name)][:n]
                 for f in FRACTIONS:
                     j = int(np.searchsorted(grid, f * budget_seconds, side="left").clip(0, len(grid) - 1))
                     col = d[:, j][~np.isnan(d[:, j])]

@@ -120,3 +120,23 @@ def test_random_without_repeats_by_canonical_class():
     assert len(set(keys)) == 300
     with pytest.raises(ValueError, match="dedupe must be 'string' or 'canonical'"):
         RandomSearch(dedupe="graph")
+
+
+def test_re_without_repeats_never_reproposes_and_ends_when_exhausted():
+    from nas_engine.benchmarks import RestrictedSpace
+
+    small = RestrictedSpace(SPACE, [SPACE.sample(np.random.default_rng(i)).string for i in range(12)])
+    for repeats, expect_all_new in ((True, False), (False, True)):
+        s = RegularizedEvolution(population_size=3, sample_size=2, scale_to_budget=False, repeats=repeats)
+        s.setup(small, ctx(space=small, seed=4))
+        proposed = []
+        for i in range(40):
+            out = s.ask()
+            if not out:
+                break
+            proposed.append(out[0].string)
+            s.tell([ev(i, out[0], float(len(proposed) % 5))])
+        if expect_all_new:
+            assert len(proposed) == len(set(proposed)) == len(small)  # every architecture once, then []
+        else:
+            assert len(proposed) == 40 and len(set(proposed)) < 40  # the default re-proposes on a small space

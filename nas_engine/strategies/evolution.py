@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..registry import strategies
-from ..spaces.base import Architecture, Mutable
+from ..spaces.base import Architecture, Enumerable, Mutable
 from .base import Strategy
 
 __all__ = ["RegularizedEvolution"]
+
+_MUTATION_TRIES = 100
 
 
 @strategies.register("regularized-evolution")
@@ -35,7 +37,8 @@ class RegularizedEvolution(Strategy):
 
     requires = (Mutable,)
 
-    def __init__(self, population_size: int = 100, sample_size: int = 10, scale_to_budget: bool = True):
+    def __init__(self, population_size: int = 100, sample_size: int = 10, scale_to_budget: bool = True,
+                 repeats: bool = True):
         if not isinstance(population_size, int) or population_size < 2:
             raise ValueError(f"RegularizedEvolution: population_size must be an integer >= 2, got {population_size!r}")
         if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
@@ -44,10 +47,11 @@ class RegularizedEvolution(Strategy):
         self.population_size = population_size
         self.sample_size = sample_size
         self.scale_to_budget = bool(scale_to_budget)
+        self.repeats = bool(repeats)
 
     def get_params(self) -> dict[str, Any]:
         return {"population_size": self.population_size, "sample_size": self.sample_size,
-                "scale_to_budget": self.scale_to_budget}
+                "scale_to_budget": self.scale_to_budget, "repeats": self.repeats}
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)
@@ -60,15 +64,38 @@ class RegularizedEvolution(Strategy):
         self.P, self.S = P, min(S, P)
         self._population: deque[tuple[Architecture, float]] = deque()
         self._n_asked = 0
+        self._proposed: set[str] = set()
 
     def ask(self) -> list[Architecture]:
         self._n_asked += 1
         if self._n_asked <= self.P or not self._population:
-            return [self.space.sample(self.rng)]
-        idx = self.rng.choice(len(self._population), size=min(self.S, len(self._population)), replace=False)
-        scores = np.array([self._population[i][1] for i in idx])
-        parent = self._population[int(idx[int(np.argmax(scores))])][0]
-        return [self.space.mutate(parent, self.rng)]
+            child = self.space.sample(self.rng)
+        else:
+            idx = self.rng.choice(len(self._population), size=min(self.S, len(self._population)), replace=False)
+            scores = np.array([self._population[i][1] for i in idx])
+            parent = self._population[int(idx[int(np.argmax(scores))])][0]
+            child = self.space.mutate(parent, self.rng)
+            for _ in range(_MUTATION_TRIES if not self.repeats else 0):
+                if child.string not in self._proposed:
+                    break
+                child = self.space.mutate(parent, self.rng)
+        if not self.repeats and child.string in self._proposed:
+            child = self._unseen_sample()
+            if child is None:
+                return []  # the space is exhausted
+        self._proposed.add(child.string)
+        return [child]
+
+    def _unseen_sample(self) -> Architecture | None:
+        """A uniform sample not proposed yet (None when there is none)."""
+        for _ in range(_MUTATION_TRIES):
+            a = self.space.sample(self.rng)
+            if a.string not in self._proposed:
+                return a
+        if isinstance(self.space, Enumerable):
+            rest = [a for a in self.space.enumerate() if a.string not in self._proposed]
+            return rest[int(self.rng.integers(len(rest)))] if rest else None
+        return None
 
     def tell(self, evaluations: Sequence) -> None:
         for ev in evaluations:
@@ -83,10 +110,11 @@ class RegularizedEvolution(Strategy):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "n_asked": self._n_asked, "P": self.P, "S": self.S,
-                "population": [[a.string, s] for a, s in self._population]}
+                "population": [[a.string, s] for a, s in self._population], "proposed": sorted(self._proposed)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._n_asked = int(state["n_asked"])
         self.P, self.S = int(state["P"]), int(state["S"])  # keep the sizes of the run being resumed
         self._population = deque((self.space.from_string(s), float(sc)) for s, sc in state["population"])
+        self._proposed = set(state.get("proposed", ()))
