@@ -16,6 +16,7 @@ from nas_engine.estimators.base import Context
 from nas_engine.estimators.zero_cost import (
     MEASURES,
     ZERO_COST_PROXIES,
+    _deterministic,
     compute_measure,
     draw_minibatch,
     zero_cost_scores,
@@ -186,6 +187,16 @@ def test_no_global_side_effects(ctx):
         scores = [create("estimator", n).estimate(MIXED, ctx).score for n in ALL]
     assert all(math.isfinite(s) for s in scores)
     assert flags() == before and torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_cudnn_settings_are_scoped_to_the_measurement():
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic)
+    with _deterministic(torch.device("cuda")):
+        assert (cudnn.benchmark, cudnn.deterministic) == (False, True)
+    assert (cudnn.benchmark, cudnn.deterministic) == before
+    with _deterministic(torch.device("cpu")):
+        assert (cudnn.benchmark, cudnn.deterministic) == before
 
 
 def test_in_a_search_and_in_correlate(digits, ctx):

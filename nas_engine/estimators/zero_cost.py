@@ -48,8 +48,8 @@ search seed ``ctx.seed`` -- the same minibatch for every architecture of a
 search, without augmentation.  ``Estimate.cost_seconds`` is the wall time of
 building, drawing and measuring; ``epochs`` is 0 and ``curve`` None.
 Nothing global changes: the torch RNG is forked, and on CUDA cuDNN is made
-deterministic only inside the measurement (``torch.backends.cudnn.flags``
-restores the previous settings).
+deterministic (no autotuning) only inside the measurement, its previous
+settings restored afterwards.
 
 :func:`zero_cost_scores` scores many architectures with many proxies on any
 :class:`~nas_engine.data.Dataset`, in the ``{name: {arch string: score}}``
@@ -301,9 +301,12 @@ def _deterministic(device: torch.device):
         yield
         return
     cudnn = torch.backends.cudnn
-    with cudnn.flags(enabled=cudnn.enabled, benchmark=False, benchmark_limit=cudnn.benchmark_limit,
-                     deterministic=True, allow_tf32=False):
+    previous = cudnn.benchmark, cudnn.deterministic
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
         yield
+    finally:
+        cudnn.benchmark, cudnn.deterministic = previous
 
 
 # ---------------------------------------------------------------------------------
