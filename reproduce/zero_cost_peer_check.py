@@ -18,9 +18,13 @@ one per architecture from the full training set, so data-dependent proxies
 cannot agree exactly.
 
 Scores are appended to ``scores.csv`` as they are computed (resumable: rerun
-to continue); architectures are visited in a seeded random order, and the
-expensive ``grasp`` only on the first ``--subset`` of that order (a uniformly
-random subset).  ``summary.csv`` / ``summary.md`` are rewritten at the end
+to continue); architectures are visited in a seeded random order, proxies in
+tiers (the data-free ones on every architecture first, then the
+data-dependent ones, then ``grasp``), and the expensive ``grasp`` only on the
+first ``--subset`` of that order, so that an interrupted run leaves each proxy
+scored on a uniformly random subset.  ``--seed-check N`` scores the first N
+architectures again with seed + 1 (new initialisation and minibatch) to show
+how much a proxy's ranking moves between two of our own runs.  ``summary.csv`` / ``summary.md`` are rewritten at the end
 (``--summarize`` rewrites them from ``scores.csv`` alone).
 
     OMP_NUM_THREADS=1 python reproduce/zero_cost_peer_check.py [--shared ../shared/data]
@@ -49,6 +53,8 @@ from nas_engine.registry import create  # noqa: E402
 #: our proxy name -> NASLib's column
 NASLIB_COLUMN = {"grad-norm": "grad_norm"}
 EXPENSIVE = ("grasp",)
+#: computed in this order, each over all architectures before the next: cheap data-free ones first
+TIERS = (("synflow", "params", "flops"), ("nwot", "jacov", "snip", "grad-norm", "fisher", "plain"), EXPENSIVE)
 
 
 def naslib_column(proxy: str) -> str:
@@ -73,7 +79,9 @@ def load_tables(shared: Path) -> pd.DataFrame:
     return peer
 
 
-def compute(args, peer: pd.DataFrame, out: Path) -> None:
+def compute(args, peer: pd.DataFrame, out: Path, *, seed: int, path: Path, limit: int | None = None,
+            proxies=None) -> None:
+    """Score the architectures (in the seed-``args.seed`` random order, the first ``limit``) into ``path``."""
     import torch
 
     from nas_engine.data import load_dataset
@@ -84,10 +92,9 @@ def compute(args, peer: pd.DataFrame, out: Path) -> None:
     space = NB201Space()
     data = load_dataset("cifar10", root=args.shared, n_train=args.n_train, n_val=0)
     protocol = Protocol(batch_size=args.batch_size, C=16, N=5, device=args.device)
-    ctx = Context(space=space, data=data, protocol=protocol, seed=args.seed)
-    ests = {p: create("estimator", p) for p in args.proxies}
-    order = list(np.random.default_rng(args.seed).permutation(list(peer.index)))
-    path = out / "scores.csv"
+    ctx = Context(space=space, data=data, protocol=protocol, seed=seed)
+    ests = {p: create("estimator", p) for p in (proxies or args.proxies)}
+    order = list(np.random.default_rng(args.seed).permutation(list(peer.index)))[:limit]
     done = set()
     if path.exists():
         done = {(r["arch_str"], r["proxy"]) for r in csv.DictReader(path.open())}
@@ -97,20 +104,59 @@ def compute(args, peer: pd.DataFrame, out: Path) -> None:
         if new:
             w.writerow(["arch_str", "proxy", "score", "cost_seconds"])
         t0 = time.time()
-        for i, s in enumerate(order):
-            arch = space.from_string(s)
-            for p, est in ests.items():
-                if (s, p) in done or (p in EXPENSIVE and i >= args.subset):
+        for tier in TIERS:
+            tier_ests = {p: est for p, est in ests.items() if p in tier}
+            for i, s in enumerate(order):
+                todo = [p for p in tier_ests if (s, p) not in done and not (p in EXPENSIVE and i >= args.subset)]
+                if not todo:
                     continue
-                e = est.estimate(arch, ctx)
-                w.writerow([s, p, repr(e.score), f"{e.cost_seconds:.4f}"])
-            f.flush()
-            if (i + 1) % 25 == 0:
-                print(f"{i + 1}/{len(order)} architectures, {time.time() - t0:.0f} s", flush=True)
+                arch = space.from_string(s)
+                for p in todo:
+                    e = tier_ests[p].estimate(arch, ctx)
+                    w.writerow([s, p, repr(e.score), f"{e.cost_seconds:.4f}"])
+                f.flush()
+                if (i + 1) % 25 == 0:
+                    print(f"{'/'.join(tier)}: {i + 1}/{len(order)} architectures, {time.time() - t0:.0f} s",
+                          flush=True)
+
+
+def has_dead_ops(arch_str: str) -> bool:
+    """Whether a conv or pooling edge of the cell feeds a node that cannot reach the output.
+
+    NB201's and NASLib's networks still compute such edges (and count their
+    FLOPs); ours skips them.
+    """
+    import networkx as nx
+
+    from nas_engine.spaces.nb201 import NB201Space
+
+    g = NB201Space().to_graph(NB201Space().from_string(arch_str))
+    live = nx.DiGraph([(u, v) for u, v, op in g.edges(data="op") if op != "none"])
+    needed = {3} | (nx.ancestors(live, 3) if 3 in live else set())
+    return any(op not in ("none", "skip_connect") and v not in needed for u, v, op in g.edges(data="op"))
+
+
+def flops_breakdown(ours: pd.DataFrame, peer: pd.DataFrame) -> list[str]:
+    """Spearman(ours, NASLib) for flops on the architectures where the counting conventions agree."""
+    mine = ours[ours.proxy == "flops"].drop_duplicates("arch_str").set_index("arch_str")["score"]
+    if mine.empty:
+        return []
+    theirs = peer.loc[mine.index, "flops"]
+    dead = np.array([has_dead_ops(a) for a in mine.index])
+    pool = np.array(["avg_pool_3x3" in a for a in mine.index])
+    lines = ["", "flops, ρ(ours, NASLib) by subset (NASLib also counts pooling and edges whose result never "
+             "reaches the cell output):", ""]
+    for name, keep in (("all", np.ones(len(mine), bool)), ("no dead conv/pool edges", ~dead),
+                       ("no dead edges and no pooling", ~dead & ~pool)):
+        rho = rank_corr(mine[keep].to_numpy(), theirs[keep].to_numpy())
+        lines.append(f"- {name}: n={int(keep.sum())}, ρ={rho:.3f}")
+    return lines
 
 
 def summarize(peer: pd.DataFrame, out: Path, args) -> pd.DataFrame:
     ours = pd.read_csv(out / "scores.csv")
+    check_path = out / f"scores_seed{args.seed + 1}.csv"
+    other = pd.read_csv(check_path) if check_path.exists() else None
     rows = []
     for p in ZERO_COST_PROXIES:
         mine = ours[ours.proxy == p].drop_duplicates("arch_str").set_index("arch_str")
@@ -129,19 +175,29 @@ def summarize(peer: pd.DataFrame, out: Path, args) -> pd.DataFrame:
             "naslib_nonfinite_or_-1e8": int((~np.isfinite(s_peer) | (s_peer == -1e8)).sum()),
             "mean_seconds": float(mine["cost_seconds"].mean()),
         })
+        if other is not None and (other.proxy == p).any():
+            again = other[other.proxy == p].drop_duplicates("arch_str").set_index("arch_str")
+            both = again.index.intersection(mine.index)
+            rows[-1]["n_seed_check"] = len(both)
+            rows[-1]["spearman_ours_vs_ours_other_seed"] = rank_corr(mine.loc[both, "score"].to_numpy(float),
+                                                                     again.loc[both, "score"].to_numpy(float))
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)
     lines = [
         f"NASLib's 725 NB201 CIFAR-10 architectures; ours: C=16, N=5, batch {args.batch_size}, seed {args.seed}, "
         "CPU, 1 thread.",
         "",
-        "| proxy | n | ρ(ours, NASLib) | ρ(ours, test acc) | ρ(NASLib, test acc) | s per arch |",
-        "|---|---|---|---|---|---|",
+        "| proxy | n | ρ(ours, NASLib) | ρ(ours, test acc) | ρ(NASLib, test acc) | s per arch | "
+        f"ρ(ours, ours seed {args.seed + 1}) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        check = r.get("spearman_ours_vs_ours_other_seed")
+        check = "" if check is None or pd.isna(check) else f"{check:.3f} (n={r['n_seed_check']})"
         lines.append(f"| {r['proxy']} | {r['n']} | {r['spearman_ours_vs_naslib']:.3f} | "
                      f"{r['spearman_ours_vs_test_acc']:.3f} | {r['spearman_naslib_vs_test_acc']:.3f} | "
-                     f"{r['mean_seconds']:.2f} |")
+                     f"{r['mean_seconds']:.2f} | {check} |")
+    lines += flops_breakdown(ours, peer)
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return df
@@ -159,6 +215,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--summarize", action="store_true", help="only rewrite the summary from scores.csv")
+    p.add_argument("--seed-check", type=int, default=0, metavar="N",
+                   help="instead of the main run: score the first N architectures again with seed+1 "
+                        "(new initialisation and minibatch), data-dependent proxies only, for the summary's "
+                        "seed-to-seed column")
     args = p.parse_args(argv)
     args.proxies = [x for x in args.proxies.split(",") if x]
     unknown = [x for x in args.proxies if x not in MEASURES]
@@ -170,8 +230,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     peer = load_tables(shared)
-    if not args.summarize:
-        compute(args, peer, out)
+    if args.seed_check:
+        compute(args, peer, out, seed=args.seed + 1, path=out / f"scores_seed{args.seed + 1}.csv",
+                limit=args.seed_check, proxies=[x for x in args.proxies if MEASURES[x].uses_data])
+    elif not args.summarize:
+        compute(args, peer, out, seed=args.seed, path=out / "scores.csv")
     summarize(peer, out, args)
     return 0
 
