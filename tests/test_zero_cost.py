@@ -16,6 +16,7 @@ from nas_engine.estimators.base import Context
 from nas_engine.estimators.zero_cost import (
     MEASURES,
     ZERO_COST_PROXIES,
+    ZeroCostEstimator,
     _deterministic,
     compute_measure,
     draw_minibatch,
@@ -60,6 +61,8 @@ def test_bad_configuration_is_rejected_early(digits):
         create("estimator", "snip", batch_size=0)
     with pytest.raises(ValueError, match="SynFlow does not read data; batch_size must be None"):
         create("estimator", "synflow", batch_size=8)
+    with pytest.raises(TypeError, match="ZeroCostEstimator.measure must name a registered zero-cost measure"):
+        ZeroCostEstimator()
     with pytest.raises(ValueError, match="unknown zero-cost measure 'snap'"):
         compute_measure("snap", nn.Linear(2, 2), torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="this context has no dataset"):

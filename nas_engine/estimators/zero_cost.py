@@ -322,6 +322,9 @@ class ZeroCostEstimator(Estimator):
     measure: str = ""
 
     def __init__(self, batch_size: int | None = None):
+        if self.measure not in MEASURES:
+            raise TypeError(f"{type(self).__name__}.measure must name a registered zero-cost measure "
+                            f"({', '.join(MEASURES)}), got {self.measure!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 1):
             raise ValueError(f"{type(self).__name__}: batch_size must be a positive integer or None, "
@@ -342,7 +345,7 @@ class ZeroCostEstimator(Estimator):
             raise ValueError(f"{type(self).__name__} needs training images, but dataset {ctx.data.name!r} has none")
 
     def estimate(self, arch: Architecture, ctx: Context) -> Estimate:
-        from ..training import build_model, resolve_device
+        from ..training import build_model, resolve_device, seeded
 
         self.validate_context(ctx)
         t0 = time.perf_counter()
@@ -353,8 +356,6 @@ class ZeroCostEstimator(Estimator):
         if not MEASURES[self.measure].uses_data:
             n = 1  # only the input shape is used
         x, y = draw_minibatch(ctx.data, n, ctx.seed, device)
-        from ..training import seeded
-
         with _deterministic(device), seeded(seed):
             score = compute_measure(self.measure, model, x, y)
         info = {"measure": self.measure}
