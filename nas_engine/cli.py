@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--space", default="nb201")
     c.add_argument("--archs", type=int, default=20, help="number of distinct architectures to sample")
     c.add_argument("--estimators", default=",".join(_DEFAULT_ESTIMATORS),
-                   help="comma-separated curve estimators scored at every budget t=1..T")
+                   help="comma-separated curve estimators scored at every budget t=1..T, and zero-cost "
+                        "proxies (synflow, snip, grasp, fisher, grad-norm, plain, jacov, nwot, params, flops) "
+                        "scored once at initialisation")
     c.add_argument("--truth", required=True,
                    help="ground truth: an NB201 CSV (cifar10_test_acc) or an engine JSONL table")
     _add_training_args(c)
@@ -137,6 +139,7 @@ def _cmd_correlate(args) -> int:
     from pathlib import Path
 
     from .correlate import collect_curves, correlate, model_costs, plot_correlation, sample_architectures
+    from .estimators.zero_cost import MEASURES, zero_cost_scores
     from .registry import spaces
     from .spaces.base import Enumerable
 
@@ -164,6 +167,10 @@ def _cmd_correlate(args) -> int:
     costs = model_costs(space, archs, num_classes=data.num_classes, in_channels=data.in_channels,
                         resolution=data.resolution, **protocol.size)
     baselines = {k: {a: c[k] for a, c in costs.items()} for k in ("params", "flops")}
+    zero_cost = [n for n in names if n in MEASURES]
+    if zero_cost:
+        baselines.update(zero_cost_scores(space, archs, data, protocol, proxies=zero_cost, seed=args.seed))
+    names = [n for n in names if n not in MEASURES]
     df = correlate(curves, truth, estimators=names, baselines=baselines)
     df.to_csv(out / "criteria.csv", index=False)
     plot_correlation(df, str(out / "spearman_vs_budget.png"))

@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .training import Protocol
 
 __all__ = [
-    "DEFAULT_ESTIMATORS", "sample_architectures", "collect_curves", "model_costs", "correlate", "plot_correlation",
+    "DEFAULT_ESTIMATORS", "sample_architectures", "collect_curves", "count_params", "count_flops", "model_costs",
+    "correlate", "plot_correlation",
 ]
 
 DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
@@ -95,26 +96,48 @@ def collect_curves(space: SearchSpace, archs: Sequence[Architecture | str], *, e
     return out
 
 
-def model_costs(space: SearchSpace, archs: Sequence[Architecture | str], *, num_classes: int,
-                in_channels: int, resolution: int, **size) -> dict[str, dict[str, float]]:
-    """#params and forward FLOPs (one image, ``torch.utils.flop_counter``) per architecture."""
+def count_params(model) -> int:
+    """The number of parameters of ``model`` (every parameter, trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model, x) -> int:
+    """Forward FLOPs of ``model`` (eval mode, no gradients) on the input ``x``, by ``torch.utils.flop_counter``.
+
+    Counted are the operations torch's counter knows (convolutions, matrix
+    products; a multiply-add is 2 FLOPs); what a network does not execute (e.g.
+    NB201 edges that cannot reach the cell output) is not counted.  ``model``'s
+    train/eval mode is restored afterwards.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def model_costs(space: SearchSpace, archs: Sequence[Architecture | str], *, num_classes: int,
+                in_channels: int, resolution: int, **size) -> dict[str, dict[str, float]]:
+    """#params and forward FLOPs (one image, :func:`count_flops`) per architecture."""
+    import torch
 
     out = {}
     x = torch.zeros(1, in_channels, resolution, resolution)
     for a in archs:
         a = space.from_string(a) if isinstance(a, str) else a
-        model = space.build(a, num_classes, in_channels=in_channels, **size).eval()
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            model(x)
-        out[a.string] = {"params": float(sum(p.numel() for p in model.parameters())),
-                         "flops": float(counter.get_total_flops())}
+        model = space.build(a, num_classes, in_channels=in_channels, **size)
+        out[a.string] = {"params": float(count_params(model)), "flops": float(count_flops(model, x))}
     return out
 
 
-def correlate(curves: Mapping[str, LearningCurve | None], truth: Mapping[str, float], *,
+def correlate(curves: Mapping[str, LearningCurve | None] | None, truth: Mapping[str, float], *,
               estimators: Sequence[str] | Mapping[str, dict[str, Any]] = DEFAULT_ESTIMATORS,
               budgets: Sequence[int] | None = None,
               baselines: Mapping[str, Mapping[str, float]] | None = None,
@@ -127,14 +150,25 @@ def correlate(curves: Mapping[str, LearningCurve | None], truth: Mapping[str, fl
     extra constructor arguments (e.g. ``{"tse-ema": {"gamma": 0.9}}``).
     ``budgets``: the t values (default 1..T, T the longest curve).
     ``baselines``: name -> {arch string: score}, e.g. the ``params`` column of
-    :func:`model_costs`; scored once and reported at every t.
+    :func:`model_costs` or the zero-cost proxies of
+    :func:`nas_engine.estimators.zero_cost.zero_cost_scores`; scored once and
+    reported at every t.  ``curves=None`` correlates only the baselines, over
+    the architectures of the first one (``budgets`` default ``[0]``).
 
     Returns a long DataFrame: one row per (estimator, t) with columns
     ``estimator, epochs, n`` and the keys of :func:`~nas_engine.criteria.evaluate_ranking`.
     """
     import pandas as pd
 
-    names = list(curves)
+    if curves is None:
+        if not baselines:
+            raise ValueError("correlate needs curves or baselines, got neither")
+        names = list(next(iter(baselines.values())))
+        estimators = ()
+        budgets = [0] if budgets is None else budgets
+        curves = {}
+    else:
+        names = list(curves)
     if len(names) < 2:
         raise ValueError(f"need at least 2 architectures to correlate, got {len(names)}")
     missing = [a for a in names if a not in truth]

@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nas_engine.benchmarks import JsonlCurveTable, build_table, table_from_store
@@ -117,8 +118,10 @@ def test_cli_bench_build_and_correlate(tmp_path, capsys):
     assert main(["bench", "build", "--archs", "3", "--epochs", "2", "--out", str(tmp_path / "b")] + common) == 0
     assert "wrote 3 architectures x 2 epochs" in capsys.readouterr().out
     assert main(["correlate", "--archs", "3", "--epochs", "2", "--schedule-epochs", "4", "--estimators",
-                 "tse-ema,valacc", "--truth", str(tmp_path / "b" / "table.jsonl"),
+                 "tse-ema,valacc,synflow,nwot", "--truth", str(tmp_path / "b" / "table.jsonl"),
                  "--out", str(tmp_path / "c")] + common) == 0
     assert (tmp_path / "c" / "criteria.csv").exists() and (tmp_path / "c" / "spearman_vs_budget.png").exists()
+    crit = pd.read_csv(tmp_path / "c" / "criteria.csv")
+    assert {"tse-ema", "valacc", "synflow", "nwot", "params", "flops"} <= set(crit.estimator)
     assert main(["bench", "build", "--archs", "3", "--out", str(tmp_path / "x")] + common) == 2
     assert "needs --epochs" in capsys.readouterr().err

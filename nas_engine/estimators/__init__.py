@@ -4,8 +4,10 @@ from .base import Context, CurveEstimator, Estimate, Estimator, derive_seed, sco
 from .lcsvr import LcSVR
 from .tse import TSE, TSEE, TSEEMA, SoVL, TLMini
 from .valacc import ValAcc
+from .zero_cost import NWOT, SNIP, Fisher, FLOPs, GradNorm, GraSP, JacCov, Params, Plain, SynFlow, ZeroCostEstimator
 
 __all__ = [
     "Context", "CurveEstimator", "Estimate", "Estimator", "derive_seed", "score_curve",
     "TSE", "TSEE", "TSEEMA", "TLMini", "SoVL", "ValAcc", "LcSVR",
+    "ZeroCostEstimator", "SynFlow", "SNIP", "GraSP", "Fisher", "GradNorm", "Plain", "JacCov", "NWOT", "Params", "FLOPs",
 ]
