@@ -66,6 +66,16 @@ flight, stops the workers and propagates; everything finished is in the
 store.  The store survives ``kill -9`` of this process too: a resumed search
 re-runs the candidates that were in flight.
 
+Set-up cost: a strategy's ``setup`` may do work the search is charged for --
+a one-shot strategy trains its supernet there (checkpointed in the store, so a
+resumed search reloads it).  Its ``setup_seconds`` start the search's clock (so
+a ``Budget(seconds=...)`` includes them), are reported as
+``SearchResult.setup_seconds``, added to ``SearchResult.total_cost_seconds``
+and kept in the store's ``state.json``.  The store is opened before ``setup``.
+Worker processes see ``strategy.for_workers()`` as ``Context.strategy`` (for a
+one-shot strategy: its inherited weights), the inline executor the strategy
+itself.
+
 Tabular mode: with ``table=`` (a :class:`~nas_engine.benchmarks.table.CurveTable`)
 the estimators read recorded learning curves from the table instead of
 training, and each evaluation is charged the table's recorded seconds.  The

@@ -27,13 +27,16 @@ estimators.  SPOS trains exactly RandNAS's supernet (uniform single path) and
 fine-tunes at the same lr, so on a fixed architecture set it is RandNAS; its
 evolutionary selection is exercised in the tests, not here.
 
-CPU scale (every choice is a flag): NB201 width C=8, N=1 cell per stage, 16x16
-inputs, 5,000 training and 2,000 validation images from CIFAR-10's first batch,
+CPU scale (every choice is a flag): NB201 width C=8, N=1 cell per stage, 8x8
+inputs, 5,000 training and 1,000 validation images from CIFAR-10's first batch,
 supernet protocol of the thesis (batch 64, SGD lr 0.025 cosine to 0.001,
-momentum 0.9, wd 5e-4) but 40 instead of 100 epochs, 100 architectures,
-2 supernet seeds.  One torch thread per process (``--threads``).
+momentum 0.9, wd 5e-4) but shortened to the same number of path passes for
+every method: 40 epochs for RandNAS (one path per step), 10 for MultiPath (4)
+and 8 for FairNAS (5); up to 100 architectures, 2 supernet seeds.  One torch
+thread per process (``--threads``).  The table ranks the architectures that
+every method and seed finished (a run is scored architecture by architecture).
 
-    python reproduce/oneshot_selection.py run --method randnas --seed 0   # one supernet (resumable)
+    python reproduce/oneshot_selection.py run --seed 0   # one seed: every method's supernet (resumable)
     python reproduce/oneshot_selection.py summarize                        # the table from what ran
 
 Scores are appended to ``<out>/runs/<method>-seed<k>.csv`` one architecture at
@@ -80,7 +83,8 @@ LABELS = {"tse": "TSE", "valacc": "ValAcc (after B)", "tlmini": "TLmini", "valac
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["run", "summarize"])
-    p.add_argument("--method", default="randnas", help="run: randnas, fairnas, multipath or spos")
+    p.add_argument("--methods", default="randnas,multipath,fairnas",
+                   help="run: comma-separated supernet methods (randnas, spos, fairnas, multipath)")
     p.add_argument("--seed", type=int, default=0, help="run: supernet seed")
     p.add_argument("--out", default=str(ROOT / "reproduce" / "results" / "oneshot_selection"))
     p.add_argument("--work", default=None, help="supernet checkpoints (default <out>/supernets, not committed)")
@@ -95,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", type=int, default=3, help="chunks of fine-tuning: B = batches x 1..chunks")
     p.add_argument("--C", type=int, default=8)
     p.add_argument("--N", type=int, default=1)
-    p.add_argument("--resolution", type=int, default=16)
+    p.add_argument("--resolution", type=int, default=8)
     p.add_argument("--n-train", type=int, default=5000)
-    p.add_argument("--n-val", type=int, default=2000)
+    p.add_argument("--n-val", type=int, default=1000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--quiet", action="store_true")
@@ -113,8 +117,11 @@ def _done(path: Path, method: str, seed: int) -> set[str]:
 
 
 def run(args) -> None:
+    """Train (or reload) every method's supernet for one seed, then score the architectures in rounds:
+    architecture i for every method before architecture i+1, so that an interrupted run leaves every
+    method with the same architectures."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else out / "supernets"
     space = NB201Space()
     data = load_dataset("cifar10", root=args.data_root, n_train=args.n_train, n_val=args.n_val,
@@ -125,58 +132,65 @@ def run(args) -> None:
     if missing:
         raise SystemExit(f"{len(missing)} sampled architectures have no ground truth, e.g. {missing[0]}")
     protocol = Protocol(epochs=max(200, args.chunks), C=args.C, N=args.N, device=args.device)
-    epochs = args.supernet_epochs or DEFAULT_SUPERNET_EPOCHS[args.method]
-    strategy = create("strategy", args.method, epochs=epochs, finetune_batches=args.batches)
-    ctx = Context(space=space, data=data, protocol=protocol, seed=args.seed, progress=not args.quiet,
-                  store_dir=str(work / f"{args.method}-seed{args.seed}"))
-    t0 = time.perf_counter()
-    strategy.setup(space, ctx)  # trains the supernet, or reloads its checkpoint
-    print(f"{args.method} seed {args.seed}: supernet {strategy.trainer_summary} "
-          f"(this call {time.perf_counter() - t0:.0f} s)", flush=True)
-    run_name = f"{args.method}-seed{args.seed}"
-    (out / "runs").mkdir(exist_ok=True)
-    row = {"method": args.method, "seed": args.seed, **strategy.trainer_summary,
-           "finetune_lr": strategy.fine_tuning.protocol.lr, "C": args.C, "N": args.N,
-           "resolution": args.resolution, "n_train": args.n_train, "n_val": args.n_val}
-    (out / "runs" / f"{run_name}.json").write_text(json.dumps(row, indent=2))
-    ctx.strategy = strategy
-
     curve_estimators = {("tlmini", 0): TLMini(epochs=1, batch=0)}
     for c in range(1, args.chunks + 1):
         curve_estimators[("tse", c * args.batches)] = TSE(epochs=c)
         curve_estimators[("valacc", c * args.batches)] = ValAcc(epochs=c)
     inherited = {name: create("estimator", name) for name in ("valacc-inherited", "valacc-mini")}
-    scores_path = out / "runs" / f"{run_name}.csv"  # one file per run: runs may go on in parallel
-    done = _done(scores_path, args.method, args.seed)
-    new_file = not scores_path.exists()
-    with open(scores_path, "a", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=SCORE_FIELDS)
-        if new_file:
-            w.writeheader()
-        for i, arch in enumerate(archs):
-            if arch.string in done:
+
+    contexts = {}
+    for method in args.methods.split(","):
+        epochs = args.supernet_epochs or DEFAULT_SUPERNET_EPOCHS[method]
+        strategy = create("strategy", method, epochs=epochs, finetune_batches=args.batches)
+        ctx = Context(space=space, data=data, protocol=protocol, seed=args.seed, progress=not args.quiet,
+                      store_dir=str(work / f"{method}-seed{args.seed}"))
+        t0 = time.perf_counter()
+        strategy.setup(space, ctx)  # trains the supernet, or reloads its checkpoint
+        print(f"{method} seed {args.seed}: supernet {strategy.trainer_summary} "
+              f"(this call {time.perf_counter() - t0:.0f} s)", flush=True)
+        row = {"method": method, "seed": args.seed, **strategy.trainer_summary,
+               "finetune_lr": strategy.fine_tuning.protocol.lr, "C": args.C, "N": args.N,
+               "resolution": args.resolution, "n_train": args.n_train, "n_val": args.n_val}
+        (out / "runs" / f"{method}-seed{args.seed}.json").write_text(json.dumps(row, indent=2))
+        ctx.strategy = strategy
+        contexts[method] = ctx
+
+    for i, arch in enumerate(archs):
+        for method, ctx in contexts.items():
+            scores_path = out / "runs" / f"{method}-seed{args.seed}.csv"  # one file per run
+            if arch.string in _done(scores_path, method, args.seed):
                 continue
             t = time.perf_counter()
             curve = ctx.learning_curve(arch, args.chunks, validate=True)
             ft_seconds = time.perf_counter() - t
             rows = []
-            for (name, B), value in score_curve(curve, {k: e for k, e in curve_estimators.items()}).items():
+            for (name, B), value in score_curve(curve, dict(curve_estimators)).items():
                 secs = sum(curve.epoch_seconds[: max(B // args.batches, 1)])
-                rows.append({"method": args.method, "seed": args.seed, "arch": arch.string, "estimator": name,
+                rows.append({"method": method, "seed": args.seed, "arch": arch.string, "estimator": name,
                              "B": B, "score": value, "seconds": secs})
             for name, est in inherited.items():
                 e = est.estimate(arch, ctx)
-                rows.append({"method": args.method, "seed": args.seed, "arch": arch.string, "estimator": name,
+                rows.append({"method": method, "seed": args.seed, "arch": arch.string, "estimator": name,
                              "B": 0, "score": e.score, "seconds": e.cost_seconds})
-            w.writerows(rows)
-            f.flush()
+            new_file = not scores_path.exists()
+            with open(scores_path, "a", newline="", encoding="utf-8") as f:
+                w = csv.DictWriter(f, fieldnames=SCORE_FIELDS)
+                if new_file:
+                    w.writeheader()
+                w.writerows(rows)
             if not args.quiet:
-                print(f"[{i + 1}/{len(archs)}] {arch.string} fine-tuned in {ft_seconds:.1f} s", flush=True)
+                print(f"[{i + 1}/{len(archs)}] {method} {arch.string} fine-tuned in {ft_seconds:.1f} s", flush=True)
 
 
 def summarize(args) -> pd.DataFrame:
     out = Path(args.out)
     scores = pd.concat([pd.read_csv(p) for p in sorted((out / "runs").glob("*.csv"))], ignore_index=True)
+    # only the architectures every (method, seed) has finished: all columns rank the same set
+    complete = scores.groupby(["method", "seed", "arch"]).size().reset_index()
+    n_runs = complete.groupby(["method", "seed"]).ngroups
+    common = complete.groupby("arch").size()
+    common = set(common[common == n_runs].index)
+    scores = scores[scores["arch"].isin(common)]
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     pd.DataFrame(runs).to_csv(out / "supernets.csv", index=False)
     truth = NB201Table(args.truth).ground_truth()

@@ -341,3 +341,19 @@ def test_cli_search_fairnas(capsys, tmp_path):
     assert out["config"]["strategy"]["name"] == "fairnas" and len(out["evaluations"]) == 2
     assert all(math.isfinite(e["score"]) for e in out["evaluations"])
     assert (tmp_path / "run" / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_worker_processes_fine_tune_from_the_same_inherited_weights():
+    from nas_engine.executors import InlineExecutor, ProcessExecutor
+
+    def search(executor):
+        return Search(create("strategy", "randnas", **TINY_ONESHOT, candidates=4), "nb201", TSE(epochs=1),
+                      data="digits", protocol=TINY, budget=Budget(evaluations=4), executor=executor,
+                      progress=False).run()
+
+    inline = search(InlineExecutor(threads=1))
+    parallel = search(ProcessExecutor(workers=2, threads=1))
+    assert sorted((e.arch.string, e.score) for e in parallel.history) == \
+        sorted((e.arch.string, e.score) for e in inline.history)
+    assert all(e.curve.info["source"] == "fine-tuned" for e in parallel.history)
