@@ -66,6 +66,16 @@ flight, stops the workers and propagates; everything finished is in the
 store.  The store survives ``kill -9`` of this process too: a resumed search
 re-runs the candidates that were in flight.
 
+Set-up cost: a strategy's ``setup`` may do work the search is charged for --
+a one-shot strategy trains its supernet there (checkpointed in the store, so a
+resumed search reloads it).  Its ``setup_seconds`` start the search's clock (so
+a ``Budget(seconds=...)`` includes them), are reported as
+``SearchResult.setup_seconds``, added to ``SearchResult.total_cost_seconds``
+and kept in the store's ``state.json``.  The store is opened before ``setup``.
+Worker processes see ``strategy.for_workers()`` as ``Context.strategy`` (for a
+one-shot strategy: its inherited weights), the inline executor the strategy
+itself.
+
 Tabular mode: with ``table=`` (a :class:`~nas_engine.benchmarks.table.CurveTable`)
 the estimators read recorded learning curves from the table instead of
 training, and each evaluation is charged the table's recorded seconds.  The
@@ -187,11 +197,17 @@ class Evaluation:
 
 @dataclass
 class SearchResult:
-    """What a search produced: the full ``history`` and the ``best`` evaluation."""
+    """What a search produced: the full ``history`` and the ``best`` evaluation.
+
+    ``seconds`` is the search's wall-clock time, ``setup_seconds`` what the
+    strategy's setup was charged (a one-shot strategy's supernet training; 0
+    otherwise).  Both include earlier runs of a resumed search.
+    """
 
     history: list[Evaluation]
     space: SearchSpace
     seconds: float = 0.0
+    setup_seconds: float = 0.0
 
     @property
     def best(self) -> Evaluation | None:
@@ -205,7 +221,8 @@ class SearchResult:
 
     @property
     def total_cost_seconds(self) -> float:
-        return math.fsum(e.cost_seconds for e in self.history)
+        """Seconds charged: every evaluation's cost plus the strategy's setup (a supernet's training)."""
+        return math.fsum([self.setup_seconds, *(e.cost_seconds for e in self.history)])
 
     def to_dataframe(self):
         import pandas as pd
@@ -365,7 +382,8 @@ class Search:
                                  f"but the search space is {self.space.name!r}")
         self.table = table
         self.ctx = Context(space=self.space, data=self.data, protocol=self.protocol, seed=seed,
-                           budget=self.budget, progress=progress == "all", strategy=self.strategy, table=table)
+                           budget=self.budget, progress=progress == "all", strategy=self.strategy, table=table,
+                           store_dir=str(self.store.path) if self.store is not None else None)
         self.estimator.validate_context(self.ctx)
 
     # -- configuration identity (for the store) ---------------------------------
@@ -396,16 +414,19 @@ class Search:
     # -- the loop -----------------------------------------------------------------
     def run(self) -> SearchResult:
         """Run the search to its budget (or until the strategy stops proposing); see the module docstring."""
+        if self.store is not None:
+            self.store.open(self.config())  # before setup: a strategy may keep files there (a supernet)
         self.strategy.setup(self.space, self.ctx)
         history: list[Evaluation] = []
         pending: deque[Architecture] = deque()
-        elapsed_before = 0.0
+        elapsed_before = None
         if self.store is not None:
-            self.store.open(self.config())
             history, pending, elapsed_before = self._restore()
+        if elapsed_before is None:  # a new search: its clock starts with what setup was charged
+            elapsed_before = float(self.strategy.setup_seconds)
         return _Run(self, history, pending, elapsed_before).run()
 
-    def _restore(self) -> tuple[list[Evaluation], deque, float]:
+    def _restore(self) -> tuple[list[Evaluation], deque, float | None]:
         """Reload history and strategy state from the store (see :mod:`nas_engine.store`)."""
         records = self.store.records()
         state = self.store.state()
@@ -413,7 +434,7 @@ class Search:
         if state is None:
             if history:
                 raise RuntimeError(f"store {self.store.path} has evaluations but no state.json; it is damaged")
-            return history, deque(), 0.0
+            return history, deque(), None
         n = int(state["n_records"])
         self.strategy.load_state_dict(state["strategy"])
         pending = deque(self.space.from_string(s) for s in state["pending"])
@@ -475,7 +496,7 @@ class _Run:
             self.store.write_state({
                 "n_records": len(self.history), "strategy": self.strategy.state_dict(),
                 "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
-                "elapsed": self.elapsed(),
+                "elapsed": self.elapsed(), "setup_seconds": float(self.strategy.setup_seconds),
             })
 
     def run(self) -> SearchResult:
@@ -486,7 +507,8 @@ class _Run:
             self.bar = tqdm(total=search.budget.evaluations, initial=len(self.history), desc="search", unit="arch")
         try:
             self.executor.start()
-            ctx = replace(search.ctx, strategy=None, progress=False) if self.executor.remote else search.ctx
+            ctx = (replace(search.ctx, strategy=self.strategy.for_workers(), progress=False)
+                   if self.executor.remote else search.ctx)
             self.task_args = tuple(self.executor.share(x) for x in (search.space, search.estimator, ctx))
             self.save_state()
             while True:
@@ -505,7 +527,8 @@ class _Run:
             self.executor.shutdown()
             if self.bar is not None:
                 self.bar.close()
-        return SearchResult(history=self.history, space=search.space, seconds=self.elapsed())
+        return SearchResult(history=self.history, space=search.space, seconds=self.elapsed(),
+                            setup_seconds=float(self.strategy.setup_seconds))
 
     def fill(self) -> None:
         """Start proposals until every worker is busy, the budget is spent or the strategy has none now."""

@@ -218,15 +218,27 @@ def train(
     validate: bool = True,
     progress: bool = False,
     on_epoch: Callable[[int, LearningCurve], None] | None = None,
+    steps_per_epoch: int | None = None,
 ) -> LearningCurve:
     """Train ``model`` for the first ``epochs`` epochs of ``protocol``'s schedule.
 
     ``seed`` fixes the data order and augmentation (model initialisation is the
-    caller's: see :func:`build_model`).  With ``validate`` the validation split
-    is evaluated after every epoch.  ``on_epoch(epoch, curve_so_far)`` is called
-    after each epoch.  Raises :class:`TrainingDiverged` when a loss is NaN/inf
-    and :class:`TrainingOutOfMemory` on out-of-memory, with the completed epochs
-    in ``exc.curve``.
+    caller's: see :func:`build_model`; the model may also arrive with trained
+    weights, e.g. inherited from a supernet, to be fine-tuned).  With
+    ``validate`` the validation split is evaluated after every epoch.
+    ``on_epoch(epoch, curve_so_far)`` is called after each epoch.  Raises
+    :class:`TrainingDiverged` when a loss is NaN/inf and
+    :class:`TrainingOutOfMemory` on out-of-memory, with the completed epochs in
+    ``exc.curve``.
+
+    ``steps_per_epoch``: by default an epoch is one pass over the training
+    split (``ceil(n_train / batch_size)`` minibatches, the last one smaller).
+    Given an integer ``B``, an "epoch" is instead ``B`` full minibatches drawn
+    from a stream of consecutive random permutations of the training split (a
+    batch may span two permutations), so that a budget of ``epochs`` x ``B``
+    minibatches can be recorded in chunks of ``B`` -- one-shot fine-tuning
+    records B = 100, 200, 300 minibatches as epochs 1, 2, 3.  The cosine
+    schedule then spans ``B * protocol.epochs`` steps.
     """
     epochs = protocol.epochs if epochs is None else epochs
     if not isinstance(epochs, int) or not 1 <= epochs <= protocol.epochs:
@@ -245,7 +257,12 @@ def train(
 
     n = data.n_train
     bs = protocol.batch_size
-    steps_per_epoch = math.ceil(n / bs)
+    chunked = steps_per_epoch is not None
+    if chunked:
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}")
+    else:
+        steps_per_epoch = math.ceil(n / bs)
     opt = torch.optim.SGD(
         model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
         nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
@@ -261,6 +278,7 @@ def train(
                                           "val_loss", "val_acc", "epoch_seconds")}
 
     info = {"device": str(device), "amp": protocol.amp, "batch_size": bs, "steps_per_epoch": steps_per_epoch}
+    stream = torch.empty(0, dtype=torch.long, device=device)  # chunked epochs: the rest of the current permutation
 
     def curve() -> LearningCurve:
         return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"}, info=dict(info))
@@ -275,7 +293,18 @@ def train(
             t0 = time.perf_counter()
             losses = torch.empty(steps_per_epoch, device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            perm = torch.randperm(n, generator=gen).to(device)
+            if chunked:
+                parts = [stream]
+                need = steps_per_epoch * bs - len(stream)
+                while need > 0:
+                    parts.append(torch.randperm(n, generator=gen).to(device))
+                    need -= n
+                perm = torch.cat(parts)
+                stream = perm[steps_per_epoch * bs:]
+                seen = steps_per_epoch * bs
+            else:
+                perm = torch.randperm(n, generator=gen).to(device)
+                seen = n
             for step in range(steps_per_epoch):
                 idx = perm[step * bs:(step + 1) * bs]
                 xb, yb = data.x_train[idx], data.y_train[idx]
@@ -299,7 +328,7 @@ def train(
                 correct += (out.detach().argmax(1) == yb).sum()
             mb = losses.tolist()  # one host sync per epoch
             rec["minibatch_losses"].append(mb)
-            rec["train_acc"].append(float(correct) / n)
+            rec["train_acc"].append(float(correct) / seen)
             if not all(map(math.isfinite, mb)):
                 rec["epoch_seconds"].append(time.perf_counter() - t0)
                 if do_val:

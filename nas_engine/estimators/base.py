@@ -14,7 +14,7 @@ import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..curves import LearningCurve
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..spaces.base import Architecture, SearchSpace
     from ..training import Protocol
 
-__all__ = ["Estimate", "Estimator", "CurveEstimator", "Context", "derive_seed", "score_curve"]
+__all__ = ["Estimate", "Estimator", "CurveEstimator", "Context", "FineTuning", "derive_seed", "score_curve"]
 
 
 def derive_seed(search_seed: int, arch_string: str) -> int:
@@ -47,6 +47,15 @@ class Context:
     search so that estimators can ask a one-shot strategy for inherited weights.
     ``table`` (a :class:`~nas_engine.benchmarks.table.CurveTable`) switches to
     tabular mode: learning curves are read from it instead of trained.
+    ``store_dir`` is the search's store directory (None without a store): a
+    one-shot strategy keeps its supernet checkpoint there.
+
+    Inherited weights: when ``strategy`` provides them (it has
+    ``initial_weights(arch) -> nn.Module`` and ``fine_tuning``, a
+    :class:`FineTuning`, as the one-shot strategies do), training-based
+    estimators start from that network instead of a fresh one and train it
+    with the fine-tuning protocol, in "epochs" of ``fine_tuning.steps_per_epoch``
+    minibatches (see :meth:`train_model`).
     """
 
     space: SearchSpace
@@ -58,9 +67,30 @@ class Context:
     strategy: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
     table: CurveTable | None = None
+    store_dir: str | None = None
 
     def arch_seed(self, arch: Architecture) -> int:
         return derive_seed(self.seed, arch.string)
+
+    @property
+    def inherits_weights(self) -> bool:
+        """Whether ``strategy`` provides initial weights (a one-shot strategy's supernet)."""
+        return callable(getattr(self.strategy, "initial_weights", None))
+
+    def initial_model(self, arch: Architecture):
+        """The network an evaluation of ``arch`` starts from.
+
+        The strategy's inherited weights when it provides them (a fresh copy:
+        training it never changes the supernet), else a freshly initialised
+        network seeded by :meth:`arch_seed`.
+        """
+        if self.inherits_weights:
+            return self.strategy.initial_weights(arch)
+        from ..training import build_model
+
+        if self.data is None:
+            raise ValueError("this context has no dataset; building a network needs its shape")
+        return build_model(self.space, arch, self.data, self.protocol, self.arch_seed(arch))
 
     def learning_curve(self, arch: Architecture, epochs: int, *, validate: bool) -> LearningCurve:
         """The first ``epochs`` epochs of ``arch``'s learning curve.
@@ -78,16 +108,37 @@ class Context:
         return self.train_model(arch, epochs, validate=validate)[1]
 
     def train_model(self, arch: Architecture, epochs: int, *, validate: bool):
-        """Train ``arch`` from scratch (seeded by :meth:`arch_seed`): ``(model, curve)``."""
-        from ..training import build_model, train
+        """Train ``arch`` (data order seeded by :meth:`arch_seed`): ``(model, curve)``.
+
+        From scratch with ``protocol``, or -- when the strategy provides
+        inherited weights -- fine-tuned from them with
+        ``strategy.fine_tuning.protocol`` for ``epochs`` x
+        ``strategy.fine_tuning.steps_per_epoch`` minibatches (one "epoch" per
+        chunk of B minibatches; the curve's ``info["source"]`` says
+        ``"fine-tuned"``).
+        """
+        from ..training import train
 
         if self.data is None:
             raise ValueError("this context has no dataset; a training-based estimator needs one")
         seed = self.arch_seed(arch)
-        model = build_model(self.space, arch, self.data, self.protocol, seed)
-        curve = train(model, self.data, self.protocol, epochs=epochs, seed=seed,
-                      validate=validate, progress=self.progress)
-        return model, curve
+        model = self.initial_model(arch)
+        if not self.inherits_weights:
+            curve = train(model, self.data, self.protocol, epochs=epochs, seed=seed,
+                          validate=validate, progress=self.progress)
+            return model, curve
+        ft: FineTuning = self.strategy.fine_tuning
+        curve = train(model, self.data, ft.protocol, epochs=epochs, seed=seed, validate=validate,
+                      progress=self.progress, steps_per_epoch=ft.steps_per_epoch)
+        return model, replace(curve, info={**curve.info, "source": "fine-tuned",
+                                           "inherited_from": getattr(self.strategy, "name", "strategy")})
+
+@dataclass(frozen=True)
+class FineTuning:
+    """How inherited weights are fine-tuned: ``protocol``, in "epochs" of ``steps_per_epoch`` minibatches."""
+
+    protocol: Protocol
+    steps_per_epoch: int
 
 
 @dataclass

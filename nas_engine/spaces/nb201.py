@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, Enumerable, Mutable, SearchSpace
+from nas_engine.spaces.base import Architecture, Encodable, Enumerable, HasSupernet, Mutable, SearchSpace
 
-__all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "ResNetBasicBlock", "ReLUConvBN", "Zero"]
+__all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
+           "ResNetBasicBlock", "ReLUConvBN", "Zero"]
 
 #: The five candidate operations, in the benchmark's order.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -56,7 +57,7 @@ def _in_edges(target: int) -> list[tuple[int, int]]:
 
 
 @spaces.register("nb201")
-class NB201Space(SearchSpace, Mutable, Encodable, Enumerable):
+class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet):
     """The NAS-Bench-201 cell space (see the module docstring).
 
     The space has no configuration; the network size is chosen in :meth:`build`
@@ -281,18 +282,35 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable):
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         return NB201Network(self.ops(a), int(num_classes), in_channels=int(in_channels), C=int(C), N=int(N))
 
+    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5) -> NB201Supernet:
+        """A weight-sharing supernet over the whole space (see :class:`NB201Supernet`), freshly initialised."""
+        for key, value in (("num_classes", num_classes), ("in_channels", in_channels), ("C", C), ("N", N)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        return NB201Supernet(self, int(num_classes), in_channels=int(in_channels), C=int(C), N=int(N))
+
 
 # ---------------------------------------------------------------------------------
 # network modules (the benchmark's TinyNetwork / InferCell)
 # ---------------------------------------------------------------------------------
-class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv2d(k x k, padding k//2, no bias) -> BatchNorm2d."""
+def _batch_norm(channels: int, bn: dict) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, affine=bn.get("affine", True),
+                          track_running_stats=bn.get("track_running_stats", True))
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1):
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv2d(k x k, padding k//2, no bias) -> BatchNorm2d.
+
+    ``affine`` / ``track_running_stats`` configure the BatchNorm (the benchmark's
+    network: both on; the supernet: both off, see :class:`NB201Supernet`).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, *,
+                 affine: bool = True, track_running_stats: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out, affine=True, track_running_stats=True),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
 
 
@@ -303,18 +321,45 @@ class Zero(nn.Module):
         return torch.zeros_like(x)
 
 
-def _make_op(op: str, channels: int) -> nn.Module:
+def _make_op(op: str, channels: int, bn: dict | None = None) -> nn.Module:
+    bn = bn or {}
     if op == "none":
         return Zero()
     if op == "skip_connect":
         return nn.Identity()
     if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
+        return ReLUConvBN(channels, channels, 1, **bn)
     if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
+        return ReLUConvBN(channels, channels, 3, **bn)
     if op == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
+
+
+def _cell_plan(ops: Sequence[str]) -> tuple[tuple[int, tuple[tuple[int, int], ...]], ...]:
+    """Per node that reaches the output through non-``none`` edges (ascending): its ``(edge, source)`` inputs."""
+    needed = {_NUM_NODES - 1}
+    for k in reversed(range(len(EDGES))):
+        src, dst = EDGES[k]
+        if ops[k] != "none" and dst in needed:
+            needed.add(src)
+    return tuple(
+        (node, tuple((k, src) for k, src in _in_edges(node) if ops[k] != "none"))
+        for node in range(1, _NUM_NODES)
+        if node in needed
+    )
+
+
+def _run_plan(x: torch.Tensor, plan, edge) -> torch.Tensor:
+    """Evaluate a cell plan; ``edge(k, input)`` applies edge ``k``'s op."""
+    nodes = {0: x}
+    for node, inputs in plan:
+        out = None
+        for k, src in inputs:
+            y = edge(k, nodes[src])
+            out = y if out is None else out + y
+        nodes[node] = torch.zeros_like(x) if out is None else out
+    return nodes[_NUM_NODES - 1]
 
 
 class NB201Cell(nn.Module):
@@ -326,32 +371,15 @@ class NB201Cell(nn.Module):
     tensor shaped like the cell input.
     """
 
-    def __init__(self, ops: Sequence[str], channels: int):
+    def __init__(self, ops: Sequence[str], channels: int, *, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         self.ops = tuple(ops)
-        self.edges = nn.ModuleList(_make_op(op, channels) for op in self.ops)
-        # nodes whose value reaches the output through non-`none` edges
-        needed = {_NUM_NODES - 1}
-        for k in reversed(range(len(EDGES))):
-            src, dst = EDGES[k]
-            if self.ops[k] != "none" and dst in needed:
-                needed.add(src)
-        # per needed node (ascending), the (edge index, source) pairs to compute
-        self._plan = tuple(
-            (node, tuple((k, src) for k, src in _in_edges(node) if self.ops[k] != "none"))
-            for node in range(1, _NUM_NODES)
-            if node in needed
-        )
+        bn = {"affine": affine, "track_running_stats": track_running_stats}
+        self.edges = nn.ModuleList(_make_op(op, channels, bn) for op in self.ops)
+        self._plan = _cell_plan(self.ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = {0: x}
-        for node, inputs in self._plan:
-            out = None
-            for k, src in inputs:
-                y = self.edges[k](nodes[src])
-                out = y if out is None else out + y
-            nodes[node] = torch.zeros_like(x) if out is None else out
-        return nodes[_NUM_NODES - 1]
+        return _run_plan(x, self._plan, lambda k, h: self.edges[k](h))
 
     def extra_repr(self) -> str:
         return f"ops={self.ops}"
@@ -360,10 +388,11 @@ class NB201Cell(nn.Module):
 class ResNetBasicBlock(nn.Module):
     """The benchmark's reduction block: out = shortcut(x) + conv_b(conv_a(x)), stride 2."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, *, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        bn = {"affine": affine, "track_running_stats": track_running_stats}
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2, **bn)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, **bn)
         self.shortcut = nn.Sequential(
             nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
             nn.Conv2d(c_in, c_out, kernel_size=1, bias=False),
@@ -380,24 +409,138 @@ class NB201Network(nn.Module):
     reduction block ``C -> 2C``; ``N`` cells at ``2C``; reduction ``2C -> 4C``;
     ``N`` cells at ``4C``; BN-ReLU; global average pooling; ``Linear(4C, num_classes)``.
     ``forward`` returns the logits only (the benchmark's returns ``(features, logits)``).
+    ``affine`` / ``track_running_stats`` configure every BatchNorm (default: the
+    benchmark's; :meth:`NB201Supernet.extract` turns both off, like the supernet).
     """
 
-    def __init__(self, ops: Sequence[str], num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5):
+    def __init__(self, ops: Sequence[str], num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5,
+                 affine: bool = True, track_running_stats: bool = True):
         super().__init__()
+        bn = {"affine": affine, "track_running_stats": track_running_stats}
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(C),
+            _batch_norm(C, bn),
         )
         layers: list[nn.Module] = []
         for stage, channels in enumerate((C, 2 * C, 4 * C)):
             if stage > 0:
-                layers.append(ResNetBasicBlock(channels // 2, channels))
-            layers.extend(NB201Cell(ops, channels) for _ in range(N))
+                layers.append(ResNetBasicBlock(channels // 2, channels, **bn))
+            layers.extend(NB201Cell(ops, channels, **bn) for _ in range(N))
         self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU(inplace=True))
+        self.lastact = nn.Sequential(_batch_norm(4 * C, bn), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * C, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.lastact(self.cells(self.stem(x)))
         return self.classifier(torch.flatten(self.global_pooling(out), 1))
+
+
+# ---------------------------------------------------------------------------------
+# the weight-sharing supernet
+# ---------------------------------------------------------------------------------
+#: the ops that carry a module in the supernet (``none`` is the absence of one)
+SUPERNET_OPS: tuple[str, ...] = tuple(op for op in OPS if op != "none")
+_SUPERNET_BN = {"affine": False, "track_running_stats": False}
+
+
+class SupernetCell(nn.Module):
+    """A cell whose every edge holds one module per non-``none`` op (``edges[k][op]``), shared by all paths."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.edges = nn.ModuleList(
+            nn.ModuleDict({op: _make_op(op, channels, _SUPERNET_BN) for op in SUPERNET_OPS}) for _ in EDGES
+        )
+
+    def forward(self, x: torch.Tensor, ops: tuple[str, ...], plan) -> torch.Tensor:
+        return _run_plan(x, plan, lambda k, h: self.edges[k][ops[k]](h))
+
+
+class NB201Supernet(nn.Module):
+    """The NB201 weight-sharing supernet (one-shot model): the macro skeleton of :class:`NB201Network`
+    in which every cell edge holds all non-``none`` ops with weights shared by every architecture.
+
+    ``supernet(x, arch)`` runs the single path ``arch`` (an :class:`Architecture`
+    of the space or a tuple of six op names): each edge applies the module of
+    its op, ``none`` edges and dead branches are skipped exactly as in
+    :class:`NB201Network`, so a path computes the same function as the
+    standalone network given the same weights.
+
+    BatchNorm policy: every BatchNorm is affine-free (``affine=False``, as the
+    one-shot-estimator study recommends for supernet training) and keeps no
+    running statistics (``track_running_stats=False``), so it always normalises
+    with the statistics of the batch it sees, in training and in evaluation
+    alike.  Running averages would mix the statistics of different paths; batch
+    statistics need no recalibration per path.  Evaluations therefore use
+    batches of a reasonable size (``Protocol.eval_batch_size``; a single image
+    cannot be normalised).
+
+    :meth:`extract` gives a standalone :class:`NB201Network` for one path (same
+    BatchNorm policy) holding a copy of the inherited weights: fine-tuning it
+    never changes the supernet.
+    """
+
+    def __init__(self, space: NB201Space, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5):
+        super().__init__()
+        self.space = space
+        self.num_classes, self.in_channels, self.C, self.N = num_classes, in_channels, C, N
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
+            _batch_norm(C, _SUPERNET_BN),
+        )
+        layers: list[nn.Module] = []
+        for stage, channels in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                layers.append(ResNetBasicBlock(channels // 2, channels, **_SUPERNET_BN))
+            layers.extend(SupernetCell(channels) for _ in range(N))
+        self.cells = nn.ModuleList(layers)
+        self.lastact = nn.Sequential(_batch_norm(4 * C, _SUPERNET_BN), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(4 * C, num_classes)
+        self._plans: dict[tuple[str, ...], tuple] = {}
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {"C": self.C, "N": self.N}
+
+    def path_ops(self, arch) -> tuple[str, ...]:
+        """The six ops of ``arch`` (an architecture of the space, or a sequence of op names), validated."""
+        if isinstance(arch, Architecture):
+            return self.space.ops(arch)
+        return self.space.from_ops(arch).spec
+
+    def forward(self, x: torch.Tensor, arch) -> torch.Tensor:
+        ops = self.path_ops(arch)
+        plan = self._plans.get(ops)
+        if plan is None:
+            plan = self._plans[ops] = _cell_plan(ops)
+        out = self.stem(x)
+        for layer in self.cells:
+            out = layer(out, ops, plan) if isinstance(layer, SupernetCell) else layer(out)
+        out = self.lastact(out)
+        return self.classifier(torch.flatten(self.global_pooling(out), 1))
+
+    def extract(self, arch) -> NB201Network:
+        """A standalone network for path ``arch`` initialised with a copy of the supernet's weights.
+
+        The network is an :class:`NB201Network` with the supernet's BatchNorm
+        policy (affine-free, batch statistics), on the supernet's device; its
+        output equals ``self(x, arch)`` for every input.
+        """
+        ops = self.path_ops(arch)
+        p = next(self.parameters())
+        net = NB201Network(ops, self.num_classes, in_channels=self.in_channels, C=self.C, N=self.N,
+                           **_SUPERNET_BN).to(device=p.device)
+        shared = self.state_dict()
+        state = {}
+        for key in net.state_dict():
+            parts = key.split(".")
+            if parts[0] == "cells" and parts[2] == "edges":  # cells.<i>.edges.<k>.<rest> -> ...<k>.<op>.<rest>
+                parts.insert(4, ops[int(parts[3])])
+            state[key] = shared[".".join(parts)]
+        net.load_state_dict(state)  # copies: the network owns its tensors
+        return net
+
+    def extra_repr(self) -> str:
+        return f"C={self.C}, N={self.N}, num_classes={self.num_classes}, ops per edge={SUPERNET_OPS}"

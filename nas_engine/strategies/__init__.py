@@ -4,6 +4,8 @@ from .base import Strategy
 from .bo import BayesianOptimization
 from .evolution import RegularizedEvolution
 from .fixed import FixedList
+from .oneshot import SPOS, FairNAS, MultiPath, RandNAS
 from .random import RandomSearch
 
-__all__ = ["Strategy", "BayesianOptimization", "FixedList", "RandomSearch", "RegularizedEvolution"]
+__all__ = ["Strategy", "BayesianOptimization", "FixedList", "RandomSearch", "RegularizedEvolution",
+           "RandNAS", "SPOS", "FairNAS", "MultiPath"]

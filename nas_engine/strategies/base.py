@@ -54,6 +54,17 @@ class Strategy(ABC):
     def get_params(self) -> dict[str, Any]:
         return {}
 
+    #: seconds ``setup`` spent on work the search is charged for (a one-shot strategy's supernet training)
+    setup_seconds: float = 0.0
+
+    def for_workers(self) -> Any:
+        """What estimators in worker processes see as ``Context.strategy`` (default: nothing).
+
+        A one-shot strategy returns its inherited weights here, so that
+        evaluations on other processes fine-tune from the same supernet.
+        """
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
 

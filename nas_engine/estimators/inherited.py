@@ -1,0 +1,85 @@
+"""Validation accuracy of inherited weights, without training (the standard one-shot selection).
+
+Under a one-shot strategy (``randnas``, ``spos``, ``fairnas``, ``multipath``)
+each candidate is scored with the weights it inherits from the trained
+supernet (``ctx.initial_model(arch)``), as in the one-shot evaluation protocols
+the SoTL thesis (Table 4.1) and the TSE paper compare TSE against:
+
+* ``valacc-inherited``: accuracy on the whole validation split (thesis "ValAcc");
+* ``valacc-mini``: accuracy on one random validation minibatch of
+  ``batch_size`` images (thesis "ValAccMini"; RandNAS/SPOS's default), drawn
+  per candidate from its seed (so the estimate is reproducible and, as in the
+  original protocols, each candidate sees a different minibatch).
+
+The supernet's BatchNorm uses batch statistics (see
+:class:`~nas_engine.spaces.nb201.NB201Supernet`), so the validation batches are
+normalised with their own statistics.  The other estimators of the thesis'
+table run through the ordinary curve estimators on a fine-tuning curve from the
+inherited weights: ``tse`` (SoTL over B = 100 x epochs fine-tuning minibatches)
+and ``tlmini`` with ``batch=0`` at ``epochs=1`` (the loss of the first
+fine-tuning minibatch, computed before any update: the inherited weights'
+training loss).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..registry import estimators
+from ..training import evaluate, resolve_device
+from .base import Context, Estimate, Estimator
+
+__all__ = ["InheritedValAcc", "InheritedValAccMini"]
+
+
+class _InheritedEstimator(Estimator):
+    def validate_context(self, ctx: Context) -> None:
+        if not ctx.inherits_weights:
+            raise ValueError(
+                f"{self.name} scores weights inherited from a supernet; it needs a one-shot strategy "
+                f"(randnas, spos, fairnas, multipath), but strategy {getattr(ctx.strategy, 'name', None)!r} "
+                "provides no initial weights")
+        if ctx.table is not None:
+            raise ValueError(f"{self.name} evaluates live networks; it cannot run in tabular mode")
+        if ctx.data is None or ctx.data.n_val == 0:
+            raise ValueError(f"{self.name} needs a dataset with a validation split")
+
+    def _evaluate(self, arch, ctx: Context, x: torch.Tensor, y: torch.Tensor) -> Estimate:
+        t0 = time.perf_counter()
+        device = resolve_device(ctx.protocol.device)
+        model = ctx.initial_model(arch).to(device)
+        loss, acc = evaluate(model, x, y, ctx.protocol, device)
+        return Estimate(acc, time.perf_counter() - t0, 0.0, None,
+                        {"val_loss": loss, "images": int(len(y))})
+
+
+@estimators.register("valacc-inherited")
+class InheritedValAcc(_InheritedEstimator):
+    """Accuracy of the inherited weights on the whole validation split (no training)."""
+
+    def estimate(self, arch, ctx: Context) -> Estimate:
+        self.validate_context(ctx)
+        return self._evaluate(arch, ctx, ctx.data.x_val, ctx.data.y_val)
+
+
+@estimators.register("valacc-mini")
+class InheritedValAccMini(_InheritedEstimator):
+    """Accuracy of the inherited weights on one random validation minibatch of ``batch_size`` images."""
+
+    def __init__(self, batch_size: int = 64):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+            raise ValueError(f"InheritedValAccMini: batch_size must be an integer >= 2 (BatchNorm uses batch "
+                             f"statistics), got {batch_size!r}")
+        self.batch_size = batch_size
+
+    def get_params(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size}
+
+    def estimate(self, arch, ctx: Context) -> Estimate:
+        self.validate_context(ctx)
+        gen = torch.Generator().manual_seed(ctx.arch_seed(arch))
+        idx = torch.randperm(ctx.data.n_val, generator=gen)[: self.batch_size].to(ctx.data.x_val.device)
+        return self._evaluate(arch, ctx, ctx.data.x_val[idx], ctx.data.y_val[idx])

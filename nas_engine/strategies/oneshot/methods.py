@@ -1,0 +1,103 @@
+"""The registered supernet strategies: ``randnas``, ``spos``, ``fairnas``, ``multipath``.
+
+=============  ===========================================  =====================  ===============
+name           supernet training (per step)                 candidates             fine-tuning lr
+=============  ===========================================  =====================  ===============
+``randnas``    one uniformly random path (Li & Talwalkar)   uniform random         0.01
+``spos``       one uniformly random path (Guo et al.)       regularised evolution  0.01
+``fairnas``    ``|O|`` paths, every op on every edge once,  uniform random         0.001
+               gradients averaged, one update (Chu et al.)
+``multipath``  ``k=4`` random paths, averaged gradients     uniform random         0.001
+               (Yu et al.)
+=============  ===========================================  =====================  ===============
+
+The fine-tuning rates follow the SoTL thesis (§4.2: 0.01 for basic single-path
+SPOS, whose supernet is RandNAS's; 0.001 for the variants, for which 0.01
+causes catastrophic forgetting).  SPOS's evolutionary search is the engine's
+``regularized-evolution`` scoring candidates with the search's estimator from
+the inherited weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...registry import strategies
+from ..evolution import RegularizedEvolution
+from ..random import RandomSearch
+from .base import OneShotStrategy
+from .supernet import fair_paths, uniform_paths
+
+__all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath"]
+
+
+class _RandomCandidates(OneShotStrategy):
+    def make_selector(self):
+        return RandomSearch(repeats=False)
+
+
+@strategies.register("randnas")
+class RandNAS(_RandomCandidates):
+    """Random-sampling one-shot NAS: uniform single-path supernet, uniformly random candidates."""
+
+    default_finetune_lr = 0.01
+
+    def path_sampler(self):
+        return uniform_paths(1)
+
+
+@strategies.register("fairnas")
+class FairNAS(_RandomCandidates):
+    """FairNAS strict fairness: per step ``|O|`` paths covering every op on every edge exactly once."""
+
+    default_finetune_lr = 0.001
+
+    def path_sampler(self):
+        return fair_paths
+
+
+@strategies.register("multipath")
+class MultiPath(_RandomCandidates):
+    """MultiPath: gradients of ``k`` (default 4) uniformly random paths averaged per step."""
+
+    default_finetune_lr = 0.001
+
+    def __init__(self, k: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"MultiPath: k must be a positive integer, got {k!r}")
+        self.k = k
+
+    def get_params(self) -> dict[str, Any]:
+        return {"k": self.k, **super().get_params()}
+
+    def _fingerprint(self, ctx):
+        return {**super()._fingerprint(ctx), "k": self.k}
+
+    def path_sampler(self):
+        return uniform_paths(self.k)
+
+
+@strategies.register("spos")
+class SPOS(OneShotStrategy):
+    """Single Path One-Shot: uniform single-path supernet, then regularised evolution over inherited weights.
+
+    ``population_size`` / ``sample_size`` configure the evolution (scaled to a
+    small evaluation budget as ``regularized-evolution`` does).
+    """
+
+    default_finetune_lr = 0.01
+
+    def __init__(self, population_size: int = 50, sample_size: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        RegularizedEvolution(population_size, sample_size)  # validates them
+        self.population_size, self.sample_size = population_size, sample_size
+
+    def get_params(self) -> dict[str, Any]:
+        return {"population_size": self.population_size, "sample_size": self.sample_size, **super().get_params()}
+
+    def path_sampler(self):
+        return uniform_paths(1)
+
+    def make_selector(self):
+        return RegularizedEvolution(self.population_size, self.sample_size)

@@ -1,0 +1,197 @@
+"""Supernet training: the one loop that trains a weight-sharing supernet by sampling paths per step.
+
+Each optimisation step draws one minibatch (with the dataset's augmentation),
+asks a *path sampler* for the architectures (paths) to train on it, runs each
+path forward and backward on that same minibatch, averaging the gradients
+(each path's loss is divided by the number of paths), and makes one SGD update:
+
+* :func:`uniform_paths` with ``k=1``: RandNAS / SPOS (one uniformly random path);
+* :func:`uniform_paths` with ``k=4``: MultiPath (k random paths, averaged gradients);
+* :func:`fair_paths`: FairNAS strict fairness (``|O|`` paths per step in which
+  every op on every edge appears exactly once).
+
+The optimiser and schedule come from a :class:`~nas_engine.training.Protocol`
+(SGD with momentum, cosine from ``lr`` to ``lr_min`` over the whole
+``protocol.epochs``); data handling and augmentation are those of
+:mod:`nas_engine.training`.  :class:`SupernetTrainer` holds the whole training
+state (weights, optimiser, schedule, data-order and path RNGs) so that training
+can be checkpointed after any epoch and resumed bit-exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...data import Dataset, augment_batch
+from ...spaces.base import Architecture, SearchSpace
+from ...training import (
+    Protocol,
+    TrainingDiverged,
+    _autocast,
+    _use_channels_last,
+    resolve_device,
+)
+
+__all__ = ["PathSampler", "uniform_paths", "fair_paths", "SupernetTrainer"]
+
+#: ``sampler(space, rng) -> paths``: the architectures trained on one minibatch
+PathSampler = Callable[[SearchSpace, np.random.Generator], list[Architecture]]
+
+
+def uniform_paths(k: int = 1) -> PathSampler:
+    """``k`` independent uniformly random paths per step (k=1: SPOS/RandNAS; k=4: MultiPath)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"uniform_paths: k must be a positive integer, got {k!r}")
+
+    def sample(space: SearchSpace, rng: np.random.Generator) -> list[Architecture]:
+        return [space.sample(rng) for _ in range(k)]
+
+    return sample
+
+
+def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architecture]:
+    """FairNAS strict fairness: ``|O|`` paths; on every edge each op is used by exactly one of them.
+
+    Each edge draws an independent random permutation of the op set; path ``j``
+    takes the ``j``-th op of every edge's permutation.  Needs a space with a
+    fixed op set per edge (``space.OPS``, ``space.EDGES``, ``space.from_ops``).
+    """
+    ops, edges = getattr(space, "OPS", None), getattr(space, "EDGES", None)
+    if ops is None or edges is None or not hasattr(space, "from_ops"):
+        raise TypeError(f"fair path sampling needs a space with OPS, EDGES and from_ops (one op set per edge); "
+                        f"space {getattr(space, 'name', space)!r} has not")
+    perms = np.stack([rng.permutation(len(ops)) for _ in edges])  # (edges, |O|)
+    return [space.from_ops([ops[perms[e, j]] for e in range(len(edges))]) for j in range(len(ops))]
+
+
+class SupernetTrainer:
+    """Trains ``supernet`` (forward ``supernet(x, path)``) on ``data`` with ``protocol``, ``sampler`` paths per step.
+
+    ``seed`` fixes the data order, augmentation and path sampling.  Call
+    :meth:`train_epoch` ``protocol.epochs`` times (or use :meth:`run`);
+    :meth:`state_dict` / :meth:`load_state_dict` checkpoint everything.
+    """
+
+    def __init__(self, supernet: torch.nn.Module, space: SearchSpace, data: Dataset, protocol: Protocol,
+                 sampler: PathSampler, *, seed: int = 0):
+        if data.n_train == 0:
+            raise ValueError(f"dataset {data.name!r} has no training images")
+        self.supernet, self.space, self.protocol, self.sampler = supernet, space, protocol, sampler
+        self.device = resolve_device(protocol.device)
+        self.data = data.to(self.device)
+        self.channels_last = _use_channels_last(protocol)
+        supernet.to(self.device)
+        if self.channels_last:
+            supernet.to(memory_format=torch.channels_last)
+        self.steps_per_epoch = math.ceil(self.data.n_train / protocol.batch_size)
+        self.optimizer = torch.optim.SGD(
+            supernet.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+            nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=self.steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
+        )
+        self.scaler = (torch.amp.GradScaler(self.device.type)
+                       if (protocol.amp == "fp16" and self.device.type == "cuda") else None)
+        self.generator = torch.Generator().manual_seed(int(seed) % (2**63))
+        self.path_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA7B5]))
+        self.epoch = 0
+        self.seconds = 0.0
+        self.epoch_losses: list[float] = []  # mean path loss per epoch
+        self.paths_trained = 0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.protocol.epochs
+
+    def train_epoch(self) -> float:
+        """One epoch (one pass over the training split); returns its mean path loss."""
+        if self.done:
+            raise RuntimeError(f"the supernet has already been trained for all {self.protocol.epochs} epochs")
+        t0 = time.perf_counter()
+        net, data, bs, dev = self.supernet, self.data, self.protocol.batch_size, self.device
+        net.train()
+        n = data.n_train
+        perm = torch.randperm(n, generator=self.generator).to(dev)
+        loss_sum = torch.zeros((), device=dev)
+        n_losses = 0
+        for step in range(self.steps_per_epoch):
+            idx = perm[step * bs:(step + 1) * bs]
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            if self.protocol.augment and (data.crop_padding or data.flip):
+                xb = augment_batch(xb, self.generator, padding=data.crop_padding, flip=data.flip)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            paths = self.sampler(self.space, self.path_rng)
+            self.optimizer.zero_grad(set_to_none=True)
+            for path in paths:
+                with _autocast(dev, self.protocol.amp):
+                    loss = F.cross_entropy(net(xb, path).float(), yb)
+                scaled = loss / len(paths)  # average of the paths' gradients
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                loss_sum += loss.detach()
+                n_losses += 1
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.scheduler.step()
+            self.paths_trained += len(paths)
+        mean = float(loss_sum) / max(n_losses, 1)  # one host sync per epoch
+        self.seconds += time.perf_counter() - t0
+        if not math.isfinite(mean):
+            raise TrainingDiverged(f"supernet training loss became non-finite in epoch {self.epoch + 1}")
+        self.epoch += 1
+        self.epoch_losses.append(mean)
+        return mean
+
+    def run(self, on_epoch: Callable[[SupernetTrainer], None] | None = None, progress: bool = False) -> None:
+        """Train the remaining epochs; ``on_epoch(trainer)`` after each (e.g. to checkpoint)."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.protocol.epochs, initial=self.epoch, desc="supernet", leave=False, unit="ep")
+        try:
+            while not self.done:
+                loss = self.train_epoch()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                if on_epoch is not None:
+                    on_epoch(self)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # -- checkpointing ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "generator": self.generator.get_state(), "path_rng": self.path_rng.bit_generator.state,
+            "epoch": self.epoch, "seconds": self.seconds, "epoch_losses": list(self.epoch_losses),
+            "paths_trained": self.paths_trained,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.path_rng.bit_generator.state = state["path_rng"]
+        self.epoch = int(state["epoch"])
+        self.seconds = float(state["seconds"])
+        self.epoch_losses = [float(x) for x in state["epoch_losses"]]
+        self.paths_trained = int(state["paths_trained"])
