@@ -69,8 +69,8 @@ re-runs the candidates that were in flight.
 Set-up cost: a strategy's ``setup`` may do work the search is charged for --
 a one-shot strategy trains its supernet there (checkpointed in the store, so a
 resumed search reloads it).  Its ``setup_seconds`` start the search's clock (so
-a ``Budget(seconds=...)`` includes them), are reported as
-``SearchResult.setup_seconds``, added to ``SearchResult.total_cost_seconds``
+a ``Budget(seconds=...)`` includes them), count towards ``Budget(cost_seconds=...)``,
+are reported as ``SearchResult.setup_seconds``, added to ``SearchResult.total_cost_seconds``
 and kept in the store's ``state.json``.  The store is opened before ``setup``.
 Worker processes see ``strategy.for_workers()`` as ``Context.strategy`` (for a
 one-shot strategy: its inherited weights), the inline executor the strategy
@@ -482,7 +482,7 @@ class _Run:
         self.running: list[_InFlight] = []
         self.done = {e.arch.string: e for e in history if not e.cached}
         self.epochs_used = math.fsum(e.epochs for e in history)
-        self.cost_used = math.fsum(e.cost_seconds for e in history)
+        self.cost_used = math.fsum([float(self.strategy.setup_seconds), *(e.cost_seconds for e in history)])
         self.elapsed_before = elapsed_before
         self.t_start = time.perf_counter()
         self.first_outcomes: list[Outcome] = []  # of the first evaluations this run trains
