@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -219,6 +219,10 @@ def train(
     progress: bool = False,
     on_epoch: Callable[[int, LearningCurve], None] | None = None,
     steps_per_epoch: int | None = None,
+    frozen: Collection[str] | None = None,
+    stop_at_train_acc: float | None = None,
+    max_seconds: float | None = None,
+    check_every: int = 1,
 ) -> LearningCurve:
     """Train ``model`` for the first ``epochs`` epochs of ``protocol``'s schedule.
 
@@ -239,6 +243,26 @@ def train(
     minibatches can be recorded in chunks of ``B`` -- one-shot fine-tuning
     records B = 100, 200, 300 minibatches as epochs 1, 2, 3.  The cosine
     schedule then spans ``B * protocol.epochs`` steps.
+
+    ``frozen`` names parameters (as in ``model.named_parameters()``) that are
+    not trained: they are left out of the optimiser and their
+    ``requires_grad`` is off for the duration of the call (no gradient is
+    computed for them; restored afterwards).  Modules stay in training mode
+    (batch-norm statistics of frozen layers still follow the batches).
+
+    Early stop (both checked every ``check_every`` steps and at every epoch's
+    end): ``stop_at_train_acc`` stops as soon as the *running training
+    accuracy* -- the fraction of correct predictions over the last epoch's
+    worth of minibatches (the last ``ceil(n_train / batch_size)`` steps, fewer
+    during the first epoch), i.e. the epoch's training accuracy at an epoch's
+    end -- reaches it; ``max_seconds`` stops once the training time of this
+    call (validation passes excluded) exceeds it.  The epoch cut short is
+    recorded as the curve's last epoch (its minibatches so far, its training
+    accuracy over them, validated if ``validate``), and
+    ``curve.info["stopped"]`` says why and when: ``{"reason": "train-acc" |
+    "time-limit", "steps", "epochs" (fractional), "seconds" (training time),
+    "train_acc" (the running accuracy)}``.  Without a stop, ``"stopped"`` is
+    absent.
     """
     epochs = protocol.epochs if epochs is None else epochs
     if not isinstance(epochs, int) or not 1 <= epochs <= protocol.epochs:
@@ -247,6 +271,23 @@ def train(
         )
     if data.n_train == 0:
         raise ValueError(f"dataset {data.name!r} has no training images")
+    if stop_at_train_acc is not None and (isinstance(stop_at_train_acc, bool) or not isinstance(
+            stop_at_train_acc, (int, float)) or not 0 < stop_at_train_acc <= 1):
+        raise ValueError(f"stop_at_train_acc must be a fraction in (0, 1] or None, got {stop_at_train_acc!r}")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not max_seconds > 0):
+        raise ValueError(f"max_seconds must be a positive number or None, got {max_seconds!r}")
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be a positive integer (steps), got {check_every!r}")
+    named = dict(model.named_parameters())
+    frozen = set() if frozen is None else set(frozen)
+    unknown = sorted(frozen - set(named))
+    if unknown:
+        raise ValueError(f"frozen names parameter(s) the model does not have: {unknown[:5]}"
+                         f"{' ...' if len(unknown) > 5 else ''}; expected names from model.named_parameters()")
+    trainable = [p for name, p in named.items() if name not in frozen]
+    if not trainable:
+        raise ValueError("frozen covers every parameter of the model; nothing would be trained")
     device = resolve_device(protocol.device)
     data = data.to(device)
     cl = _use_channels_last(protocol)
@@ -264,7 +305,7 @@ def train(
     else:
         steps_per_epoch = math.ceil(n / bs)
     opt = torch.optim.SGD(
-        model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+        trainable, lr=protocol.lr, momentum=protocol.momentum,
         nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
     )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -277,12 +318,38 @@ def train(
     rec: dict[str, list] = {k: [] for k in ("minibatch_losses", "train_loss", "train_acc",
                                           "val_loss", "val_acc", "epoch_seconds")}
 
-    info = {"device": str(device), "amp": protocol.amp, "batch_size": bs, "steps_per_epoch": steps_per_epoch}
+    info: dict[str, Any] = {"device": str(device), "amp": protocol.amp, "batch_size": bs,
+                            "steps_per_epoch": steps_per_epoch}
+    if frozen:
+        info["frozen_parameters"] = len(frozen)
     stream = torch.empty(0, dtype=torch.long, device=device)  # chunked epochs: the rest of the current permutation
+    stopping = stop_at_train_acc is not None or max_seconds is not None
+    if stopping:  # per-step correct counts / batch sizes of the last epoch's worth of steps (a ring)
+        ring_correct = torch.zeros(steps_per_epoch, device=device, dtype=torch.long)
+        ring_size = torch.zeros(steps_per_epoch, device=device, dtype=torch.long)
+    train_seconds = 0.0
+    global_step = 0
+    stopped: dict[str, Any] | None = None
+
+    def check(t_epoch: float) -> dict[str, Any] | None:
+        seconds = train_seconds + time.perf_counter() - t_epoch
+        acc = float(ring_correct.sum()) / max(int(ring_size.sum()), 1)  # one host sync per check
+        reason = None
+        if stop_at_train_acc is not None and acc >= stop_at_train_acc:
+            reason = "train-acc"
+        elif max_seconds is not None and seconds > max_seconds:
+            reason = "time-limit"
+        if reason is None:
+            return None
+        return {"reason": reason, "steps": global_step, "epochs": global_step / steps_per_epoch,
+                "seconds": seconds, "train_acc": acc}
 
     def curve() -> LearningCurve:
         return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"}, info=dict(info))
 
+    requires_grad = {name: p.requires_grad for name, p in named.items()}
+    for name in frozen:
+        named[name].requires_grad_(False)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -301,10 +368,11 @@ def train(
                     need -= n
                 perm = torch.cat(parts)
                 stream = perm[steps_per_epoch * bs:]
-                seen = steps_per_epoch * bs
+                full = steps_per_epoch * bs
             else:
                 perm = torch.randperm(n, generator=gen).to(device)
-                seen = n
+                full = n
+            steps_done = 0
             for step in range(steps_per_epoch):
                 idx = perm[step * bs:(step + 1) * bs]
                 xb, yb = data.x_train[idx], data.y_train[idx]
@@ -325,9 +393,20 @@ def train(
                     opt.step()
                 sched.step()
                 losses[step] = loss.detach()
-                correct += (out.detach().argmax(1) == yb).sum()
-            mb = losses.tolist()  # one host sync per epoch
+                step_correct = (out.detach().argmax(1) == yb).sum()
+                correct += step_correct
+                steps_done = step + 1
+                global_step += 1
+                if stopping:
+                    ring_correct[global_step % steps_per_epoch] = step_correct
+                    ring_size[global_step % steps_per_epoch] = len(yb)
+                    if global_step % check_every == 0 or steps_done == steps_per_epoch:
+                        stopped = check(t0)
+                        if stopped is not None:
+                            break
+            mb = losses[:steps_done].tolist()  # one host sync per epoch
             rec["minibatch_losses"].append(mb)
+            seen = full if steps_done == steps_per_epoch else min(steps_done * bs, full)
             rec["train_acc"].append(float(correct) / seen)
             if not all(map(math.isfinite, mb)):
                 rec["epoch_seconds"].append(time.perf_counter() - t0)
@@ -335,16 +414,21 @@ def train(
                     rec["val_loss"].append(math.nan)
                     rec["val_acc"].append(0.0)
                 raise TrainingDiverged(f"training loss became non-finite in epoch {epoch + 1}", curve())
+            train_seconds += time.perf_counter() - t0
             if do_val:
                 vl, va = evaluate(model, data.x_val, data.y_val, protocol, device)
                 rec["val_loss"].append(vl)
                 rec["val_acc"].append(va)
             rec["epoch_seconds"].append(time.perf_counter() - t0)
+            if stopped is not None:
+                info["stopped"] = stopped
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(mb) / len(mb):.3f}")
             if on_epoch is not None:
                 on_epoch(epoch + 1, curve())
+            if stopped is not None:
+                break
     except TrainingFailed:
         raise
     except Exception as exc:
@@ -355,6 +439,8 @@ def train(
                                       _complete_epochs(rec, info)) from exc
         raise
     finally:
+        for name, flag in requires_grad.items():
+            named[name].requires_grad_(flag)
         if bar is not None:
             bar.close()
     return curve()

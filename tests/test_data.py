@@ -43,8 +43,8 @@ def _denormalise(x: torch.Tensor, ds: data.Dataset, max_value: float) -> torch.T
 
 
 def test_available_and_unknown():
-    assert available_datasets() == ["cifar10", "digits"]
-    with pytest.raises(ValueError, match="available: cifar10, digits"):
+    assert available_datasets() == ["cifar10", "digits", "synthetic-cifar10"]
+    with pytest.raises(ValueError, match="available: cifar10, digits, synthetic-cifar10"):
         load_dataset("mnist")
 
 
