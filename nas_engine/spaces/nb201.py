@@ -402,6 +402,28 @@ class ResNetBasicBlock(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def _macro_skeleton(net: nn.Module, num_classes: int, in_channels: int, C: int, N: int, bn: dict,
+                    make_cell, container) -> None:
+    """Give ``net`` the NB201 skeleton: ``stem``, ``cells`` (a ``container`` of the stages), ``lastact``,
+    ``global_pooling``, ``classifier``, created in that order (so seeded initialisation is unchanged).
+
+    The stages: ``N`` cells (``make_cell(channels)``) at ``C``, a reduction
+    block ``C -> 2C``, ``N`` cells at ``2C``, a reduction ``2C -> 4C``, ``N``
+    cells at ``4C``.  Shared by the standalone network and the supernet, so the
+    two have the same parameter names (what lets a path be extracted).
+    """
+    net.stem = nn.Sequential(nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False), _batch_norm(C, bn))
+    layers: list[nn.Module] = []
+    for stage, channels in enumerate((C, 2 * C, 4 * C)):
+        if stage > 0:
+            layers.append(ResNetBasicBlock(channels // 2, channels, **bn))
+        layers.extend(make_cell(channels) for _ in range(N))
+    net.cells = container(layers)
+    net.lastact = nn.Sequential(_batch_norm(4 * C, bn), nn.ReLU(inplace=True))
+    net.global_pooling = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Linear(4 * C, num_classes)
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 macro skeleton (the benchmark's ``TinyNetwork``) around one cell.
 
@@ -417,19 +439,8 @@ class NB201Network(nn.Module):
                  affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         bn = {"affine": affine, "track_running_stats": track_running_stats}
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
-            _batch_norm(C, bn),
-        )
-        layers: list[nn.Module] = []
-        for stage, channels in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(channels // 2, channels, **bn))
-            layers.extend(NB201Cell(ops, channels, **bn) for _ in range(N))
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(_batch_norm(4 * C, bn), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * C, num_classes)
+        _macro_skeleton(self, num_classes, in_channels, C, N, bn, lambda ch: NB201Cell(ops, ch, **bn),
+                        lambda layers: nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.lastact(self.cells(self.stem(x)))
@@ -485,19 +496,7 @@ class NB201Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.num_classes, self.in_channels, self.C, self.N = num_classes, in_channels, C, N
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
-            _batch_norm(C, _SUPERNET_BN),
-        )
-        layers: list[nn.Module] = []
-        for stage, channels in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(channels // 2, channels, **_SUPERNET_BN))
-            layers.extend(SupernetCell(channels) for _ in range(N))
-        self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(_batch_norm(4 * C, _SUPERNET_BN), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * C, num_classes)
+        _macro_skeleton(self, num_classes, in_channels, C, N, _SUPERNET_BN, SupernetCell, nn.ModuleList)
         self._plans: dict[tuple[str, ...], tuple] = {}
 
     @property
