@@ -104,8 +104,14 @@ class InterruptingList(FixedList):
         if self.told == self.at:
             if self.how == "raise":
                 raise KeyboardInterrupt
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)  # the signal arrives during the sleep
+            # Python leaves SIGINT ignored when it started with it ignored (e.g. pytest run as a background
+            # job); install the interactive handler for this kill so it raises KeyboardInterrupt as in a shell
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the signal arrives during the sleep
+            finally:
+                signal.signal(signal.SIGINT, previous)
 
 
 class Batches(Strategy):
