@@ -26,7 +26,7 @@ from .conformance import check_plugin
 from .conftest import TINY
 
 SPACE = NB201Space()
-METHODS = ("randnas", "spos", "fairnas", "multipath")
+METHODS = ("randnas", "spos", "fairnas", "multipath", "reptile", "metaprox")
 A = SPACE.from_ops(["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "none", "nor_conv_3x3"])
 # shares A's conv3 on edge 0->1, differs everywhere else
 B = SPACE.from_ops(["nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_1x1"])
@@ -174,6 +174,78 @@ def test_multi_path_step_averages_the_gradients_of_its_paths():
         torch.testing.assert_close(both[k], (only_a[k] + only_b[k]) / 2, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(twice_a[k], only_a[k], rtol=1e-4, atol=1e-6)  # averaged, not summed
     assert any(not torch.equal(both[k], only_a[k]) for k in init)
+
+
+def _one_step(paths, proto, **meta):
+    """A tiny supernet after one supernet step on the whole digits training split (and its initial state)."""
+    net = tiny_supernet()
+    init = snapshot(net)
+    trainer = SupernetTrainer(net, SPACE, digits(), proto, lambda space, rng: list(paths), seed=0, **meta)
+    assert trainer.steps_per_epoch == 1
+    trainer.train_epoch()
+    return init, net.state_dict()
+
+
+def _manual_inner(paths, proto, steps, prox):
+    """The adapted weights of each path after ``steps`` plain SGD steps (with the proximal pull) by hand."""
+    data = digits()
+    perm = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(0))  # the trainer's data order
+    x, y = data.x_train[perm], data.y_train[perm]
+    out = []
+    for path in paths:
+        net = tiny_supernet()
+        theta = snapshot(net)
+        for _ in range(steps):
+            net.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x, path), y).backward()
+            with torch.no_grad():
+                for name, p in net.named_parameters():
+                    if p.grad is not None:
+                        p -= proto.lr * (p.grad + prox * (p - theta[name]))
+        out.append((theta, snapshot(net)))
+    return out
+
+
+META_PROTO = TINY.replace(epochs=1, batch_size=2000, lr=0.2, lr_min=0.2, momentum=0.0, nesterov=False,
+                          weight_decay=0.0, augment=False, channels_last=False)
+
+
+def test_meta_step_with_one_inner_step_is_single_path_training():
+    _, plain = _one_step([A], META_PROTO)
+    _, meta = _one_step([A], META_PROTO, inner_steps=1, prox=1e-3)  # prox is 0 at the first inner step
+    for k in plain:
+        torch.testing.assert_close(meta[k], plain[k], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("prox", [0.0, 10.0])
+def test_reptile_and_metaprox_step_moves_towards_the_mean_adapted_weights(prox):
+    """Plain SGD outer step: θ + (mean over paths of θ̂ - θ) / inner_steps, θ̂ from 3 inner steps by hand."""
+    paths = [A, B]
+    init, after = _one_step(paths, META_PROTO, inner_steps=3, prox=prox)
+    adapted = _manual_inner(paths, META_PROTO, 3, prox)
+    moved = 0
+    for k in init:
+        expected = init[k] + sum(a[k] - t[k] for t, a in adapted) / len(paths) / 3
+        torch.testing.assert_close(after[k], expected, rtol=1e-4, atol=1e-6)
+        moved += not torch.equal(after[k], init[k])
+    assert moved > 0
+    if prox:  # the proximal term really changes the adaptation
+        plain = _manual_inner([A], META_PROTO, 3, 0.0)[0][1]
+        pulled = adapted[0][1]
+        assert any(not torch.allclose(plain[k], pulled[k]) for k in plain)
+
+
+def test_meta_strategies_train_their_supernet_with_inner_steps():
+    strategy, _ = oneshot_ctx("metaprox")
+    assert strategy.get_params()["inner_steps"] == 4 and strategy.get_params()["prox"] == 10.0
+    assert strategy.trainer_options() == {"inner_steps": 4, "prox": 10.0}
+    assert create("strategy", "reptile").trainer_options() == {"inner_steps": 4, "prox": 0.0}
+    with pytest.raises(ValueError, match="inner_steps must be an integer >= 1, got 0"):
+        create("strategy", "reptile", inner_steps=0)
+    with pytest.raises(ValueError, match="prox must be a finite number >= 0, got -1"):
+        create("strategy", "metaprox", prox=-1)
+    with pytest.raises(ValueError, match="inner_steps must be an integer >= 1"):
+        SupernetTrainer(tiny_supernet(), SPACE, digits(), META_PROTO, uniform_paths(1), inner_steps=0)
 
 
 def test_uniform_paths_validation():

@@ -140,6 +140,10 @@ class OneShotStrategy(Strategy):
     def make_selector(self) -> Strategy:
         """The strategy that proposes candidates once the supernet is trained."""
 
+    def trainer_options(self) -> dict[str, Any]:
+        """Extra :class:`SupernetTrainer` arguments (the meta-learning methods' ``inner_steps``/``prox``)."""
+        return {}
+
     # -- setup -------------------------------------------------------------------------
     def supernet_protocol(self, protocol: Protocol) -> Protocol:
         """The supernet's training protocol: this strategy's optimiser settings at ``protocol``'s size/device."""
@@ -158,7 +162,8 @@ class OneShotStrategy(Strategy):
         return {"strategy": self.name, "params": {k: v for k, v in self.get_params().items()
                                                   if k in ("epochs", "batch_size", "lr", "lr_min", "momentum",
                                                            "weight_decay")},
-                "data": ctx.data.fingerprint(), "protocol": proto, "seed": int(ctx.seed)}
+                "data": ctx.data.fingerprint(), "protocol": proto, "seed": int(ctx.seed),
+                **self.trainer_options()}
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)
@@ -168,7 +173,8 @@ class OneShotStrategy(Strategy):
         with seeded(derive_seed(ctx.seed, f"supernet/{self.name}")):
             supernet = space.supernet(ctx.data.num_classes, in_channels=ctx.data.in_channels, **protocol.size)
         trainer = SupernetTrainer(supernet, space, ctx.data, protocol, self.path_sampler(),
-                                  seed=derive_seed(ctx.seed, f"supernet-data/{self.name}"))
+                                  seed=derive_seed(ctx.seed, f"supernet-data/{self.name}"),
+                                  **self.trainer_options())
         fingerprint = self._fingerprint(ctx)
         path = Path(ctx.store_dir) / CHECKPOINT if ctx.store_dir is not None else None
         if path is not None and path.exists():

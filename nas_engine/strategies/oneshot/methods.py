@@ -1,4 +1,5 @@
-"""The registered supernet strategies: ``randnas``, ``spos``, ``fairnas``, ``multipath``.
+"""The registered supernet strategies: ``randnas``, ``spos``, ``fairnas``, ``multipath``, ``reptile``,
+``metaprox``.
 
 =============  ===========================================  =====================  ===============
 name           supernet training (per step)                 candidates             fine-tuning lr
@@ -9,17 +10,27 @@ name           supernet training (per step)                 candidates          
                gradients averaged, one update (Chu et al.)
 ``multipath``  ``k=4`` random paths, averaged gradients     uniform random         0.001
                (Yu et al.)
+``reptile``    one random path, Reptile meta-step: 4 inner  uniform random         0.001
+               SGD steps on the minibatch, outer step
+               towards the adapted weights (Nichol et al.)
+``metaprox``   as ``reptile`` with the proximal term        uniform random         0.001
+               ``λ/2 ||w - θ||²``, λ=10 (MetaMinibatchProx,
+               Zhou et al.)
 =============  ===========================================  =====================  ===============
 
 The fine-tuning rates follow the SoTL thesis (§4.2: 0.01 for basic single-path
 SPOS, whose supernet is RandNAS's; 0.001 for the variants, for which 0.01
 causes catastrophic forgetting).  SPOS's evolutionary search is the engine's
 ``regularized-evolution`` scoring candidates with the search's estimator from
-the inherited weights.
+the inherited weights.  ``reptile`` and ``metaprox`` are the SoTL thesis'
+meta-learning supernets (§3.4.1-3.4.2: 4 inner steps, λ=10, meta-batch of one
+path); the meta-step is :class:`~.supernet.SupernetTrainer`'s (see
+:mod:`.supernet` for the exact update).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ...registry import strategies
@@ -28,7 +39,7 @@ from ..random import RandomSearch
 from .base import OneShotStrategy
 from .supernet import fair_paths, uniform_paths
 
-__all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath"]
+__all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath", "Reptile", "MetaProx"]
 
 
 class _RandomCandidates(OneShotStrategy):
@@ -101,3 +112,46 @@ class SPOS(OneShotStrategy):
 
     def make_selector(self):
         return RegularizedEvolution(self.population_size, self.sample_size)
+
+
+@strategies.register("reptile")
+class Reptile(_RandomCandidates):
+    """Reptile supernet training: per step one random path adapted by ``inner_steps`` SGD steps on the
+    minibatch, then an outer step of the supernet towards the adapted weights."""
+
+    default_finetune_lr = 0.001
+    #: the proximal coefficient of the inner steps (0: Reptile)
+    default_prox = 0.0
+
+    def __init__(self, inner_steps: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
+            raise ValueError(f"{type(self).__name__}: inner_steps must be an integer >= 1, got {inner_steps!r}")
+        self.inner_steps = inner_steps
+        self.prox = self.default_prox
+
+    def get_params(self) -> dict[str, Any]:
+        return {"inner_steps": self.inner_steps, **super().get_params()}
+
+    def trainer_options(self) -> dict[str, Any]:
+        return {"inner_steps": self.inner_steps, "prox": self.prox}
+
+    def path_sampler(self):
+        return uniform_paths(1)
+
+
+@strategies.register("metaprox")
+class MetaProx(Reptile):
+    """MetaMinibatchProx supernet training: Reptile whose inner steps minimise the minibatch loss plus
+    ``prox/2 * ||w - θ||²`` (θ: the supernet weights at the start of the step)."""
+
+    default_prox = 10.0
+
+    def __init__(self, inner_steps: int = 4, prox: float = 10.0, **kwargs):
+        super().__init__(inner_steps=inner_steps, **kwargs)
+        if isinstance(prox, bool) or not isinstance(prox, (int, float)) or not math.isfinite(prox) or prox < 0:
+            raise ValueError(f"MetaProx: prox must be a finite number >= 0, got {prox!r}")
+        self.prox = float(prox)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"prox": self.prox, **super().get_params()}

@@ -10,6 +10,19 @@ path forward and backward on that same minibatch, averaging the gradients
 * :func:`fair_paths`: FairNAS strict fairness (``|O|`` paths per step in which
   every op on every edge appears exactly once).
 
+With ``inner_steps > 1`` or ``prox > 0`` a step is a first-order
+meta-learning step instead (SoTL thesis §3.4.1, Algorithm 4: the supernet
+weights are the meta-weights, a path is a task): for each path, starting from
+the current weights θ, take ``inner_steps`` plain SGD steps on the step's
+minibatch at the schedule's current learning rate η (for MetaMinibatchProx
+with the proximal term ``prox/2 * ||w - θ||²`` added to the loss), giving
+θ̂; restore θ and hand the supernet's optimiser the Reptile direction
+``(θ - θ̂) / (inner_steps * η)`` averaged over the paths, i.e. the mean
+gradient along the inner trajectory.  With plain SGD the outer update is
+``θ + (θ̂ - θ) / inner_steps`` (η_outer = 1/T at the same learning rate); the
+optimiser adds its momentum and weight decay (the inner steps have neither).
+With one inner step and no proximal term this is exactly single-path training.
+
 The optimiser and schedule come from a :class:`~nas_engine.training.Protocol`
 (SGD with momentum, cosine from ``lr`` to ``lr_min`` over the whole
 ``protocol.epochs``); data handling and augmentation are those of
@@ -80,10 +93,16 @@ class SupernetTrainer:
     """
 
     def __init__(self, supernet: torch.nn.Module, space: SearchSpace, data: Dataset, protocol: Protocol,
-                 sampler: PathSampler, *, seed: int = 0):
+                 sampler: PathSampler, *, seed: int = 0, inner_steps: int = 1, prox: float = 0.0):
         if data.n_train == 0:
             raise ValueError(f"dataset {data.name!r} has no training images")
+        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
+            raise ValueError(f"SupernetTrainer: inner_steps must be an integer >= 1, got {inner_steps!r}")
+        if isinstance(prox, bool) or not isinstance(prox, (int, float)) or not math.isfinite(prox) or prox < 0:
+            raise ValueError(f"SupernetTrainer: prox must be a finite number >= 0, got {prox!r}")
         self.supernet, self.space, self.protocol, self.sampler = supernet, space, protocol, sampler
+        self.inner_steps, self.prox = inner_steps, float(prox)
+        self.meta = inner_steps > 1 or self.prox > 0
         self.device = resolve_device(protocol.device)
         self.data = data.to(self.device)
         self.channels_last = _use_channels_last(protocol)
@@ -100,6 +119,9 @@ class SupernetTrainer:
         )
         self.scaler = (torch.amp.GradScaler(self.device.type)
                        if (protocol.amp == "fp16" and self.device.type == "cuda") else None)
+        if self.meta and self.scaler is not None:
+            raise ValueError("meta-learning supernet steps (inner_steps > 1 or prox > 0) do not support fp16 "
+                             "loss scaling; use amp='bf16' or full precision")
         self.generator = torch.Generator().manual_seed(int(seed) % (2**63))
         self.path_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xA7B5]))
         self.epoch = 0
@@ -130,19 +152,8 @@ class SupernetTrainer:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             paths = self.sampler(self.space, self.path_rng)
-            self.optimizer.zero_grad(set_to_none=True)
-            for path in paths:
-                with _autocast(dev, self.protocol.amp):
-                    loss = F.cross_entropy(net(xb, path).float(), yb)
-                scaled = loss / len(paths)  # average of the paths' gradients
-                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-                loss_sum += loss.detach()
-                n_losses += 1
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
+            loss_sum += self._meta_step(xb, yb, paths) if self.meta else self._step(xb, yb, paths)
+            n_losses += len(paths)
             self.scheduler.step()
             self.paths_trained += len(paths)
         mean = float(loss_sum) / max(n_losses, 1)  # one host sync per epoch
@@ -152,6 +163,61 @@ class SupernetTrainer:
         self.epoch += 1
         self.epoch_losses.append(mean)
         return mean
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, paths: list[Architecture]) -> torch.Tensor:
+        """One update on the paths' averaged gradients; returns the sum of the paths' losses."""
+        net, dev = self.supernet, self.device
+        self.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=dev)
+        for path in paths:
+            with _autocast(dev, self.protocol.amp):
+                loss = F.cross_entropy(net(xb, path).float(), yb)
+            scaled = loss / len(paths)  # average of the paths' gradients
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            total += loss.detach()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return total
+
+    def _meta_step(self, xb: torch.Tensor, yb: torch.Tensor, paths: list[Architecture]) -> torch.Tensor:
+        """One Reptile / MetaMinibatchProx update (see the module docstring); returns the sum of the
+        paths' pre-adaptation losses."""
+        net, dev = self.supernet, self.device
+        params = list(net.parameters())
+        theta = [p.detach().clone() for p in params]
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        direction: list[torch.Tensor | None] = [None] * len(params)
+        total = torch.zeros((), device=dev)
+        for path in paths:
+            touched: set[int] = set()
+            for t in range(self.inner_steps):
+                for p in params:
+                    p.grad = None
+                with _autocast(dev, self.protocol.amp):
+                    loss = F.cross_entropy(net(xb, path).float(), yb)
+                if t == 0:
+                    total += loss.detach()
+                loss.backward()
+                with torch.no_grad():
+                    for i, (p, p0) in enumerate(zip(params, theta)):
+                        if p.grad is None:
+                            continue
+                        touched.add(i)
+                        g = p.grad if self.prox == 0 else p.grad + self.prox * (p - p0)
+                        p.sub_(lr * g)
+            with torch.no_grad():
+                for i in touched:
+                    d = theta[i] - params[i]
+                    direction[i] = d if direction[i] is None else direction[i] + d
+                    params[i].copy_(theta[i])
+        scale = 1.0 / (len(paths) * self.inner_steps * lr) if lr > 0 else 0.0
+        for p, d in zip(params, direction):
+            p.grad = None if d is None else d * scale
+        self.optimizer.step()
+        return total
 
     def run(self, on_epoch: Callable[[SupernetTrainer], None] | None = None, progress: bool = False) -> None:
         """Train the remaining epochs; ``on_epoch(trainer)`` after each (e.g. to checkpoint)."""
