@@ -2,9 +2,9 @@
 
 Reproduces the protocol of the TSE paper's Table 2 and the SoTL thesis' Table
 4.1 on NAS-Bench-201 / CIFAR-10: for each supernet training method (RandNAS,
-FairNAS, MultiPath) and supernet seed, train the supernet through the
-strategy's ``setup`` (checkpointed, resumable), then for one fixed set of
-architectures (the same for every method and seed):
+FairNAS, MultiPath; Reptile and MetaMinibatchProx on request) and supernet
+seed, train the supernet through the strategy's ``setup`` (checkpointed,
+resumable), then for one fixed set of architectures (the same for every method and seed):
 
 * fine-tune each architecture from its inherited weights for 300 minibatches
   (batch 64, constant lr: 0.01 for RandNAS/SPOS, 0.001 for the variants) in
@@ -27,14 +27,17 @@ estimators.  SPOS trains exactly RandNAS's supernet (uniform single path) and
 fine-tunes at the same lr, so on a fixed architecture set it is RandNAS; its
 evolutionary selection is exercised in the tests, not here.
 
-CPU scale (every choice is a flag): NB201 width C=8, N=1 cell per stage, 8x8
-inputs, 5,000 training and 1,000 validation images from CIFAR-10's first batch,
-supernet protocol of the thesis (batch 64, SGD lr 0.025 cosine to 0.001,
-momentum 0.9, wd 5e-4) but shortened to the same number of path passes for
-every method: 40 epochs for RandNAS (one path per step), 10 for MultiPath (4)
-and 8 for FairNAS (5); up to 100 architectures, 2 supernet seeds.  One torch
-thread per process (``--threads``).  The table ranks the architectures that
-every method and seed finished (a run is scored architecture by architecture).
+CPU scale (every choice is a flag): NB201 width C=8, N=1 cell per stage,
+16x16 inputs, 5,000 training and 2,000 validation images from CIFAR-10's first
+batch, no data augmentation (``--augment`` turns random crop + flip on for the
+supernet and the fine-tuning; at this scale it leaves the supernet underfitted
+and roughly halves every estimator's correlation, see the README), supernet
+protocol of the thesis (batch 64, SGD lr 0.025 cosine to 0.001, momentum 0.9,
+wd 5e-4, 100 epochs for RandNAS) with the same number of path passes for every
+method: 100 epochs for RandNAS (one path per step), 25 for MultiPath (4) and 20
+for FairNAS (5); 100 architectures, 2 supernet seeds.  One torch thread per
+process (``--threads``).  The table ranks the architectures that every method
+and seed finished (a run is scored architecture by architecture).
 
     python reproduce/oneshot_selection.py run --seed 0   # one seed: every method's supernet (resumable)
     python reproduce/oneshot_selection.py summarize                        # the table from what ran
@@ -74,7 +77,8 @@ from nas_engine.training import Protocol  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 #: supernet epochs giving every method the same number of path forward/backward passes (40 x 79 x 1 ...)
-DEFAULT_SUPERNET_EPOCHS = {"randnas": 40, "spos": 40, "multipath": 10, "fairnas": 8}
+DEFAULT_SUPERNET_EPOCHS = {"randnas": 100, "spos": 100, "multipath": 25, "fairnas": 20, "reptile": 25,
+                           "metaprox": 25}
 SCORE_FIELDS = ["method", "seed", "arch", "estimator", "B", "score", "seconds"]
 LABELS = {"tse": "TSE", "valacc": "ValAcc (after B)", "tlmini": "TLmini", "valacc-inherited": "ValAcc",
           "valacc-mini": "ValAccMini"}
@@ -84,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["run", "summarize"])
     p.add_argument("--methods", default="randnas,multipath,fairnas",
-                   help="run: comma-separated supernet methods (randnas, spos, fairnas, multipath)")
+                   help="run: comma-separated supernet methods (randnas, spos, fairnas, multipath, reptile, "
+                        "metaprox)")
     p.add_argument("--seed", type=int, default=0, help="run: supernet seed")
     p.add_argument("--out", default=str(ROOT / "reproduce" / "results" / "oneshot_selection"))
     p.add_argument("--work", default=None, help="supernet checkpoints (default <out>/supernets, not committed)")
@@ -93,15 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", type=int, default=100)
     p.add_argument("--arch-seed", type=int, default=0, help="seed of the fixed architecture sample")
     p.add_argument("--supernet-epochs", type=int, default=None,
-                   help="default: 40 single-path epochs' worth of path passes (randnas/spos 40, multipath 10, "
-                        "fairnas 8)")
+                   help="default: 100 single-path epochs' worth of path forward/backward passes "
+                        "(randnas/spos 100, multipath 25, fairnas 20, reptile/metaprox 25 with 4 inner steps)")
     p.add_argument("--batches", type=int, default=100, help="fine-tuning minibatches per chunk (B step)")
     p.add_argument("--chunks", type=int, default=3, help="chunks of fine-tuning: B = batches x 1..chunks")
     p.add_argument("--C", type=int, default=8)
     p.add_argument("--N", type=int, default=1)
-    p.add_argument("--resolution", type=int, default=8)
+    p.add_argument("--resolution", type=int, default=16)
     p.add_argument("--n-train", type=int, default=5000)
-    p.add_argument("--n-val", type=int, default=1000)
+    p.add_argument("--n-val", type=int, default=2000)
+    p.add_argument("--augment", action="store_true",
+                   help="random crop + flip in supernet training and fine-tuning (off by default: at this CPU "
+                        "scale augmentation leaves the supernet underfitted and halves TSE's correlation)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--quiet", action="store_true")
@@ -131,7 +139,8 @@ def run(args) -> None:
     missing = [a.string for a in archs if a.string not in truth]
     if missing:
         raise SystemExit(f"{len(missing)} sampled architectures have no ground truth, e.g. {missing[0]}")
-    protocol = Protocol(epochs=max(200, args.chunks), C=args.C, N=args.N, device=args.device)
+    protocol = Protocol(epochs=max(200, args.chunks), C=args.C, N=args.N, device=args.device,
+                        augment=args.augment)
     curve_estimators = {("tlmini", 0): TLMini(epochs=1, batch=0)}
     for c in range(1, args.chunks + 1):
         curve_estimators[("tse", c * args.batches)] = TSE(epochs=c)
@@ -150,7 +159,8 @@ def run(args) -> None:
               f"(this call {time.perf_counter() - t0:.0f} s)", flush=True)
         row = {"method": method, "seed": args.seed, **strategy.trainer_summary,
                "finetune_lr": strategy.fine_tuning.protocol.lr, "C": args.C, "N": args.N,
-               "resolution": args.resolution, "n_train": args.n_train, "n_val": args.n_val}
+               "resolution": args.resolution, "n_train": args.n_train, "n_val": args.n_val,
+               "augment": args.augment}
         (out / "runs" / f"{method}-seed{args.seed}.json").write_text(json.dumps(row, indent=2))
         ctx.strategy = strategy
         contexts[method] = ctx
@@ -224,7 +234,8 @@ def _fmt(m, s, digits=2) -> str:
 
 
 def _markdown(agg: pd.DataFrame) -> list[str]:
-    methods = [m for m in ("randnas", "spos", "fairnas", "multipath") if m in set(agg["method"])]
+    methods = [m for m in ("randnas", "spos", "fairnas", "multipath", "reptile", "metaprox")
+               if m in set(agg["method"])]
     order = [("tse", b) for b in sorted(agg.loc[agg.estimator == "tse", "B"].unique())]
     order += [("valacc", b) for b in sorted(agg.loc[agg.estimator == "valacc", "B"].unique())]
     order += [(n, 0) for n in ("tlmini", "valacc-inherited", "valacc-mini")]
