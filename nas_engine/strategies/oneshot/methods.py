@@ -30,13 +30,12 @@ path); the meta-step is :class:`~.supernet.SupernetTrainer`'s (see
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ...registry import strategies
 from ..evolution import RegularizedEvolution
 from ..random import RandomSearch
-from .base import OneShotStrategy
+from .base import OneShotStrategy, _check_float, _check_int
 from .supernet import fair_paths, uniform_paths
 
 __all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath", "Reptile", "MetaProx"]
@@ -125,9 +124,7 @@ class Reptile(_RandomCandidates):
 
     def __init__(self, inner_steps: int = 4, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"{type(self).__name__}: inner_steps must be an integer >= 1, got {inner_steps!r}")
-        self.inner_steps = inner_steps
+        self.inner_steps = _check_int(type(self).__name__, "inner_steps", inner_steps)
         self.prox = self.default_prox
 
     def get_params(self) -> dict[str, Any]:
@@ -149,9 +146,7 @@ class MetaProx(Reptile):
 
     def __init__(self, inner_steps: int = 4, prox: float = 10.0, **kwargs):
         super().__init__(inner_steps=inner_steps, **kwargs)
-        if isinstance(prox, bool) or not isinstance(prox, (int, float)) or not math.isfinite(prox) or prox < 0:
-            raise ValueError(f"MetaProx: prox must be a finite number >= 0, got {prox!r}")
-        self.prox = float(prox)
+        self.prox = _check_float("MetaProx", "prox", prox)
 
     def get_params(self) -> dict[str, Any]:
         return {"prox": self.prox, **super().get_params()}
