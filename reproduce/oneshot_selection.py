@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="run: comma-separated supernet methods (randnas, spos, fairnas, multipath, reptile, "
                         "metaprox)")
     p.add_argument("--seed", type=int, default=0, help="run: supernet seed")
+    p.add_argument("--only", default=None,
+                   help="summarize: comma-separated methods to tabulate (default: every method that ran)")
     p.add_argument("--out", default=str(ROOT / "reproduce" / "results" / "oneshot_selection"))
     p.add_argument("--work", default=None, help="supernet checkpoints (default <out>/supernets, not committed)")
     p.add_argument("--data-root", default=str(SHARED))
@@ -195,6 +197,9 @@ def run(args) -> None:
 def summarize(args) -> pd.DataFrame:
     out = Path(args.out)
     scores = pd.concat([pd.read_csv(p) for p in sorted((out / "runs").glob("*.csv"))], ignore_index=True)
+    only = args.only.split(",") if args.only else None
+    if only is not None:
+        scores = scores[scores["method"].isin(only)]
     # only the architectures every (method, seed) has finished: all columns rank the same set
     complete = scores.groupby(["method", "seed", "arch"]).size().reset_index()
     n_runs = complete.groupby(["method", "seed"]).ngroups
@@ -202,6 +207,7 @@ def summarize(args) -> pd.DataFrame:
     common = set(common[common == n_runs].index)
     scores = scores[scores["arch"].isin(common)]
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    runs = [r for r in runs if only is None or r["method"] in only]
     pd.DataFrame(runs).to_csv(out / "supernets.csv", index=False)
     truth = NB201Table(args.truth).ground_truth()
     rows = []
