@@ -6,9 +6,12 @@ position-specific linear function of the pixels.  This fits multinomial
 logistic regression (scikit-learn) on the raw pixels for a few training-set
 sizes and prints its training and validation accuracy: the reference for
 whether NB201 networks trained on the same split (``zero_cost_synthetic.py``)
-generalise at all.
+generalise at all.  With ``--cell-epochs E`` it also trains one NB201 cell
+(all 3x3 convolutions, C=8, N=1, batch 128, lr 0.1 cosine) on the largest size
+for E epochs and prints its training and validation accuracy per epoch.
 
     python reproduce/synthetic_learnability.py --sizes 5000,20000
+    python reproduce/synthetic_learnability.py --sizes 40000 --cell-epochs 15
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from nas_engine.data import load_dataset  # noqa: E402
+from nas_engine.spaces.nb201 import NB201Network  # noqa: E402
+from nas_engine.training import Protocol, train  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -31,15 +37,31 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="5000,20000", help="comma-separated training-set sizes")
     p.add_argument("--n-val", type=int, default=2000)
     p.add_argument("--max-iter", type=int, default=200)
+    p.add_argument("--cell-epochs", type=int, default=0, help="also train one NB201 cell for this many epochs")
+    p.add_argument("--skip-linear", action="store_true", help="only the NB201 cell")
     args = p.parse_args(argv)
+    sizes = [int(v) for v in args.sizes.split(",")]
     print("n_train,train_acc,val_acc,seconds")
-    for n in (int(v) for v in args.sizes.split(",")):
+    for n in ([] if args.skip_linear else sizes):
         d = load_dataset("synthetic-cifar10", n_train=n, n_val=args.n_val)
         x, y = d.x_train.reshape(n, -1).numpy(), d.y_train.numpy()
         xv, yv = d.x_val.reshape(len(d.y_val), -1).numpy(), d.y_val.numpy()
         t = time.perf_counter()
         clf = LogisticRegression(max_iter=args.max_iter).fit(x, y)
         print(f"{n},{clf.score(x, y):.3f},{clf.score(xv, yv):.3f},{time.perf_counter() - t:.0f}", flush=True)
+    if args.cell_epochs:
+        d = load_dataset("synthetic-cifar10", n_train=max(sizes), n_val=args.n_val)
+        torch.manual_seed(0)
+        net = NB201Network(["nor_conv_3x3"] * 6, 10, in_channels=3, C=8, N=1)
+        protocol = Protocol(epochs=args.cell_epochs, batch_size=128, lr=0.1, C=8, N=1, device="cpu")
+        t0 = time.perf_counter()
+        print("cell epoch,train_acc,val_acc,seconds")
+
+        def on_epoch(epoch, curve):
+            print(f"{epoch},{curve.train_acc[-1]:.3f},{curve.val_acc[-1]:.3f},{time.perf_counter() - t0:.0f}",
+                  flush=True)
+
+        train(net, d, protocol, on_epoch=on_epoch)
     return 0
 
 
