@@ -42,12 +42,14 @@ def _kv(text: str) -> tuple[str, Any]:
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     """Data and protocol options shared by ``search`` and ``correlate``."""
-    p.add_argument("--data", default="digits", help="dataset name (digits, cifar10)")
+    p.add_argument("--data", default="digits", help="dataset name (digits, cifar10, synthetic-cifar10)")
     p.add_argument("--data-root", default=None, help="directory of the dataset files")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
     p.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
     p.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
     p.add_argument("--resolution", type=int, default=None, help="resize images to this side length")
+    p.add_argument("--side", type=int, default=None,
+                   help="synthetic-cifar10 only: generate side x side images (default 32, the paper's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs T per candidate (estimator budget)")
     p.add_argument("--schedule-epochs", type=int, default=None,
                    help="length T_end of the training schedule (cosine); default max(200, T)")
@@ -132,7 +134,8 @@ def _data(args):
     from .data import load_dataset
 
     return load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
-                        n_val=args.n_val, resolution=args.resolution, seed=args.seed)
+                        n_val=args.n_val, resolution=args.resolution, seed=args.seed,
+                        **({} if args.side is None else {"side": args.side}))
 
 
 def _cmd_correlate(args) -> int:

@@ -172,8 +172,10 @@ class Dataset:
         seed have the same fingerprint; a resumed search compares it with the
         one it was started with.
         """
+        side = self.info.get("side", _CIFAR_SIDE)
         return (
-            f"{self.name}:{self.resolution}px:pool{self.info.get('pool_size', '?')}"
+            f"{self.name}:{self.resolution}px" + ("" if side == _CIFAR_SIDE else f":side{side}")
+            + f":pool{self.info.get('pool_size', '?')}"
             f":train{self.n_train}:val{self.n_val}:test{self.n_test}:seed{self.seed}"
         )
 
@@ -245,6 +247,7 @@ def load_dataset(
     resolution: int | None = None,
     seed: int = 0,
     n_test: int | None = None,
+    side: int | None = None,
 ) -> Dataset:
     """Load a dataset's splits as normalised in-memory tensors.
 
@@ -271,6 +274,11 @@ def load_dataset(
             sizes, ``n_train=40_000``, ``n_val=10_000`` (a 50,000-image
             training pool) and ``n_test=10_000``; only the images asked for
             are generated (about 0.2 GFLOP each, ~2 ms on one CPU core).
+        side: ``synthetic-cifar10`` only: generate ``side`` x ``side`` images
+            labelled by networks on ``3 * side**2`` inputs (default 32, the
+            paper's); a CPU-scale version of the same construction, unlike
+            ``resolution``, which resizes the 32x32 images after labelling.
+            ``resolution`` defaults to ``side``.
 
     Counts that are not a multiple of the number of classes are spread as
     evenly as the classes allow, extra images going to the lowest class
@@ -282,8 +290,8 @@ def load_dataset(
     batch files' sizes and modification times.
 
     Raises:
-        ValueError: unknown ``name``; ``n_train``, ``n_val``, ``resolution`` or
-            ``seed`` out of range (negative, zero where not allowed, or more
+        ValueError: unknown ``name``; ``n_train``, ``n_val``, ``resolution``,
+            ``side`` or ``seed`` out of range (negative, zero where not allowed, or more
             images than available).
         TypeError: one of those counts is not an integer.
         FileNotFoundError: CIFAR-10 files missing and ``download`` is false.
@@ -297,16 +305,19 @@ def load_dataset(
     n_train = _check_int("n_train", n_train, low=1) if n_train is not None else None
     n_val = _check_int("n_val", n_val, low=0) if n_val is not None else None
     seed = _check_int("seed", seed, low=0)
-    if resolution is None:
-        resolution = _SPECS[key].native_resolution
     if key == "synthetic-cifar10":
+        side = _CIFAR_SIDE if side is None else _check_int("side", side, low=1)
         sizes = {"n_train": n_train, "n_val": n_val, "n_test": _check_int("n_test", n_test, low=0)
                  if n_test is not None else None}
         sizes = {k: _SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
-        return _load_synthetic(sizes["n_train"], sizes["n_val"], sizes["n_test"], resolution, seed)
-    if n_test is not None:
-        raise ValueError(f"n_test is an option of 'synthetic-cifar10' only; {name!r} has a fixed test set "
-                         f"(got n_test={n_test!r})")
+        return _load_synthetic(sizes["n_train"], sizes["n_val"], sizes["n_test"],
+                               side if resolution is None else resolution, seed, side)
+    if resolution is None:
+        resolution = _SPECS[key].native_resolution
+    for option, value in (("n_test", n_test), ("side", side)):
+        if value is not None:
+            raise ValueError(f"{option} is an option of 'synthetic-cifar10' only; {name!r} has fixed images "
+                             f"and a fixed test set (got {option}={value!r})")
     source = None
     if key == "cifar10":
         directory = _cifar_directory(root)
@@ -333,8 +344,8 @@ def _torch_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0] % (2**63))
 
 
-def synthetic_cifar10_arrays(sizes: tuple[int, ...], seed: int = 0, *, chunk: int = 4096
-                             ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def synthetic_cifar10_arrays(sizes: tuple[int, ...], seed: int = 0, *, side: int = _CIFAR_SIDE,
+                             chunk: int = 4096) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Images and labels of Synthetic CIFAR-10: one ``(x, y)`` pair per entry of ``sizes``.
 
     Images are standard-Gaussian float32 ``(n, 3, 32, 32)`` tensors.  Ten
@@ -357,8 +368,14 @@ def synthetic_cifar10_arrays(sizes: tuple[int, ...], seed: int = 0, *, chunk: in
     images depend on ``seed`` only (not on the other sizes).  Float32 matmuls:
     bit-identical on one machine; elsewhere an image at an exact near-tie of
     two networks could get the other label.
+
+    ``side`` scales the construction down (not in the paper): images are
+    ``(n, 3, side, side)`` and the labelling networks ``D -> D -> 1`` with
+    ``D = 3 * side**2``, initialised the same way.  A smaller ``D`` needs far
+    fewer training images before a network generalises (see the README).
     """
-    dim = 3 * _CIFAR_SIDE * _CIFAR_SIDE
+    side = _check_int("side", side, low=1)
+    dim = 3 * side * side
     bound = 1.0 / math.sqrt(dim)
     xs = []
     for i, n in enumerate(sizes):
@@ -380,21 +397,23 @@ def synthetic_cifar10_arrays(sizes: tuple[int, ...], seed: int = 0, *, chunk: in
             for a in range(0, len(x), chunk):
                 h = torch.relu(torch.addmm(b1, x[a:a + chunk], w1.t()))
                 out[a:a + chunk, k] = (h @ w2).double() + b2
-    return ([x.view(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE) for x in xs],
+    return ([x.view(-1, 3, side, side) for x in xs],
             [s.argmax(1) for s in scores])
 
 
 @functools.lru_cache(maxsize=4)
-def _load_synthetic(n_train: int, n_val: int, n_test: int, resolution: int, seed: int) -> Dataset:
+def _load_synthetic(n_train: int, n_val: int, n_test: int, resolution: int, seed: int,
+                    side: int = _CIFAR_SIDE) -> Dataset:
     if n_train < 1:
         raise ValueError(f"n_train must be >= 1, got n_train={n_train}")
-    (x_train, x_val, x_test), (y_train, y_val, y_test) = synthetic_cifar10_arrays((n_train, n_val, n_test), seed)
+    (x_train, x_val, x_test), (y_train, y_val, y_test) = synthetic_cifar10_arrays(
+        (n_train, n_val, n_test), seed, side=side)
 
     def resized(x: torch.Tensor) -> torch.Tensor:
-        if resolution == _CIFAR_SIDE:
+        if resolution == side:
             return x
         return F.interpolate(x, size=(resolution, resolution), mode="bilinear",
-                             align_corners=False, antialias=resolution < _CIFAR_SIDE)
+                             align_corners=False, antialias=resolution < side)
 
     x_train, x_val, x_test = resized(x_train), resized(x_val), resized(x_test)
     var, mean = torch.var_mean(x_train, dim=(0, 2, 3), correction=0, keepdim=True)
@@ -412,7 +431,9 @@ def _load_synthetic(n_train: int, n_val: int, n_test: int, resolution: int, seed
             "val_indices": _read_only(np.arange(n_val)),
             "test_indices": _read_only(np.arange(n_test)),
             "pool_size": n_train + n_val,
-            "source": f"synthetic (FEAR Appendix A.4), seed {seed}",
+            "source": f"synthetic (FEAR Appendix A.4), seed {seed}"
+                      + ("" if side == _CIFAR_SIDE else f", generated at {side}x{side}"),
+            "side": side,
         }),
     )
 

@@ -9,9 +9,12 @@ whether NB201 networks trained on the same split (``zero_cost_synthetic.py``)
 generalise at all.  With ``--cell-epochs E`` it also trains one NB201 cell
 (all 3x3 convolutions, C=8, N=1, batch 128, lr 0.1 cosine) on the largest size
 for E epochs and prints its training and validation accuracy per epoch.
+``--side S`` uses the scaled-down construction (S x S images, labelling
+networks on 3*S*S inputs; ``load_dataset(..., side=S)``).
 
     python reproduce/synthetic_learnability.py --sizes 5000,20000
     python reproduce/synthetic_learnability.py --sizes 40000 --cell-epochs 15
+    python reproduce/synthetic_learnability.py --side 8 --sizes 5000,10000 --cell-epochs 15
 """
 
 from __future__ import annotations
@@ -39,18 +42,19 @@ def main(argv=None) -> int:
     p.add_argument("--max-iter", type=int, default=200)
     p.add_argument("--cell-epochs", type=int, default=0, help="also train one NB201 cell for this many epochs")
     p.add_argument("--skip-linear", action="store_true", help="only the NB201 cell")
+    p.add_argument("--side", type=int, default=32, help="side of the generated images (32: the paper's)")
     args = p.parse_args(argv)
     sizes = [int(v) for v in args.sizes.split(",")]
-    print("n_train,train_acc,val_acc,seconds")
+    print(f"side {args.side}\nn_train,train_acc,val_acc,seconds")
     for n in ([] if args.skip_linear else sizes):
-        d = load_dataset("synthetic-cifar10", n_train=n, n_val=args.n_val)
+        d = load_dataset("synthetic-cifar10", n_train=n, n_val=args.n_val, n_test=0, side=args.side)
         x, y = d.x_train.reshape(n, -1).numpy(), d.y_train.numpy()
         xv, yv = d.x_val.reshape(len(d.y_val), -1).numpy(), d.y_val.numpy()
         t = time.perf_counter()
         clf = LogisticRegression(max_iter=args.max_iter).fit(x, y)
         print(f"{n},{clf.score(x, y):.3f},{clf.score(xv, yv):.3f},{time.perf_counter() - t:.0f}", flush=True)
     if args.cell_epochs:
-        d = load_dataset("synthetic-cifar10", n_train=max(sizes), n_val=args.n_val)
+        d = load_dataset("synthetic-cifar10", n_train=max(sizes), n_val=args.n_val, n_test=0, side=args.side)
         torch.manual_seed(0)
         net = NB201Network(["nor_conv_3x3"] * 6, 10, in_channels=3, C=8, N=1)
         protocol = Protocol(epochs=args.cell_epochs, batch_size=128, lr=0.1, C=8, N=1, device="cpu")

@@ -37,3 +37,13 @@ def test_errors_exit_2_with_message(capsys, tmp_path):
     assert "unknown estimator 'tse-emma'" in capsys.readouterr().err
     assert main(["search", "--data", "cifar10", "--data-root", str(tmp_path / "nowhere"), "--evaluations", "1"]) == 2
     assert "nowhere" in capsys.readouterr().err
+    assert main(["search", "--side", "8", "--evaluations", "1"]) == 2
+    assert "side is an option of 'synthetic-cifar10' only" in capsys.readouterr().err
+
+
+def test_search_on_synthetic_cifar10_at_a_smaller_side(capsys):
+    args = [a if a != "digits" else "synthetic-cifar10" for a in ARGS]
+    assert main(args + ["--side", "8", "--n-train", "200", "--n-val", "50", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["data"].startswith("synthetic-cifar10:8px:side8:pool250:train200:val50")
+    assert len(out["evaluations"]) == 3

@@ -73,8 +73,12 @@ class FullTraining(CurveEstimator):
 
 def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
                 archs: int | Sequence[Architecture | str], out: str | Path, seed: int = 0,
-                progress: bool = True) -> JsonlCurveTable:
-    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.epochs``; write the table."""
+                progress: bool = True, executor: Any = None, workers: int | None = None) -> JsonlCurveTable:
+    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.epochs``; write the table.
+
+    ``executor`` / ``workers`` are :class:`~nas_engine.search.Search`'s (e.g.
+    ``executor="processes", workers=2`` trains two architectures at once).
+    """
     from ..correlate import sample_architectures
     from ..search import Budget, Search
     from ..strategies.fixed import FixedList
@@ -85,7 +89,8 @@ def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
         archs = sample_architectures(space, archs, seed=seed)
     archs = [a.string if isinstance(a, Architecture) else a for a in archs]
     Search(FixedList(archs), space, FullTraining(epochs=protocol.epochs), data=data, protocol=protocol,
-           budget=Budget(evaluations=len(archs)), seed=seed, store=str(out / "store"), progress=progress).run()
+           budget=Budget(evaluations=len(archs)), seed=seed, store=str(out / "store"), progress=progress,
+           executor=executor, workers=workers).run()
     return table_from_store(out, space)
 
 
