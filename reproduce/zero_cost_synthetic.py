@@ -31,6 +31,7 @@ cost per architecture; also over the cells whose truth is in the top half).
 
     python reproduce/zero_cost_synthetic.py --archs 24 --n-train 3000 --epochs 15
     python reproduce/zero_cost_synthetic.py --side 8 --archs 100 --n-train 10000 --epochs 15 --workers 2
+    python reproduce/zero_cost_synthetic.py --combine DIR_SEED0,DIR_SEED1 --out DIR   # mean/min/max over runs
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ def main(argv=None) -> int:
     p.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"),
                    help="shared data directory (for the NB201 CIFAR-10 accuracies; skipped if missing)")
     p.add_argument("--out", default=str(ROOT / "reproduce" / "results" / "zero_cost_synthetic"))
+    p.add_argument("--combine", default=None, help="comma-separated result directories of finished runs: write "
+                   "combined.csv / combined.md (mean, min, max of each correlation) in --out and stop")
     args = p.parse_args(argv)
+    if args.combine:
+        return combine([Path(d) for d in args.combine.split(",")], Path(args.out))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,6 +163,31 @@ def main(argv=None) -> int:
               for row in sm.itertuples(index=False)]
     (out / "summary.md").write_text(header + "\n".join(lines) + "\n")
     print(header + sm.round(3).to_string(index=False))
+    return 0
+
+
+def combine(dirs: list[Path], out: Path) -> int:
+    """Mean, min and max of each estimator's correlations over finished runs (one ``summary.csv`` each)."""
+    missing = [str(d / "summary.csv") for d in dirs if not (d / "summary.csv").exists()]
+    if missing:
+        raise SystemExit(f"--combine: no summary.csv in {', '.join(missing)} (run the script there first)")
+    runs = pd.concat([pd.read_csv(d / "summary.csv").assign(run=d.name) for d in dirs])
+    order = list(dict.fromkeys(runs["estimator"]))
+    stats = runs.groupby("estimator", sort=False).agg(
+        runs=("run", "count"),
+        spearman_mean=("spearman", "mean"), spearman_min=("spearman", "min"), spearman_max=("spearman", "max"),
+        top50_mean=("spearman_top50", "mean"), top50_min=("spearman_top50", "min"),
+        top50_max=("spearman_top50", "max"), seconds_mean=("mean_seconds_per_arch", "mean")).loc[order]
+    out.mkdir(parents=True, exist_ok=True)
+    stats.to_csv(out / "combined.csv")
+    lines = [f"Combined over {len(dirs)} runs: {', '.join(d.name for d in dirs)}.\n",
+             "| estimator | spearman mean (min..max) | top-half spearman mean (min..max) | s per arch |",
+             "|---|---|---|---|"]
+    lines += [f"| {name} | {r.spearman_mean:.2f} ({r.spearman_min:.2f}..{r.spearman_max:.2f}) | "
+              f"{r.top50_mean:.2f} ({r.top50_min:.2f}..{r.top50_max:.2f}) | {r.seconds_mean:.2f} |"
+              for name, r in stats.iterrows()]
+    (out / "combined.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
