@@ -20,6 +20,17 @@ SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
 TINY = Protocol(epochs=10, batch_size=128, lr=0.05, C=4, N=1, device="cpu")
 
 
+def load_reproduce_script(name: str):
+    """Import ``reproduce/<name>.py`` as a module (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "reproduce" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test naming the missing path."""
     p = SHARED_DATA.joinpath(*parts)

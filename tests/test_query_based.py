@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,15 +12,12 @@ from nas_engine.benchmarks import JsonlCurveTable
 from nas_engine.correlate import sample_architectures
 from nas_engine.spaces.nb201 import NB201Space
 
-SCRIPT = Path(__file__).resolve().parents[1] / "reproduce" / "query_based_search.py"
+from .conftest import load_reproduce_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("query_based_search", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce_script("query_based_search")
 
 
 @pytest.fixture(scope="module")

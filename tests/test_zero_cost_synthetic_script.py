@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "reproduce" / "zero_cost_synthetic.py"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from .conftest import SHARED_DATA as SHARED
+from .conftest import load_reproduce_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("zero_cost_synthetic", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce_script("zero_cost_synthetic")
 
 
 @pytest.fixture(scope="module")
