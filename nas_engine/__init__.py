@@ -12,7 +12,8 @@ Public API::
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
 from .registry import create, list_plugins, register
-from .search import Budget, Evaluation, Search, SearchResult
+from .results import Budget, Evaluation, SearchResult
+from .search import Search
 from .training import Protocol, train
 
 __version__ = "0.1.0"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .costs import count_flops, count_params, model_costs  # re-exported
 from .criteria import evaluate_ranking
 from .curves import LearningCurve
 from .registry import create
@@ -93,47 +94,6 @@ def collect_curves(space: SearchSpace, archs: Sequence[Architecture | str], *, e
                 **{k: v for k, v in curve.to_dict().items() if k != "info"},
                 info={**curve.info, "failed": ev.reason})
         out[ev.arch.string] = curve
-    return out
-
-
-def count_params(model) -> int:
-    """The number of parameters of ``model`` (every parameter, trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model, x) -> int:
-    """Forward FLOPs of ``model`` (eval mode, no gradients) on the input ``x``, by ``torch.utils.flop_counter``.
-
-    Counted are the operations torch's counter knows (convolutions, matrix
-    products; a multiply-add is 2 FLOPs); what a network does not execute (e.g.
-    NB201 edges that cannot reach the cell output) is not counted.  ``model``'s
-    train/eval mode is restored afterwards.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    try:
-        with counter, torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops())
-
-
-def model_costs(space: SearchSpace, archs: Sequence[Architecture | str], *, num_classes: int,
-                in_channels: int, resolution: int, **size) -> dict[str, dict[str, float]]:
-    """#params and forward FLOPs (one image, :func:`count_flops`) per architecture."""
-    import torch
-
-    out = {}
-    x = torch.zeros(1, in_channels, resolution, resolution)
-    for a in archs:
-        a = space.from_string(a) if isinstance(a, str) else a
-        model = space.build(a, num_classes, in_channels=in_channels, **size)
-        out[a.string] = {"params": float(count_params(model)), "flops": float(count_flops(model, x))}
     return out
 
 

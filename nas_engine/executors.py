@@ -47,6 +47,8 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
+from .threads import _set_torch_threads, torch_threads
+
 __all__ = [
     "Executor",
     "InlineExecutor",
@@ -56,6 +58,7 @@ __all__ = [
     "create_executor",
     "available_executors",
     "cpu_count",
+    "torch_threads",
 ]
 
 RAY_INSTALL_HINT = 'the "ray" executor needs Ray: pip install "nas-engine[ray]"'
@@ -77,29 +80,6 @@ def _positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return value
-
-
-def _set_torch_threads(n: int) -> int:
-    """Set torch's intra-op threads to ``n``; return the previous setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    return before
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads, restored afterwards (``None``: leave them alone)."""
-    if n is None:
-        yield
-        return
-    before = _set_torch_threads(n)
-    try:
-        yield
-    finally:
-        _set_torch_threads(before)
 
 
 # -- what runs in a worker ------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 from .builder import FullTraining, build_table, table_from_store
 from .nats import NATSBench
 from .nb201_table import NB201Table
-from .table import CurveTable, JsonlCurveTable, RestrictedSpace
+from .table import CurveTable, JsonlCurveTable, RestrictedSpace  # RestrictedSpace: from nas_engine.spaces.restricted
 
 __all__ = [
     "CurveTable", "JsonlCurveTable", "NB201Table", "NATSBench", "RestrictedSpace", "FullTraining", "build_table",

@@ -1,4 +1,8 @@
-"""Search spaces: one module per space; importing this package registers the built-ins."""
+"""Search spaces: one module per space; importing this package registers the built-ins.
+
+Shared by every space: :mod:`.base` (the contracts) and :mod:`.restricted`
+(:class:`RestrictedSpace`, any space restricted to some of its architectures).
+"""
 
 from .base import (
     Architecture,
@@ -10,8 +14,9 @@ from .base import (
     require_capability,
 )
 from .nb201 import NB201Space
+from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet",
-    "require_capability", "NB201Space",
+    "require_capability", "NB201Space", "RestrictedSpace",
 ]
