@@ -141,7 +141,8 @@ def _data(args):
 def _cmd_correlate(args) -> int:
     from pathlib import Path
 
-    from .correlate import collect_curves, correlate, model_costs, plot_correlation, sample_architectures
+    from .correlate import collect_curves, correlate, plot_correlation, sample_architectures
+    from .costs import model_costs
     from .estimators.zero_cost import MEASURES, zero_cost_scores
     from .registry import spaces
     from .spaces.base import Enumerable

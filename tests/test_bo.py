@@ -73,8 +73,8 @@ def test_encodings():
     assert x.sum() == 2
     ops = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     assert x[ops.index("avg_pool_3x3")] == 1 and x[4 + 4 * ops.index("nor_conv_3x3") + ops.index("nor_conv_1x1")] == 1
-    assert not nb201_path_encoding(SPACE.to_graph(SPACE.from_ops(["none"] * 6))).any()
-    assert nb201_path_encoding(SPACE.to_graph(SPACE.from_ops(["skip_connect"] * 6))).sum() == 3
+    assert not nb201_path_encoding(SPACE.to_graph(SPACE.from_ops(["none"] * 6)), SPACE.OPS).any()
+    assert nb201_path_encoding(SPACE.to_graph(SPACE.from_ops(["skip_connect"] * 6)), SPACE.OPS).sum() == 3
     # a branch no input->output path uses does not count
     dead = SPACE.from_ops(["nor_conv_3x3", "none", "none", "avg_pool_3x3", "none", "none"])
     alive = SPACE.from_ops(["none", "none", "none", "avg_pool_3x3", "none", "none"])

@@ -103,7 +103,7 @@ def table_from_store(out: str | Path, space: SearchSpace | None = None) -> Jsonl
     named in the store's config.
     """
     from ..registry import spaces
-    from ..search import Evaluation
+    from ..results import Evaluation
     from ..store import RunStore
 
     out = Path(out)

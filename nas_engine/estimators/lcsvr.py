@@ -11,7 +11,7 @@ architecture.  The features of one architecture, in this order:
 * ``arch_features`` (any of, in this order):
 
   - ``"params"``, ``"flops"``: the parameter count and forward FLOPs of the
-    network, from :func:`nas_engine.correlate.model_costs` at one fixed
+    network, from :func:`nas_engine.costs.model_costs` at one fixed
     reference setting -- the space's ``default_size`` (NB201: C=16, N=5) on
     CIFAR-10-shaped input (3x32x32, 10 classes) -- whatever the protocol or
     data of a search, so that the features of a fit and of later predictions
@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..costs import model_costs
 from ..curves import LearningCurve
 from ..registry import estimators
 from ..spaces.base import Architecture, Encodable
@@ -195,8 +196,6 @@ class LcSVR(Estimator):
 
     @staticmethod
     def _costs(archs: Sequence[Architecture], given: Costs | None) -> Costs:
-        from ..correlate import model_costs
-
         out = dict(given or {})
         missing: dict[SearchSpace, list[Architecture]] = {}
         for a in archs:

@@ -27,7 +27,7 @@ and exposed as an estimator of the same name:
                ``K = sum over ReLU modules of c c^T + (1-c)(1-c)^T``, c the
                binary codes (pre-activation > 0) of the minibatch's images.
 ``params``     number of parameters.
-``flops``      forward FLOPs for one image (:func:`nas_engine.correlate.count_flops`).
+``flops``      forward FLOPs for one image (:func:`nas_engine.costs.count_flops`).
 =============  ===============================================================
 
 Sums "over conv/linear weights" run over every ``Conv*d`` and ``nn.Linear``
@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..costs import count_flops, count_params
 from ..registry import estimators
 from .base import Context, Estimate, Estimator
 
@@ -263,15 +264,11 @@ def _nwot(model, x, y) -> float:
 
 @measure("params", uses_data=False)
 def _params(model, x, y) -> float:
-    from ..correlate import count_params
-
     return float(count_params(model))
 
 
 @measure("flops", uses_data=False)
 def _flops(model, x, y) -> float:
-    from ..correlate import count_flops
-
     return float(count_flops(model, x[:1]))
 
 

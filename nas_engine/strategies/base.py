@@ -18,8 +18,8 @@ import numpy as np
 from ..spaces.base import Architecture, SearchSpace, require_capability
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..estimators.base import Context
-    from ..search import Evaluation
+    from ..context import Context
+    from ..results import Evaluation
 
 __all__ = ["Strategy"]
 

@@ -63,10 +63,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from ..executors import torch_threads
 from ..registry import strategies
 from ..spaces.base import Architecture, Encodable, Enumerable, Mutable, SearchSpace
-from ..spaces.nb201 import OPS as NB201_OPS
+from ..threads import torch_threads
 from .base import Strategy
 
 __all__ = ["BayesianOptimization", "nb201_path_encoding", "PATH_ENCODING_LENGTH", "ENCODINGS"]
@@ -75,35 +74,54 @@ INSTALL_HINT = 'the "bo" strategy needs BoTorch; install it with: pip install "n
 ENCODINGS = ("onehot", "path")
 _MAX_REJECTIONS = 10_000
 
-# The path encoding's features: every sequence of 1..3 non-``none`` NB201 ops, shortest first.
-_PATH_LABELS = {
-    seq: i for i, seq in enumerate(
-        seq for length in range(1, 4) for seq in itertools.product([op for op in NB201_OPS if op != "none"],
-                                                                     repeat=length))
-}
-#: Length of :func:`nb201_path_encoding`: 4 + 4**2 + 4**3 = 84.
-PATH_ENCODING_LENGTH = len(_PATH_LABELS)
+#: Length of :func:`nb201_path_encoding` for NB201's five ops: 4 + 4**2 + 4**3 = 84.
+PATH_ENCODING_LENGTH = 84
 
 
-def nb201_path_encoding(graph: nx.DiGraph) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _path_labels(ops: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    """The path encoding's features: every sequence of 1..3 non-``none`` ops of ``ops``, shortest first."""
+    return {
+        seq: i for i, seq in enumerate(
+            seq for length in range(1, 4) for seq in itertools.product([op for op in ops if op != "none"],
+                                                                         repeat=length))
+    }
+
+
+def space_ops(space: SearchSpace) -> tuple[str, ...]:
+    """The op names of a cell space: its ``OPS`` attribute (NB201's :data:`~nas_engine.spaces.nb201.OPS`),
+    for a restricted space its base space's; ``ValueError`` when it has none."""
+    s = space
+    while s is not None:
+        ops = getattr(s, "OPS", None)
+        if ops is not None:
+            return tuple(ops)
+        s = getattr(s, "base", None)
+    raise ValueError(f"space {space.name!r} has no op set (an OPS attribute) for the path encoding")
+
+
+def nb201_path_encoding(graph: nx.DiGraph, ops: Sequence[str]) -> np.ndarray:
     """The path encoding (White et al., BANANAS) of an NB201 cell graph, float64 of length 84.
 
-    One binary feature per possible input->output path labelled by its op
-    sequence: the cell's paths run from node 0 to node 3 over the edges of
-    ``graph`` (``space.to_graph(a)``, edges carrying ``op``); a path through a
-    ``none`` edge carries nothing and does not count, so the labels are the
-    sequences of 1 to 3 of the four other ops: 4 + 16 + 64 = 84 features, in
-    order of length, then lexicographically by :data:`~nas_engine.spaces.nb201.OPS`
-    order.  The two 2-edge paths (0->1->3, 0->2->3) share their labels, as in
-    BANANAS.  NASLib's NB201 variant keeps ``none`` as an op (155 features);
-    here paths through ``none`` are absent, so cells that differ only in edges
-    no input->output path uses get the same encoding.
+    ``ops`` is the space's op set (``space.OPS``, see :func:`space_ops`),
+    which fixes the order of the features.  One binary feature per possible
+    input->output path labelled by its op sequence: the cell's paths run from
+    node 0 to node 3 over the edges of ``graph`` (``space.to_graph(a)``, edges
+    carrying ``op``); a path through a ``none`` edge carries nothing and does
+    not count, so the labels are the sequences of 1 to 3 of the four other
+    ops: 4 + 16 + 64 = 84 features, in order of length, then lexicographically
+    by ``ops`` order (:data:`~nas_engine.spaces.nb201.OPS` for NB201).  The
+    two 2-edge paths (0->1->3, 0->2->3) share their labels, as in BANANAS.
+    NASLib's NB201 variant keeps ``none`` as an op (155 features); here paths
+    through ``none`` are absent, so cells that differ only in edges no
+    input->output path uses get the same encoding.
     """
-    out = np.zeros(PATH_ENCODING_LENGTH)
+    labels = _path_labels(tuple(ops))
+    out = np.zeros(len(labels))
     for path in nx.all_simple_paths(graph, 0, graph.number_of_nodes() - 1):
-        ops = tuple(graph.edges[u, v]["op"] for u, v in zip(path, path[1:]))
-        if "none" not in ops:
-            out[_PATH_LABELS[ops]] = 1.0
+        seq = tuple(graph.edges[u, v]["op"] for u, v in zip(path, path[1:]))
+        if "none" not in seq:
+            out[labels[seq]] = 1.0
     return out
 
 
@@ -137,7 +155,8 @@ class _Candidates:
 
 def _encoder(space: SearchSpace, encoding: str) -> Callable[[Architecture], np.ndarray]:
     if encoding == "path":
-        return lambda a: nb201_path_encoding(space.to_graph(a))
+        ops = space_ops(space)
+        return lambda a: nb201_path_encoding(space.to_graph(a), ops)
     return lambda a: np.asarray(space.encode(a), dtype=np.float64).ravel()
 
 

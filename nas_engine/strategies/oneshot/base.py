@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...estimators.base import FineTuning, derive_seed
+from ...context import FineTuning, derive_seed
 from ...spaces.base import Architecture, HasSupernet
 from ...training import Protocol, seeded
 from ..base import Strategy

@@ -32,18 +32,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...registry import strategies
-from ..evolution import RegularizedEvolution
-from ..random import RandomSearch
+from ...registry import create, strategies
 from .base import OneShotStrategy, _check_float, _check_int
 from .supernet import fair_paths, uniform_paths
 
 __all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath", "Reptile", "MetaProx"]
 
 
+# The candidate selectors are the registered query strategies ``random`` and ``regularized-evolution``,
+# made through the registry: a plugin module does not import another plugin's module.
 class _RandomCandidates(OneShotStrategy):
     def make_selector(self):
-        return RandomSearch(repeats=False)
+        return create("strategy", "random", repeats=False)
 
 
 @strategies.register("randnas")
@@ -100,7 +100,8 @@ class SPOS(OneShotStrategy):
 
     def __init__(self, population_size: int = 50, sample_size: int = 10, **kwargs):
         super().__init__(**kwargs)
-        RegularizedEvolution(population_size, sample_size)  # validates them
+        create("strategy", "regularized-evolution", population_size=population_size,
+               sample_size=sample_size)  # validates them
         self.population_size, self.sample_size = population_size, sample_size
 
     def get_params(self) -> dict[str, Any]:
@@ -110,7 +111,8 @@ class SPOS(OneShotStrategy):
         return uniform_paths(1)
 
     def make_selector(self):
-        return RegularizedEvolution(self.population_size, self.sample_size)
+        return create("strategy", "regularized-evolution", population_size=self.population_size,
+                      sample_size=self.sample_size)
 
 
 @strategies.register("reptile")
