@@ -21,7 +21,9 @@ demo: $(VENV)/.installed
 	    --data digits --evaluations 30 --epochs 5 --schedule-epochs 50 --C 16 --N 5 --batch-size 64 \
 	    --lr 0.05 --seed 0 --out runs/demo
 
+# lint-imports: the import layering contracts of setup.cfg ([importlinter])
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest -q -m "not slow" --timeout 600
 
 lint: $(VENV)/.installed
