@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from nas_engine import Protocol, load_dataset
-from nas_engine.estimators.base import Context
-from nas_engine.search import Evaluation
+from nas_engine.context import Context
+from nas_engine.results import Evaluation
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies.bo import BayesianOptimization
 

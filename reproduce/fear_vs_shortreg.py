@@ -53,10 +53,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from nas_engine.benchmarks import NB201Table  # noqa: E402
+from nas_engine.context import Context  # noqa: E402
 from nas_engine.correlate import sample_architectures  # noqa: E402
 from nas_engine.criteria import precision_at_top_k, spearman  # noqa: E402
 from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.estimators.base import Context  # noqa: E402
 from nas_engine.estimators.fear import FEAR, shallow_learner_threshold  # noqa: E402
 from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
 from nas_engine.training import Protocol, TrainingFailed, build_model, evaluate, train  # noqa: E402

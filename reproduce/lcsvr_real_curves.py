@@ -9,7 +9,7 @@ criterion (:func:`nas_engine.criteria.evaluate_ranking`) is computed against
 the test accuracy, at T = 5, 10, 25, 50.
 
 Architecture features: #params and forward FLOPs from
-:func:`nas_engine.correlate.model_costs` at the benchmark's size (C=16, N=5,
+:func:`nas_engine.costs.model_costs` at the benchmark's size (C=16, N=5,
 3x32x32 input, 10 classes; these #params equal the table's ``params_m``) and
 the op counts of the six edges.  Two controls on the same 100: LcSVR on the
 curve features alone (``lcsvr-curve-only``) and #params alone (``params``, the
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas_engine.benchmarks import NB201Table  # noqa: E402
-from nas_engine.correlate import model_costs  # noqa: E402
+from nas_engine.costs import model_costs  # noqa: E402
 from nas_engine.criteria import evaluate_ranking  # noqa: E402
 from nas_engine.estimators import LcSVR, ValAcc  # noqa: E402
 from nas_engine.estimators.lcsvr import ARCH_FEATURES, REFERENCE_INPUT  # noqa: E402

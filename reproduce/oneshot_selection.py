@@ -66,11 +66,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from nas_engine.benchmarks import NB201Table  # noqa: E402
+from nas_engine.context import Context  # noqa: E402
 from nas_engine.correlate import sample_architectures  # noqa: E402
 from nas_engine.criteria import kendall, spearman, top_k_mean  # noqa: E402
 from nas_engine.data import load_dataset  # noqa: E402
 from nas_engine.estimators import TSE, TLMini, ValAcc, score_curve  # noqa: E402
-from nas_engine.estimators.base import Context  # noqa: E402
 from nas_engine.registry import create  # noqa: E402
 from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
 from nas_engine.training import Protocol  # noqa: E402

@@ -40,10 +40,10 @@ from nas_engine.correlate import (  # noqa: E402
     DEFAULT_ESTIMATORS,
     collect_curves,
     correlate,
-    model_costs,
     plot_correlation,
     sample_architectures,
 )
+from nas_engine.costs import model_costs  # noqa: E402
 from nas_engine.data import load_dataset  # noqa: E402
 from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
 from nas_engine.training import Protocol  # noqa: E402

@@ -45,8 +45,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from nas_engine.context import Context  # noqa: E402
 from nas_engine.criteria import spearman  # noqa: E402
-from nas_engine.estimators.base import Context  # noqa: E402
 from nas_engine.estimators.zero_cost import MEASURES, ZERO_COST_PROXIES  # noqa: E402
 from nas_engine.registry import create  # noqa: E402
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from nas_engine import Budget, Search
-from nas_engine.benchmarks import RestrictedSpace
-from nas_engine.estimators.base import Context, Estimate, Estimator
-from nas_engine.search import Evaluation
+from nas_engine.context import Context
+from nas_engine.estimators.base import Estimate, Estimator
+from nas_engine.results import Evaluation
+from nas_engine.spaces import RestrictedSpace
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import RandomSearch
 from nas_engine.strategies.bo import PATH_ENCODING_LENGTH, BayesianOptimization, nb201_path_encoding

@@ -94,7 +94,7 @@ def test_processes_executor_trains_on_cuda(digits):
 
 
 def test_zero_cost_proxies_on_cuda(digits):
-    from nas_engine.estimators.base import Context
+    from nas_engine.context import Context
     from nas_engine.estimators.zero_cost import ZERO_COST_PROXIES
     from nas_engine.registry import create
 

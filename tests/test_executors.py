@@ -15,8 +15,8 @@ import pytest
 
 from nas_engine import Budget, Search, load_dataset
 from nas_engine.cli import main
+from nas_engine.context import Context
 from nas_engine.estimators import TSEEMA
-from nas_engine.estimators.base import Context
 from nas_engine.executors import (
     InlineExecutor,
     ProcessExecutor,
@@ -25,11 +25,11 @@ from nas_engine.executors import (
     available_executors,
     cpu_count,
     create_executor,
-    torch_threads,
 )
 from nas_engine.search import evaluate_candidate
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import FixedList, RandomSearch
+from nas_engine.threads import torch_threads
 
 from .conftest import TINY
 from .faulty import REMOTE, Batches, Cheap, archs, make_executor, probe

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nas_engine import Budget, Search
+from nas_engine.context import Context
 from nas_engine.data import clear_cache, load_dataset
 from nas_engine.estimators import fear as fear_module
-from nas_engine.estimators.base import Context
 from nas_engine.estimators.fear import (
     FASTEST_KEY,
     FEAR,

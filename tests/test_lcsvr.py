@@ -10,9 +10,9 @@ import pytest
 
 from nas_engine import Budget, LearningCurve, Search
 from nas_engine.benchmarks import JsonlCurveTable
+from nas_engine.context import Context
 from nas_engine.criteria import spearman
 from nas_engine.estimators import LcSVR
-from nas_engine.estimators.base import Context
 from nas_engine.estimators.lcsvr import curve_features
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import FixedList

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from nas_engine import Budget, Search
 from nas_engine.cli import main
+from nas_engine.context import Context
 from nas_engine.data import load_dataset
 from nas_engine.estimators import TSE, TLMini, ValAcc
-from nas_engine.estimators.base import Context
 from nas_engine.registry import create
 from nas_engine.spaces.nb201 import EDGES, OPS, NB201Network, NB201Space
 from nas_engine.strategies.evolution import RegularizedEvolution

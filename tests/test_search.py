@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nas_engine import Budget, Search
+from nas_engine.context import Context
 from nas_engine.estimators import TSEEMA, ValAcc
-from nas_engine.estimators.base import Context
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import StoreMismatchError
 from nas_engine.strategies import FixedList

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nas_engine.estimators.base import Context
-from nas_engine.search import Budget, Evaluation
+from nas_engine.context import Context
+from nas_engine.results import Budget, Evaluation
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import RandomSearch, RegularizedEvolution
 
@@ -123,7 +123,7 @@ def test_random_without_repeats_by_canonical_class():
 
 
 def test_re_without_repeats_never_reproposes_and_ends_when_exhausted():
-    from nas_engine.benchmarks import RestrictedSpace
+    from nas_engine.spaces import RestrictedSpace
 
     small = RestrictedSpace(SPACE, [SPACE.sample(np.random.default_rng(i)).string for i in range(12)])
     for repeats, expect_all_new in ((True, False), (False, True)):

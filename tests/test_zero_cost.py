@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from nas_engine import Budget, Search
+from nas_engine.context import Context
 from nas_engine.correlate import correlate
 from nas_engine.data import load_dataset
-from nas_engine.estimators.base import Context
 from nas_engine.estimators.zero_cost import (
     MEASURES,
     ZERO_COST_PROXIES,
