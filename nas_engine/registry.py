@@ -32,6 +32,7 @@ __all__ = [
     "estimators",
     "register",
     "create",
+    "from_config",
     "list_plugins",
     "get_registry",
 ]
@@ -59,6 +60,11 @@ class Registry:
             raise ValueError(f"{self.kind} plugin name must be a non-empty string, got {name!r}")
 
         def decorator(factory):
+            own = factory.__dict__.get("name") if isinstance(factory, type) else None
+            if isinstance(own, str) and own != name:
+                raise ValueError(
+                    f"{self.kind} class {_qualname(factory)} sets name={own!r} but is registered as {name!r}; "
+                    "drop the name attribute: the registered name is the plugin's name")
             existing = self._factories.get(name)
             if existing is not None and existing is not factory and not override:
                 raise ValueError(
@@ -168,6 +174,14 @@ def register(kind: str, name: str, **kw) -> Callable:
 def create(kind: str, name: str, **kwargs) -> Any:
     """Instantiate the plugin ``name`` of ``kind`` with constructor ``kwargs``."""
     return get_registry(kind).create(name, **kwargs)
+
+
+def from_config(kind: str, config: dict[str, Any]) -> Any:
+    """The plugin a ``to_config()`` dict describes: ``create(kind, config["name"], **config["params"])``."""
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str) \
+            or not isinstance(config.get("params", {}), dict):
+        raise ValueError(f"a {kind} config must be a dict {{'name': str, 'params': dict}}, got {config!r}")
+    return create(kind, config["name"], **config.get("params", {}))
 
 
 def list_plugins(kind: str | None = None) -> dict[str, list[str]] | list[str]:

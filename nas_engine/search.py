@@ -258,9 +258,9 @@ class Search:
         if isinstance(self.space, RestrictedSpace):
             extra["space_subset"] = self.space.fingerprint()
         return {
-            "strategy": {"name": self.strategy.name, "params": self.strategy.get_params()},
-            "space": self.space.name,
-            "estimator": {"name": self.estimator.name, "params": self.estimator.get_params()},
+            "strategy": self.strategy.to_config(),
+            "space": self.space.to_config(),
+            "estimator": self.estimator.to_config(),
             "data": self.data.fingerprint() if self.data is not None else None,
             "protocol": {k: v for k, v in self.protocol.to_dict().items() if k != "device"},
             "seed": self.seed,

@@ -29,6 +29,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config import config_diff
+
 __all__ = ["RunStore", "StoreMismatchError"]
 
 
@@ -73,8 +75,8 @@ class RunStore:
         cfg_path = self.path / self.CONFIG
         if cfg_path.exists():
             old, new = json.loads(cfg_path.read_text()), json.loads(_dumps(config))
-            if old != new:
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            diff = config_diff(old, new)
+            if diff:
                 raise StoreMismatchError(
                     f"store {str(self.path)!r} holds a different search (differs in: {', '.join(diff)}); "
                     "use a new directory or the same configuration to resume"

@@ -93,11 +93,15 @@ class Faulty(Estimator):
 
 class InterruptingList(FixedList):
     """A fixed list whose ``tell`` number ``at`` is interrupted: by raising ``KeyboardInterrupt``
-    (``how="raise"``) or by sending this process SIGINT (``how="signal"``)."""
+    (``how="raise"``) or by sending this process SIGINT (``how="signal"``).
 
-    def __init__(self, archs, at: int, how: str = "raise"):
-        super().__init__(archs)
+    The interruption is set by :meth:`interrupting`, not by a constructor parameter: it is the test's
+    doing, not part of the search's configuration, so the same store resumes with a plain ``FixedList``.
+    """
+
+    def interrupting(self, at: int, how: str = "raise") -> InterruptingList:
         self.at, self.how, self.told = at, how, 0
+        return self
 
     def tell(self, evaluations):
         self.told += 1

@@ -85,7 +85,7 @@ def test_encodings():
 def test_refuses_spaces_it_cannot_use(monkeypatch):
     with pytest.raises(TypeError, match="needs a search space with the Encodable capability"):
         BayesianOptimization().setup(ToySpace(mutable=False), ctx(ToySpace(mutable=False)))
-    with pytest.raises(ValueError, match="encoding must be one of 'onehot', 'path'"):
+    with pytest.raises(ValueError, match="encoding must be 'onehot' or 'path', got 'graph'"):
         BayesianOptimization(encoding="graph")
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         BayesianOptimization(batch_size=0)

@@ -116,7 +116,7 @@ def test_ctrl_c_in_tell_keeps_finished_results_and_resume_completes(tmp_path):
     listed, store = archs(6), tmp_path / "s"
     full = run(FixedList(listed), Cheap(), "inline", 6)
     with pytest.raises(KeyboardInterrupt):
-        run(InterruptingList(listed, at=3), Cheap(), "inline", 6, store=str(store))
+        run(InterruptingList(listed).interrupting(at=3), Cheap(), "inline", 6, store=str(store))
     assert [rec["arch"] for rec in stored_records(store)] == listed[:3]  # the third was recorded before its tell
     state = json.loads((store / "state.json").read_text())
     assert state["n_records"] == 2 and state["pending"] == [listed[2]]
@@ -129,14 +129,14 @@ def test_ctrl_c_in_tell_keeps_finished_results_and_resume_completes(tmp_path):
 def test_sigint_cancels_work_in_flight_and_resume_completes(kind, request, tmp_path):
     listed, store = archs(6), tmp_path / "s"
     with pytest.raises(KeyboardInterrupt):
-        run(InterruptingList(listed, at=2, how="signal"), Cheap(sleep=0.3), make_executor(kind, request), 6,
-            store=str(store))
+        run(InterruptingList(listed).interrupting(at=2, how="signal"), Cheap(sleep=0.3),
+            make_executor(kind, request), 6, store=str(store))
     assert multiprocessing.active_children() == []  # the workers are gone
     done = [rec["arch"] for rec in stored_records(store)]
     assert len(done) == 2 and set(done) <= set(listed[:4])
     state = json.loads((store / "state.json").read_text())
     assert set(state["pending"]) & set(done) <= {done[-1]}  # the last record's tell was interrupted
-    resumed = run(FixedList(listed), Cheap(), make_executor(kind, request), 6, store=str(store))
+    resumed = run(FixedList(listed), Cheap(sleep=0.3), make_executor(kind, request), 6, store=str(store))
     assert [e.arch.string for e in resumed.history[:2]] == done
     assert sorted(e.arch.string for e in resumed.history) == sorted(listed)
     assert not any(e.cached for e in resumed.history)  # nothing finished was evaluated again
@@ -147,7 +147,8 @@ def test_resume_when_a_later_proposal_finished_first(request, tmp_path):
     listed, store = archs(4), tmp_path / "s"
     slow_first = Faulty({listed[0]: "sleep"})
     with pytest.raises(KeyboardInterrupt):
-        run(InterruptingList(listed, at=1), slow_first, make_executor("processes", request), 4, store=str(store))
+        run(InterruptingList(listed).interrupting(at=1), slow_first, make_executor("processes", request), 4,
+            store=str(store))
     assert [rec["arch"] for rec in stored_records(store)] == [listed[1]]
     assert json.loads((store / "state.json").read_text())["pending"] == listed[:2]
     resumed = run(FixedList(listed), slow_first, "inline", 4, store=str(store))

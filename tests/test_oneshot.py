@@ -67,7 +67,7 @@ def test_supernet_structure_and_bn_policy():
     assert bns and all(not m.affine and not m.track_running_stats for m in bns)
     with pytest.raises(ValueError, match="unknown op 'conv'"):
         net(torch.zeros(2, 1, 8, 8), ["conv"] * 6)
-    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
         SPACE.supernet(0)
 
 
@@ -273,7 +273,7 @@ def test_bad_arguments_are_named():
         create("strategy", "fairnas", epochs=0)
     with pytest.raises(ValueError, match="lr_min=0.1 must not exceed lr=0.01"):
         create("strategy", "randnas", lr=0.01, lr_min=0.1)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="MultiPath: k must be an integer >= 1, got 0"):
         create("strategy", "multipath", k=0)
     with pytest.raises(ValueError, match="needs a dataset"):
         create("strategy", "randnas").setup(SPACE, Context(space=SPACE, data=None, protocol=TINY))

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..config import Configurable, check_int
 from ..context import Context, FineTuning, derive_seed  # re-exported: estimators receive a Context
 from ..curves import LearningCurve
 
@@ -36,29 +37,21 @@ class Estimate:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Estimator(ABC):
-    """Base of all estimators.  Constructor arguments are the whole configuration."""
+class Estimator(Configurable, ABC):
+    """Base of all estimators: a :class:`~nas_engine.config.Configurable` (constructor arguments are the
+    whole configuration, each stored under its own name)."""
 
-    #: registry name, set by the registry decorator
-    registry_name: str = "estimator"
+    #: the registered strategy whose set-up the estimator's context needs (e.g. a one-shot strategy for
+    #: estimators of inherited weights); :mod:`nas_engine.testing` sets it up before checking the estimator
+    conformance_strategy: str | None = None
 
     @abstractmethod
     def estimate(self, arch: Architecture, ctx: Context) -> Estimate:
         """Score ``arch``; raise :class:`~nas_engine.training.TrainingFailed` on divergence/OOM."""
 
-    @property
-    def name(self) -> str:
-        return self.registry_name
-
-    def get_params(self) -> dict[str, Any]:
-        return {}
-
     def validate_context(self, ctx: Context) -> None:
         """Raise ``ValueError`` early when this estimator cannot run in ``ctx``."""
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 class CurveEstimator(Estimator):
@@ -71,16 +64,15 @@ class CurveEstimator(Estimator):
 
     needs_validation: bool = False
 
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"epochs": 2}
+
     def __init__(self, epochs: int = 10, *, validate: bool | None = None):
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"{type(self).__name__}: epochs must be a positive integer, got {epochs!r}")
-        self.epochs = epochs
+        self.epochs = check_int(epochs, "epochs", who=type(self).__name__)
         self.validate = self.needs_validation if validate is None else bool(validate)
         if self.needs_validation and not self.validate:
             raise ValueError(f"{type(self).__name__} scores validation data; validate=False is not possible")
-
-    def get_params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "validate": self.validate}
 
     def validate_context(self, ctx: Context) -> None:
         if ctx.table is not None:

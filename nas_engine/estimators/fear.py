@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from ..config import check_choice, check_float, check_int
 from ..curves import LearningCurve
 from ..registry import estimators
 from ..training import TrainingFailed, build_model, train
@@ -79,8 +80,7 @@ def hog_features(x: torch.Tensor, *, cell: int = 8, bins: int = 9, block: int = 
         raise ValueError(f"hog_features expects an NCHW batch, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
     for name, v in (("cell", cell), ("bins", bins), ("block", block)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"hog_features: {name} must be a positive integer, got {v!r}")
+        check_int(v, name, who="hog_features")
     cells_y, cells_x = h // cell, w // cell
     if cells_y < block or cells_x < block:
         raise ValueError(f"hog_features: a {h}x{w} image has {cells_y}x{cells_x} cells of {cell}px, "
@@ -207,8 +207,7 @@ def trainable_names(model: torch.nn.Module, cells: int = 1) -> list[str]:
     parameters after it (NB201: ``lastact``, ``classifier``).  A model without
     such a child: its last ``cells + 1`` parameterised children.
     """
-    if isinstance(cells, bool) or not isinstance(cells, int) or cells < 0:
-        raise ValueError(f"cells must be a non-negative integer, got {cells!r}")
+    check_int(cells, "cells", low=0)
     names, start, length = _blocks(model)
     if start is None:
         return names[-(cells + 1):]
@@ -277,48 +276,27 @@ class FEAR(Estimator):
                  stage2_batch_size: int | None = None, stage2_lr: float | None = None, unfrozen_cells: int = 1,
                  unfrozen: Sequence[str] | None = None, score: str = "train_acc",
                  reject_factor: float | None = None, check_every: int = 1, threshold_cache: str | None = None):
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not 0 < threshold <= 1):
-            raise ValueError(f"FEAR: threshold must be a training accuracy in (0, 1] or None, got {threshold!r}")
-        for name, v in (("max_epochs", max_epochs), ("stage2_batch_size", stage2_batch_size)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"FEAR: {name} must be a positive integer or None, got {v!r}")
-        for name, v in (("stage2_epochs", stage2_epochs), ("check_every", check_every)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"FEAR: {name} must be a positive integer, got {v!r}")
-        if stage2_lr is not None and (isinstance(stage2_lr, bool) or not isinstance(stage2_lr, (int, float))
-                                      or not stage2_lr > 0):
-            raise ValueError(f"FEAR: stage2_lr must be a positive number or None, got {stage2_lr!r}")
-        if isinstance(unfrozen_cells, bool) or not isinstance(unfrozen_cells, int) or unfrozen_cells < 0:
-            raise ValueError(f"FEAR: unfrozen_cells must be a non-negative integer, got {unfrozen_cells!r}")
+        self.threshold = check_float(threshold, "threshold", low=0, low_open=True, high=1,
+                                     none=True, who="FEAR")
+        self.max_epochs = check_int(max_epochs, "max_epochs", none=True, who="FEAR")
+        self.stage2_epochs = check_int(stage2_epochs, "stage2_epochs", who="FEAR")
+        self.stage2_batch_size = check_int(stage2_batch_size, "stage2_batch_size", none=True, who="FEAR")
+        self.stage2_lr = check_float(stage2_lr, "stage2_lr", low=0, low_open=True, none=True, who="FEAR")
+        self.unfrozen_cells = check_int(unfrozen_cells, "unfrozen_cells", low=0, who="FEAR")
         if unfrozen is not None:
             if isinstance(unfrozen, str) or not all(isinstance(p, str) and p for p in unfrozen) or not unfrozen:
                 raise ValueError(f"FEAR: unfrozen must be a non-empty list of module prefixes or None, "
                                  f"got {unfrozen!r}")
             unfrozen = list(unfrozen)
-        if score not in ("train_acc", "val_acc"):
-            raise ValueError(f"FEAR: score must be 'train_acc' or 'val_acc', got {score!r}")
-        if reject_factor is not None and (isinstance(reject_factor, bool)
-                                          or not isinstance(reject_factor, (int, float)) or not reject_factor >= 1):
-            raise ValueError(f"FEAR: reject_factor must be a number >= 1 or None, got {reject_factor!r}")
-        self.threshold = None if threshold is None else float(threshold)
-        self.max_epochs = max_epochs
-        self.stage2_epochs = stage2_epochs
-        self.stage2_batch_size = stage2_batch_size
-        self.stage2_lr = None if stage2_lr is None else float(stage2_lr)
-        self.unfrozen_cells = unfrozen_cells
         self.unfrozen = unfrozen
-        self.score = score
-        self.reject_factor = None if reject_factor is None else float(reject_factor)
-        self.check_every = check_every
+        self.score = check_choice(score, "score", ("train_acc", "val_acc"), who="FEAR")
+        self.reject_factor = check_float(reject_factor, "reject_factor", low=1, none=True, who="FEAR")
+        self.check_every = check_int(check_every, "check_every", who="FEAR")
         self.threshold_cache = threshold_cache
 
-    def get_params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "max_epochs": self.max_epochs, "stage2_epochs": self.stage2_epochs,
-                "stage2_batch_size": self.stage2_batch_size, "stage2_lr": self.stage2_lr,
-                "unfrozen_cells": self.unfrozen_cells, "unfrozen": self.unfrozen, "score": self.score,
-                "reject_factor": self.reject_factor, "check_every": self.check_every,
-                "threshold_cache": self.threshold_cache}
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"threshold": 0.3, "max_epochs": 2, "stage2_epochs": 1}
 
     def validate_context(self, ctx: Context) -> None:
         if ctx.table is not None:

@@ -24,10 +24,10 @@ training loss).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
+from ..config import check_int
 from ..registry import estimators
 from ..training import evaluate, resolve_device
 from .base import Context, Estimate, Estimator
@@ -36,6 +36,8 @@ __all__ = ["InheritedValAcc", "InheritedValAccMini"]
 
 
 class _InheritedEstimator(Estimator):
+    conformance_strategy = "randnas"
+
     def validate_context(self, ctx: Context) -> None:
         if not ctx.inherits_weights:
             raise ValueError(
@@ -70,13 +72,8 @@ class InheritedValAccMini(_InheritedEstimator):
     """Accuracy of the inherited weights on one random validation minibatch of ``batch_size`` images."""
 
     def __init__(self, batch_size: int = 64):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(f"InheritedValAccMini: batch_size must be an integer >= 2 (BatchNorm uses batch "
-                             f"statistics), got {batch_size!r}")
-        self.batch_size = batch_size
-
-    def get_params(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size}
+        # at least 2 images: BatchNorm normalises with the minibatch's statistics
+        self.batch_size = check_int(batch_size, "batch_size", low=2, who="InheritedValAccMini")
 
     def estimate(self, arch, ctx: Context) -> Estimate:
         self.validate_context(ctx)

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import check_int
 from ..costs import model_costs
 from ..curves import LearningCurve
 from ..registry import estimators
@@ -118,12 +119,6 @@ def _range(name: str, value, high: float = math.inf) -> tuple[float, float]:
     return lo, hi
 
 
-def _int_at_least(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"LcSVR: {name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 @estimators.register("lcsvr")
 class LcSVR(Estimator):
     """ν-SVR on learning-curve and architecture features (see the module docstring).
@@ -141,27 +136,24 @@ class LcSVR(Estimator):
                  arch_features: Sequence[str] = ARCH_FEATURES, cv: int = 3, n_iter: int = 100,
                  C: Sequence[float] = (1e-2, 1e3), gamma: Sequence[float] = (1e-4, 1.0),
                  nu: Sequence[float] = (0.05, 1.0), seed: int = 0):
-        self.epochs = _int_at_least("epochs", epochs)
-        self.cv = _int_at_least("cv", cv, 2)
-        self.n_fit = _int_at_least("n_fit", n_fit, self.cv)
-        if fit_epochs is not None and _int_at_least("fit_epochs", fit_epochs) < epochs:
-            raise ValueError(f"LcSVR: fit_epochs must be None or >= epochs={epochs}, got {fit_epochs!r}")
-        self.fit_epochs = fit_epochs
+        self.epochs = check_int(epochs, "epochs", who="LcSVR")
+        self.cv = check_int(cv, "cv", low=2, who="LcSVR")
+        self.n_fit = check_int(n_fit, "n_fit", low=self.cv, who="LcSVR")
+        self.fit_epochs = check_int(fit_epochs, f"fit_epochs (epochs={epochs})", low=epochs, none=True, who="LcSVR")
         if isinstance(arch_features, str) or not set(arch_features) <= set(ARCH_FEATURES):
             raise ValueError(f"LcSVR: arch_features must be a subset of {ARCH_FEATURES}, got {arch_features!r}")
         self.arch_features = tuple(f for f in ARCH_FEATURES if f in arch_features)
-        self.n_iter = _int_at_least("n_iter", n_iter)
+        self.n_iter = check_int(n_iter, "n_iter", who="LcSVR")
         self.C, self.gamma, self.nu = _range("C", C), _range("gamma", gamma), _range("nu", nu, 1.0)
-        self.seed = _int_at_least("seed", seed, 0)
+        self.seed = check_int(seed, "seed", low=0, who="LcSVR")
         self.model_ = None  # the fitted Pipeline
         self.best_params_: dict[str, float] | None = None  # the C, gamma, nu chosen by cross-validation
         self.n_features_: int | None = None
         self._examples: tuple[list[np.ndarray], list[float]] = ([], [])  # in-search fit phase: (features, target)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "n_fit": self.n_fit, "fit_epochs": self.fit_epochs,
-                "arch_features": self.arch_features, "cv": self.cv, "n_iter": self.n_iter,
-                "C": self.C, "gamma": self.gamma, "nu": self.nu, "seed": self.seed}
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"epochs": 1, "n_fit": 2, "fit_epochs": 2, "cv": 2, "n_iter": 2}
 
     @property
     def fitted(self) -> bool:

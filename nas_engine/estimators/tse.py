@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from ..config import check_float, check_int
 from ..curves import LearningCurve
 from ..registry import estimators
 from .base import CurveEstimator
@@ -36,12 +37,7 @@ class TSEE(CurveEstimator):
 
     def __init__(self, epochs: int = 10, *, E: int = 1, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
-        if not isinstance(E, int) or isinstance(E, bool) or not 1 <= E <= epochs:
-            raise ValueError(f"TSEE: E must be an integer in [1, epochs={epochs}], got {E!r}")
-        self.E = E
-
-    def get_params(self):
-        return {**super().get_params(), "E": self.E}
+        self.E = check_int(E, f"E (epochs={epochs})", high=epochs, who="TSEE")
 
     def _score(self, curve: LearningCurve) -> float:
         return -math.fsum(self._need(curve, "train_loss", "TSE-E")[-self.E:])
@@ -53,12 +49,7 @@ class TSEEMA(CurveEstimator):
 
     def __init__(self, epochs: int = 10, *, gamma: float = 0.999, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
-        if not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
-            raise ValueError(f"TSEEMA: gamma must be in (0, 1], got {gamma!r}")
-        self.gamma = float(gamma)
-
-    def get_params(self):
-        return {**super().get_params(), "gamma": self.gamma}
+        self.gamma = check_float(gamma, "gamma", low=0, low_open=True, high=1, who="TSEEMA")
 
     def _score(self, curve: LearningCurve) -> float:
         losses = self._need(curve, "train_loss", "TSE-EMA")
@@ -72,12 +63,7 @@ class TLMini(CurveEstimator):
 
     def __init__(self, epochs: int = 10, *, batch: int = -1, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
-        if not isinstance(batch, int) or isinstance(batch, bool):
-            raise ValueError(f"TLMini: batch must be an integer index, got {batch!r}")
-        self.batch = batch
-
-    def get_params(self):
-        return {**super().get_params(), "batch": self.batch}
+        self.batch = check_int(batch, "batch (a minibatch index)", low=None, who="TLMini")
 
     def _score(self, curve: LearningCurve) -> float:
         last = self._need(curve, "minibatch_losses", "TLmini")[-1]

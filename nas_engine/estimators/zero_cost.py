@@ -63,13 +63,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_int
 from ..costs import count_flops, count_params
 from ..registry import estimators
 from .base import Context, Estimate, Estimator
@@ -282,8 +283,7 @@ ZERO_COST_PROXIES = tuple(MEASURES)
 def draw_minibatch(data: Dataset, batch_size: int, seed: int, device: torch.device | str = "cpu"
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` training images (all, if fewer) drawn without replacement by a generator seeded with ``seed``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     if data.n_train == 0:
         raise ValueError(f"dataset {data.name!r} has no training images")
     gen = torch.Generator().manual_seed(int(seed) % (2**63))
@@ -322,17 +322,11 @@ class ZeroCostEstimator(Estimator):
         if self.measure not in MEASURES:
             raise TypeError(f"{type(self).__name__}.measure must name a registered zero-cost measure "
                             f"({', '.join(MEASURES)}), got {self.measure!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"{type(self).__name__}: batch_size must be a positive integer or None, "
-                             f"got {batch_size!r}")
+        check_int(batch_size, "batch_size", none=True, who=type(self).__name__)
         if batch_size is not None and not MEASURES[self.measure].uses_data:
             raise ValueError(f"{type(self).__name__} does not read data; batch_size must be None, "
                              f"got {batch_size!r}")
         self.batch_size = batch_size
-
-    def get_params(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size} if MEASURES[self.measure].uses_data else {}
 
     def validate_context(self, ctx: Context) -> None:
         if ctx.data is None:

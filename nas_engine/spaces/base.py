@@ -15,6 +15,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from ..config import Configurable
+
 __all__ = [
     "Architecture",
     "SearchSpace",
@@ -87,15 +89,16 @@ def _rebuild_architecture(space: SearchSpace, string: str) -> Architecture:
     return space.from_string(string)
 
 
-class SearchSpace(ABC):
+class SearchSpace(Configurable, ABC):
     """Base class of every search space.
 
-    Subclasses set ``name`` (the registry name) and implement the abstract
-    methods.  ``default_size`` gives the network size ``build`` uses when a
-    protocol does not say.
+    A :class:`~nas_engine.config.Configurable`: its ``name`` is the name it is
+    registered under, its constructor arguments are its configuration (stored
+    with a search, so a resumed search must use an equal space).  Subclasses
+    implement the abstract methods; ``default_size`` gives the network size
+    ``build`` uses when a protocol does not say.
     """
 
-    name: str = "space"
     default_size: dict[str, Any] = {}
 
     @abstractmethod
@@ -130,12 +133,9 @@ class SearchSpace(ABC):
         if a.space_name != self.name:
             raise ValueError(f"architecture {a!r} belongs to space {a.space_name!r}, not {self.name!r}")
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-    # spaces are configuration-free values by default: equal if same type and name
+    # spaces are values: equal if same type and parameters
     def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.__dict__ == other.__dict__
+        return type(self) is type(other) and self.get_params() == other.get_params()
 
     def __hash__(self) -> int:
         return hash((type(self), self.name))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_engine.config import check_int
 from nas_engine.registry import spaces
 from nas_engine.spaces.base import Architecture, Encodable, Enumerable, HasSupernet, Mutable, SearchSpace
 
@@ -65,7 +66,6 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet):
     size is :attr:`default_size`).
     """
 
-    name = "nb201"
     default_size = {"C": 16, "N": 5}
     OPS = OPS
     EDGES = EDGES
@@ -277,17 +277,13 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet):
         self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5
     ) -> NB201Network:
         """The benchmark's network for ``a`` (see :class:`NB201Network`), freshly initialised."""
-        for key, value in (("num_classes", num_classes), ("in_channels", in_channels), ("C", C), ("N", N)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        return NB201Network(self.ops(a), int(num_classes), in_channels=int(in_channels), C=int(C), N=int(N))
+        num_classes, in_channels, C, N = _sizes(num_classes=num_classes, in_channels=in_channels, C=C, N=N)
+        return NB201Network(self.ops(a), num_classes, in_channels=in_channels, C=C, N=N)
 
     def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5) -> NB201Supernet:
         """A weight-sharing supernet over the whole space (see :class:`NB201Supernet`), freshly initialised."""
-        for key, value in (("num_classes", num_classes), ("in_channels", in_channels), ("C", C), ("N", N)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        return NB201Supernet(self, int(num_classes), in_channels=int(in_channels), C=int(C), N=int(N))
+        num_classes, in_channels, C, N = _sizes(num_classes=num_classes, in_channels=in_channels, C=C, N=N)
+        return NB201Supernet(self, num_classes, in_channels=in_channels, C=C, N=N)
 
 
 # ---------------------------------------------------------------------------------
@@ -296,6 +292,11 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet):
 def _batch_norm(channels: int, bn: dict) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, affine=bn.get("affine", True),
                           track_running_stats=bn.get("track_running_stats", True))
+
+
+def _sizes(**sizes) -> list[int]:
+    """The network sizes, each checked to be a positive integer."""
+    return [check_int(v, k) for k, v in sizes.items()]
 
 
 class ReLUConvBN(nn.Sequential):

@@ -54,7 +54,6 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
         if isinstance(arch_strings, str):
             raise TypeError("arch_strings must be an iterable of architecture strings, not one string")
         self.base = space
-        self.name = space.name
         self.default_size = space.default_size
         archs: dict[str, Architecture] = {}
         for s in arch_strings:
@@ -72,6 +71,23 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
         return tuple(a.string for a in self._archs)
 
     # -- identity -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The base space's name: the subset's architectures are the base space's."""
+        return self.base.name
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.base
+
+    @property
+    def arch_strings(self) -> tuple[str, ...]:
+        return self.strings
+
+    def to_config(self) -> dict[str, Any]:
+        """The base space's configuration (a search adds the subset's fingerprint as ``space_subset``)."""
+        return self.base.to_config()
+
     def __reduce__(self):
         return (RestrictedSpace, (self.base, self.strings))
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import Configurable
 from ..spaces.base import Architecture, SearchSpace, require_capability
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,14 +25,22 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Strategy"]
 
 
-class Strategy(ABC):
+class Strategy(Configurable, ABC):
     """Base class: subclasses implement ``ask`` and usually ``tell``.
 
-    ``requires`` lists the space capabilities (``Mutable``, ``Encodable``, ...)
-    the strategy needs; ``setup`` refuses a space that lacks one.
+    A :class:`~nas_engine.config.Configurable`: constructor arguments are the
+    configuration (every one stored under its own name).  ``requires`` lists the
+    space capabilities (``Mutable``, ``Encodable``, ...) the strategy needs;
+    ``setup`` refuses a space that lacks one.
+
+    State: a stored search resumes by calling ``setup`` on a fresh clone and then
+    ``load_state_dict(state_dict())`` (through JSON); nothing else is replayed.
+    The default state is the RNG alone: a strategy that keeps anything else
+    between calls (a population, observations, a queue) must override both
+    methods.  :func:`nas_engine.testing.check_strategy` fails a strategy whose
+    continuation after that round trip differs from an uninterrupted run.
     """
 
-    registry_name: str = "strategy"
     requires: tuple[type, ...] = ()
 
     def setup(self, space: SearchSpace, ctx: Context) -> None:
@@ -47,13 +56,6 @@ class Strategy(ABC):
     def tell(self, evaluations: Sequence[Evaluation]) -> None:
         """Learn from finished evaluations (failed ones carry score ``-inf``)."""
 
-    @property
-    def name(self) -> str:
-        return self.registry_name
-
-    def get_params(self) -> dict[str, Any]:
-        return {}
-
     #: seconds ``setup`` spent on work the search is charged for (a one-shot strategy's supernet training)
     setup_seconds: float = 0.0
 
@@ -66,11 +68,9 @@ class Strategy(ABC):
         return None
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything the strategy needs to continue, as JSON-compatible data (default: its RNG)."""
         return {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (called after ``setup`` on a fresh clone)."""
         self.rng.bit_generator.state = state["rng"]
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"

@@ -63,6 +63,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from ..config import check_choice, check_int
 from ..registry import strategies
 from ..spaces.base import Architecture, Encodable, Enumerable, Mutable, SearchSpace
 from ..threads import torch_threads
@@ -192,32 +193,21 @@ class BayesianOptimization(Strategy):
     def __init__(self, initial_points: int = 10, batch_size: int = 1, encoding: str = "onehot",
                  max_candidates: int = 20_000, pool_size: int = 1000, n_incumbents: int = 10,
                  mc_samples: int = 128, fit_maxiter: int = 200, threads: int | None = 1):
-        for name, value, low in (("initial_points", initial_points, 0), ("batch_size", batch_size, 1),
-                                 ("max_candidates", max_candidates, 0), ("pool_size", pool_size, 1),
-                                 ("n_incumbents", n_incumbents, 1), ("mc_samples", mc_samples, 1),
-                                 ("fit_maxiter", fit_maxiter, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"BayesianOptimization: {name} must be an integer >= {low}, got {value!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"BayesianOptimization: threads must be None or an integer >= 1, got {threads!r}")
-        if encoding not in ENCODINGS:
-            raise ValueError(f"BayesianOptimization: encoding must be one of {', '.join(map(repr, ENCODINGS))}, "
-                             f"got {encoding!r}")
-        self.initial_points = initial_points
-        self.batch_size = batch_size
-        self.encoding = encoding
-        self.max_candidates = max_candidates
-        self.pool_size = pool_size
-        self.n_incumbents = n_incumbents
-        self.mc_samples = mc_samples
-        self.fit_maxiter = fit_maxiter
-        self.threads = threads
+        who = "BayesianOptimization"
+        self.initial_points = check_int(initial_points, "initial_points", low=0, who=who)
+        self.batch_size = check_int(batch_size, "batch_size", who=who)
+        self.encoding = check_choice(encoding, "encoding", ENCODINGS, who=who)
+        self.max_candidates = check_int(max_candidates, "max_candidates", low=0, who=who)
+        self.pool_size = check_int(pool_size, "pool_size", who=who)
+        self.n_incumbents = check_int(n_incumbents, "n_incumbents", who=who)
+        self.mc_samples = check_int(mc_samples, "mc_samples", who=who)
+        self.fit_maxiter = check_int(fit_maxiter, "fit_maxiter", who=who)
+        self.threads = check_int(threads, "threads", none=True, who=who)
 
-    def get_params(self) -> dict[str, Any]:
-        return {"initial_points": self.initial_points, "batch_size": self.batch_size, "encoding": self.encoding,
-                "max_candidates": self.max_candidates, "pool_size": self.pool_size,
-                "n_incumbents": self.n_incumbents, "mc_samples": self.mc_samples, "fit_maxiter": self.fit_maxiter,
-                "threads": self.threads}
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"initial_points": 3, "pool_size": 50, "max_candidates": 200, "n_incumbents": 3, "mc_samples": 16,
+                "fit_maxiter": 20}
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)

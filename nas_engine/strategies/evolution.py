@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import check_int
 from ..registry import strategies
 from ..spaces.base import Architecture, Enumerable, Mutable
 from .base import Strategy
@@ -39,19 +40,12 @@ class RegularizedEvolution(Strategy):
 
     def __init__(self, population_size: int = 100, sample_size: int = 10, scale_to_budget: bool = True,
                  repeats: bool = True):
-        if not isinstance(population_size, int) or population_size < 2:
-            raise ValueError(f"RegularizedEvolution: population_size must be an integer >= 2, got {population_size!r}")
-        if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
-            raise ValueError(f"RegularizedEvolution: sample_size must be an integer in [1, population_size="
-                             f"{population_size}], got {sample_size!r}")
-        self.population_size = population_size
-        self.sample_size = sample_size
+        who = "RegularizedEvolution"
+        self.population_size = check_int(population_size, "population_size", low=2, who=who)
+        self.sample_size = check_int(sample_size, f"sample_size (population_size={population_size})", low=1,
+                                     high=population_size, who=who)
         self.scale_to_budget = bool(scale_to_budget)
         self.repeats = bool(repeats)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "sample_size": self.sample_size,
-                "scale_to_budget": self.scale_to_budget, "repeats": self.repeats}
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)

@@ -25,8 +25,10 @@ class FixedList(Strategy):
             raise ValueError(f"FixedList needs a non-empty sequence of architectures, got {archs!r}")
         self.archs = [a.string if isinstance(a, Architecture) else a for a in archs]
 
-    def get_params(self) -> dict[str, Any]:
-        return {"archs": list(self.archs)}
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"archs": ["|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+                          "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"]}
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import check_choice
 from ..registry import strategies
 from ..spaces.base import Architecture, Enumerable
 from .base import Strategy
@@ -24,13 +25,8 @@ class RandomSearch(Strategy):
     """
 
     def __init__(self, repeats: bool = True, dedupe: str = "string"):
-        if dedupe not in ("string", "canonical"):
-            raise ValueError(f"RandomSearch: dedupe must be 'string' or 'canonical', got {dedupe!r}")
         self.repeats = bool(repeats)
-        self.dedupe = dedupe
-
-    def get_params(self) -> dict[str, Any]:
-        return {"repeats": self.repeats, "dedupe": self.dedupe}
+        self.dedupe = check_choice(dedupe, "dedupe", ("string", "canonical"), who="RandomSearch")
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)

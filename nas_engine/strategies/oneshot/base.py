@@ -41,11 +41,11 @@ import os
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
+from ...config import check_float, check_int, parameters
 from ...context import FineTuning, derive_seed
 from ...spaces.base import Architecture, HasSupernet
 from ...training import Protocol, seeded
@@ -75,22 +75,7 @@ class InheritedWeights:
         return f"InheritedWeights({self.name!r})"
 
 
-def _check_int(who: str, name: str, v, low: int = 1, none: bool = False):
-    if v is None and none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ValueError(f"{who}: {name} must be an integer >= {low}{' or None' if none else ''}, got {v!r}")
-    return v
-
-
-def _check_float(who: str, name: str, v, none: bool = False):
-    if v is None and none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-        raise ValueError(f"{who}: {name} must be a finite number >= 0{' or None' if none else ''}, got {v!r}")
-    return float(v)
-
-
+@parameters
 class OneShotStrategy(Strategy):
     """Base of the supernet strategies (see the module docstring for what ``setup`` does).
 
@@ -103,33 +88,39 @@ class OneShotStrategy(Strategy):
     many; None: until the search's budget ends).
     """
 
-    requires = (HasSupernet,)
+    requires: ClassVar[tuple[type, ...]] = (HasSupernet,)
     #: the fine-tuning learning rate when ``finetune_lr`` is None (SoTL thesis §4.2)
-    default_finetune_lr: float = 0.001
+    default_finetune_lr: ClassVar[float] = 0.001
 
-    def __init__(self, epochs: int = 100, batch_size: int = 64, lr: float = 0.025, lr_min: float = 0.001,
-                 momentum: float = 0.9, weight_decay: float = 5e-4, finetune_lr: float | None = None,
-                 finetune_batches: int = 100, finetune_batch_size: int = 64, candidates: int | None = None):
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    finetune_lr: float | None = None
+    finetune_batches: int = 100
+    finetune_batch_size: int = 64
+    candidates: int | None = None
+
+    def __post_init__(self):
         who = type(self).__name__
-        self.epochs = _check_int(who, "epochs", epochs)
-        self.batch_size = _check_int(who, "batch_size", batch_size)
-        self.lr = _check_float(who, "lr", lr)
-        self.lr_min = _check_float(who, "lr_min", lr_min)
-        self.momentum = _check_float(who, "momentum", momentum)
-        self.weight_decay = _check_float(who, "weight_decay", weight_decay)
-        self.finetune_lr = _check_float(who, "finetune_lr", finetune_lr, none=True)
-        self.finetune_batches = _check_int(who, "finetune_batches", finetune_batches)
-        self.finetune_batch_size = _check_int(who, "finetune_batch_size", finetune_batch_size)
-        self.candidates = _check_int(who, "candidates", candidates, none=True)
+        self.epochs = check_int(self.epochs, "epochs", who=who)
+        self.batch_size = check_int(self.batch_size, "batch_size", who=who)
+        for name in ("lr", "lr_min", "momentum", "weight_decay"):
+            setattr(self, name, check_float(getattr(self, name), name, low=0, who=who))
+        self.finetune_lr = check_float(self.finetune_lr, "finetune_lr", low=0, none=True, who=who)
+        self.finetune_batches = check_int(self.finetune_batches, "finetune_batches", who=who)
+        self.finetune_batch_size = check_int(self.finetune_batch_size, "finetune_batch_size", who=who)
+        self.candidates = check_int(self.candidates, "candidates", none=True, who=who)
         if self.lr_min > self.lr:
-            raise ValueError(f"{who}: lr_min={lr_min!r} must not exceed lr={lr!r}")
+            raise ValueError(f"{who}: lr_min={self.lr_min!r} must not exceed lr={self.lr!r}")
         self.supernet = None
         self.setup_seconds = 0.0
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "epochs", "batch_size", "lr", "lr_min", "momentum", "weight_decay", "finetune_lr",
-            "finetune_batches", "finetune_batch_size", "candidates")}
+    @classmethod
+    def conformance_params(cls) -> dict[str, Any]:
+        return {"epochs": 1, "batch_size": 32, "finetune_batches": 2, "finetune_batch_size": 32}
 
     # -- what a method chooses ------------------------------------------------------
     @abstractmethod

@@ -30,10 +30,11 @@ path); the meta-step is :class:`~.supernet.SupernetTrainer`'s (see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from ...config import check_float, check_int, parameters
 from ...registry import create, strategies
-from .base import OneShotStrategy, _check_float, _check_int
+from .base import OneShotStrategy
 from .supernet import fair_paths, uniform_paths
 
 __all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath", "Reptile", "MetaProx"]
@@ -50,7 +51,7 @@ class _RandomCandidates(OneShotStrategy):
 class RandNAS(_RandomCandidates):
     """Random-sampling one-shot NAS: uniform single-path supernet, uniformly random candidates."""
 
-    default_finetune_lr = 0.01
+    default_finetune_lr: ClassVar[float] = 0.01
 
     def path_sampler(self):
         return uniform_paths(1)
@@ -60,26 +61,23 @@ class RandNAS(_RandomCandidates):
 class FairNAS(_RandomCandidates):
     """FairNAS strict fairness: per step ``|O|`` paths covering every op on every edge exactly once."""
 
-    default_finetune_lr = 0.001
+    default_finetune_lr: ClassVar[float] = 0.001
 
     def path_sampler(self):
         return fair_paths
 
 
 @strategies.register("multipath")
+@parameters
 class MultiPath(_RandomCandidates):
     """MultiPath: gradients of ``k`` (default 4) uniformly random paths averaged per step."""
 
-    default_finetune_lr = 0.001
+    default_finetune_lr: ClassVar[float] = 0.001
+    k: int = 4
 
-    def __init__(self, k: int = 4, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"MultiPath: k must be a positive integer, got {k!r}")
-        self.k = k
-
-    def get_params(self) -> dict[str, Any]:
-        return {"k": self.k, **super().get_params()}
+    def __post_init__(self):
+        super().__post_init__()
+        self.k = check_int(self.k, "k", who="MultiPath")
 
     def _fingerprint(self, ctx):
         return {**super()._fingerprint(ctx), "k": self.k}
@@ -89,6 +87,7 @@ class MultiPath(_RandomCandidates):
 
 
 @strategies.register("spos")
+@parameters
 class SPOS(OneShotStrategy):
     """Single Path One-Shot: uniform single-path supernet, then regularised evolution over inherited weights.
 
@@ -96,16 +95,13 @@ class SPOS(OneShotStrategy):
     small evaluation budget as ``regularized-evolution`` does).
     """
 
-    default_finetune_lr = 0.01
+    default_finetune_lr: ClassVar[float] = 0.01
+    population_size: int = 50
+    sample_size: int = 10
 
-    def __init__(self, population_size: int = 50, sample_size: int = 10, **kwargs):
-        super().__init__(**kwargs)
-        create("strategy", "regularized-evolution", population_size=population_size,
-               sample_size=sample_size)  # validates them
-        self.population_size, self.sample_size = population_size, sample_size
-
-    def get_params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "sample_size": self.sample_size, **super().get_params()}
+    def __post_init__(self):
+        super().__post_init__()
+        self.make_selector()  # validates population_size and sample_size
 
     def path_sampler(self):
         return uniform_paths(1)
@@ -116,21 +112,19 @@ class SPOS(OneShotStrategy):
 
 
 @strategies.register("reptile")
+@parameters
 class Reptile(_RandomCandidates):
     """Reptile supernet training: per step one random path adapted by ``inner_steps`` SGD steps on the
     minibatch, then an outer step of the supernet towards the adapted weights."""
 
-    default_finetune_lr = 0.001
-    #: the proximal coefficient of the inner steps (0: Reptile)
-    default_prox = 0.0
+    default_finetune_lr: ClassVar[float] = 0.001
+    #: the proximal coefficient of the inner steps (0: Reptile; a parameter of ``metaprox``)
+    prox: ClassVar[float] = 0.0
+    inner_steps: int = 4
 
-    def __init__(self, inner_steps: int = 4, **kwargs):
-        super().__init__(**kwargs)
-        self.inner_steps = _check_int(type(self).__name__, "inner_steps", inner_steps)
-        self.prox = self.default_prox
-
-    def get_params(self) -> dict[str, Any]:
-        return {"inner_steps": self.inner_steps, **super().get_params()}
+    def __post_init__(self):
+        super().__post_init__()
+        self.inner_steps = check_int(self.inner_steps, "inner_steps", who=type(self).__name__)
 
     def trainer_options(self) -> dict[str, Any]:
         return {"inner_steps": self.inner_steps, "prox": self.prox}
@@ -140,15 +134,13 @@ class Reptile(_RandomCandidates):
 
 
 @strategies.register("metaprox")
+@parameters
 class MetaProx(Reptile):
     """MetaMinibatchProx supernet training: Reptile whose inner steps minimise the minibatch loss plus
     ``prox/2 * ||w - θ||²`` (θ: the supernet weights at the start of the step)."""
 
-    default_prox = 10.0
+    prox: float = 10.0
 
-    def __init__(self, inner_steps: int = 4, prox: float = 10.0, **kwargs):
-        super().__init__(inner_steps=inner_steps, **kwargs)
-        self.prox = _check_float("MetaProx", "prox", prox)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"prox": self.prox, **super().get_params()}
+    def __post_init__(self):
+        super().__post_init__()
+        self.prox = check_float(self.prox, "prox", low=0, who="MetaProx")

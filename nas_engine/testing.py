@@ -1,0 +1,510 @@
+"""The plugin conformance suite: ``check_space``, ``check_strategy``, ``check_estimator``.
+
+In the spirit of scikit-learn's ``check_estimator`` and timm's tests over
+``list_models()``: one set of checks that every registered plugin passes, and
+that a plugin author runs on their own plugin::
+
+    from nas_engine.testing import check_plugin, parametrize_plugins
+
+    check_plugin("estimator", "my-proxy")          # one registered plugin, every check
+
+    @parametrize_plugins()                          # pytest: one test per registered plugin
+    def test_conforms(kind, name):
+        check_plugin(kind, name)
+
+What is checked (a failure raises :class:`ConformanceError` whose message says
+what the plugin did and what was expected):
+
+* every plugin (:func:`check_configuration`): ``name`` is the registered
+  name; ``get_params()`` covers the constructor and round trips through the
+  constructor, ``clone()``, ``repr`` and JSON (``to_config`` ->
+  :func:`~nas_engine.registry.from_config`);
+* spaces (:func:`check_space`): sampling is deterministic for a seed; the
+  string round trip; ``to_graph`` is a ``networkx.DiGraph``; pickling of the
+  space and its architectures; ``canonical`` is deterministic and survives the
+  string and pickle round trips; malformed strings and foreign objects are
+  refused with a ``ValueError``/``TypeError`` naming them; the network builds
+  and gives finite logits of the right shape; ``Mutable``: mutants are valid and
+  differ; ``Encodable``: one fixed length, finite numbers; ``Enumerable``:
+  ``len`` equals the count ``enumerate`` gives, with no duplicates;
+* strategies (:func:`check_strategy`): proposals are architectures of the
+  space; the same seed gives the same proposals; **a search interrupted after
+  6 evaluations and continued from ``state_dict()`` (through JSON, on a fresh
+  clone after ``setup``, as a stored search resumes) proposes exactly what an
+  uninterrupted one does**; a space without a required capability is refused
+  naming it;
+* estimators (:func:`check_estimator`): ``Estimate`` fields of the right types,
+  a finite score and cost, JSON-compatible ``info``, the same score for the
+  same seed on a clone; curve estimators score a faster-learning curve higher;
+  a context without data is refused with a ``ValueError``/``TypeError``.
+
+The checks run on a fast instance: ``create(kind, name,
+**cls.conformance_params())`` (see :class:`~nas_engine.config.Configurable`),
+NAS-Bench-201 as the default space, scikit-learn's 8x8 digits and a width-4
+network as the default data and protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .config import Configurable, PluginContractError
+from .context import Context
+from .curves import LearningCurve
+from .data import Dataset, load_dataset
+from .estimators.base import CurveEstimator, Estimate, Estimator
+from .registry import create, from_config, get_registry, list_plugins
+from .results import Budget, Evaluation
+from .spaces.base import Architecture, Encodable, Enumerable, HasSupernet, Mutable, SearchSpace
+from .strategies.base import Strategy
+from .training import Protocol
+
+__all__ = [
+    "ConformanceError",
+    "check_configuration",
+    "check_space",
+    "check_strategy",
+    "check_estimator",
+    "check_plugin",
+    "check_registered",
+    "registered_plugins",
+    "parametrize_plugins",
+    "conformance_context",
+]
+
+#: the protocol of the default context: NB201 at width 4, one cell per stage (about 0.1 s per epoch on digits)
+PROTOCOL = Protocol(epochs=4, batch_size=64, lr=0.05, C=4, N=1, device="cpu")
+#: evaluations of the uninterrupted run and the point where the interrupted one is resumed (the issue's 6 + 4)
+EVALUATIONS, RESUME_AFTER = 10, 6
+#: NB201 cells with a convolution on every input-output path (every zero-cost measure is defined on them)
+NB201_ARCHS = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|nor_conv_1x1~2|",
+    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_3x3~2|",
+)
+
+
+class ConformanceError(AssertionError):
+    """A plugin failed a conformance check (the message says what it did and what was expected)."""
+
+
+def _expect(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConformanceError(message)
+
+
+def _who(plugin: Any) -> str:
+    return f"{type(plugin).__name__} ({getattr(plugin, 'name', '?')!r})"
+
+
+# -- configuration ---------------------------------------------------------------------------------
+def check_configuration(plugin: Configurable, kind: str | None = None) -> None:
+    """``name``, ``get_params``, ``clone``, ``repr`` and the JSON round trip of one plugin instance."""
+    who = _who(plugin)
+    _expect(isinstance(plugin, Configurable),
+            f"{who} does not derive from nas_engine.api's Strategy / Estimator / SearchSpace (Configurable)")
+    _expect(isinstance(plugin.name, str) and bool(plugin.name), f"{who}: name must be a non-empty string")
+    if kind is not None and plugin.name in get_registry(kind).names():
+        factory = get_registry(kind).get(plugin.name)
+        _expect(not isinstance(factory, type) or isinstance(plugin, factory),
+                f"{who}: its name {plugin.name!r} is registered for {factory!r}, another class")
+    try:
+        params = plugin.get_params()
+    except PluginContractError as exc:
+        raise ConformanceError(f"{who}: {exc}") from None
+    _expect(list(params) == type(plugin).param_names(),
+            f"{who}: get_params() gives {sorted(params)}, the constructor takes {type(plugin).param_names()}: "
+            "do not override get_params; store every constructor argument under its own name")
+    try:
+        again = type(plugin)(**params)
+    except Exception as exc:
+        raise ConformanceError(f"{who}: passing get_params() back to the constructor fails "
+                               f"({type(exc).__name__}: {exc}); store the arguments as the constructor accepts them"
+                               ) from None
+    _expect(_same_config(again, plugin), f"{who}: {type(plugin).__name__}(**get_params()) has other parameters "
+            f"({again.get_params()} vs {params}): the constructor must keep what it is given")
+    clone = plugin.clone()
+    _expect(clone is not plugin and type(clone) is type(plugin) and _same_config(clone, plugin),
+            f"{who}: clone() must give a new {type(plugin).__name__} with the same parameters")
+    _expect(repr(plugin).startswith(type(plugin).__name__ + "(") and repr(clone) == repr(plugin),
+            f"{who}: repr must be ClassName(param=value, ...) and equal for a clone, got {repr(plugin)!r}")
+    try:
+        text = json.dumps(plugin.to_config(), allow_nan=True)
+    except (PluginContractError, TypeError, ValueError) as exc:
+        raise ConformanceError(f"{who}: its configuration is not JSON-compatible: {exc}") from None
+    if kind is not None and plugin.name in get_registry(kind).names():
+        rebuilt = from_config(kind, json.loads(text))
+        _expect(json.dumps(rebuilt.to_config(), allow_nan=True) == text,
+                f"{who}: from_config(to_config()) through JSON gives {rebuilt!r}, not {plugin!r}: parameter "
+                "values must survive JSON (lists for tuples, plain numbers) and be accepted back")
+
+
+def _same_config(a: Configurable, b: Configurable) -> bool:
+    try:
+        return json.dumps(a.to_config(), allow_nan=True) == json.dumps(b.to_config(), allow_nan=True)
+    except (PluginContractError, TypeError, ValueError):
+        return a.get_params() == b.get_params()
+
+
+# -- the default context ---------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _digits() -> Dataset:
+    return load_dataset("digits")
+
+
+def conformance_context(space: SearchSpace | None = None, *, data: Dataset | None = None,
+                        protocol: Protocol | None = None, evaluations: int = EVALUATIONS, seed: int = 0) -> Context:
+    """The context the checks use: NB201 (or ``space``), 8x8 digits, :data:`PROTOCOL`, seed 0."""
+    space = space if space is not None else create("space", "nb201")
+    return Context(space=space, data=data if data is not None else _digits(),
+                   protocol=protocol if protocol is not None else PROTOCOL, seed=seed,
+                   budget=Budget(evaluations=evaluations))
+
+
+def _sample_archs(space: SearchSpace, n: int) -> list[Architecture]:
+    if space.name == "nb201":
+        return [space.from_string(s) for s in NB201_ARCHS[:n]]
+    return [space.sample(np.random.default_rng(1000 + i)) for i in range(n)]
+
+
+# -- spaces -----------------------------------------------------------------------------------------
+def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, side: int = 8,
+                enumerate_limit: int = 200_000) -> None:
+    """The space invariants (see the module docstring) on ``samples`` sampled architectures."""
+    who = _who(space)
+    check_configuration(space, "space")
+    a0, b0 = space.sample(np.random.default_rng(0)), space.sample(np.random.default_rng(0))
+    _expect(a0 == b0, f"{who}: sample(rng) must depend only on rng: two generators seeded 0 gave {a0} and {b0}")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(samples)]
+    for a in archs:
+        _expect(isinstance(a, Architecture), f"{who}: sample() returned {type(a).__name__}, not an Architecture")
+        _expect(a.space_name == space.name, f"{who}: sample() gave an architecture of space {a.space_name!r}")
+        s = space.to_string(a)
+        b = space.from_string(s)
+        _expect(b == a and b.string == s and hash(b) == hash(a),
+                f"{who}: from_string(to_string(a)) must equal a; {s!r} came back as {b.string!r}")
+        g = space.to_graph(a)
+        _expect(isinstance(g, nx.DiGraph) and g.number_of_nodes() > 0,
+                f"{who}: to_graph must give a non-empty networkx.DiGraph, got {type(g).__name__}")
+        p = pickle.loads(pickle.dumps(a))
+        _expect(p == a, f"{who}: an architecture must survive pickling (workers receive them), {a} did not")
+        c = space.canonical(a)
+        hash(c)
+        _expect(space.canonical(b) == c and space.canonical(p) == c,
+                f"{who}: canonical(a) must not change through the string or pickle round trip ({a})")
+    _expect(pickle.loads(pickle.dumps(space)) == space,
+            f"{who}: the space must survive pickling and compare equal (spaces travel to worker processes)")
+    bad = "\u2603 not an architecture"
+    try:
+        space.from_string(bad)
+    except ValueError as exc:
+        _expect("\n" not in str(exc) and str(exc) != "", f"{who}: from_string({bad!r}) must raise a one-line "
+                f"ValueError naming the bad value, got {str(exc)!r}")
+    else:
+        raise ConformanceError(f"{who}: from_string({bad!r}) must raise ValueError")
+    try:
+        space.check_architecture("not an architecture")
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConformanceError(f"{who}: check_architecture(str) must raise TypeError")
+    _check_network(space, archs[0], in_channels, side)
+    if isinstance(space, Mutable):
+        for i, a in enumerate(archs):
+            m = space.mutate(a, np.random.default_rng(i))
+            _expect(isinstance(m, Architecture) and m.space_name == space.name and m != a,
+                    f"{who}: mutate(a) must give a different architecture of this space; {a} gave {m}")
+            _expect(space.from_string(m.string) == m, f"{who}: the mutant {m} of {a} does not parse back")
+    if isinstance(space, Encodable):
+        codes = [np.asarray(space.encode(a)) for a in archs]
+        _expect(all(c.ndim >= 1 and np.issubdtype(c.dtype, np.number) and np.isfinite(c).all() for c in codes),
+                f"{who}: encode(a) must give an array of finite numbers")
+        _expect(len({c.shape for c in codes}) == 1, f"{who}: encode(a) must have one fixed shape for every "
+                f"architecture, got {sorted({c.shape for c in codes})}")
+    if isinstance(space, Enumerable):
+        n = len(space)
+        _expect(isinstance(n, int) and n > 0, f"{who}: len(space) must be a positive integer, got {n!r}")
+        if n <= enumerate_limit:
+            strings = [a.string for a in space.enumerate()]
+            _expect(len(strings) == n, f"{who}: enumerate() gave {len(strings)} architectures, len(space) says {n}")
+            _expect(len(set(strings)) == n, f"{who}: enumerate() gave {n - len(set(strings))} duplicates")
+            known = set(strings)
+            _expect(all(a.string in known for a in archs), f"{who}: sample() gave an architecture enumerate() lacks")
+    if isinstance(space, HasSupernet):
+        net = space.supernet(10, in_channels=in_channels, **_small_size(space))
+        _expect(isinstance(net, torch.nn.Module), f"{who}: supernet() must give a torch.nn.Module")
+
+
+def _small_size(space: SearchSpace) -> dict[str, Any]:
+    size = dict(space.default_size)
+    size.update({k: v for k, v in PROTOCOL.size.items() if k in size})
+    return size
+
+
+def _check_network(space: SearchSpace, a: Architecture, in_channels: int, side: int) -> None:
+    who = _who(space)
+    model = space.build(a, 10, in_channels=in_channels, **_small_size(space))
+    _expect(isinstance(model, torch.nn.Module), f"{who}: build() must give a torch.nn.Module, got {type(model)}")
+    with torch.no_grad():
+        out = model.eval()(torch.randn(2, in_channels, side, side, generator=torch.Generator().manual_seed(0)))
+    out = out[-1] if isinstance(out, (tuple, list)) else out
+    _expect(tuple(out.shape) == (2, 10) and bool(torch.isfinite(out).all()),
+            f"{who}: build(a, num_classes=10) must map a (2, {in_channels}, {side}, {side}) batch to finite (2, 10) "
+            f"logits, got shape {tuple(out.shape)}")
+
+
+# -- strategies -----------------------------------------------------------------------------------------
+def _fake_outcome(arch: Architecture) -> tuple[float, str]:
+    """A deterministic made-up score in [0, 1) (every fifth-ish architecture fails), from the string alone."""
+    h = int.from_bytes(hashlib.sha256(arch.string.encode()).digest()[:4], "little")
+    return (-math.inf, "failed") if h % 5 == 0 else (h / 2**32, "ok")
+
+
+class _Driver:
+    """Asks and tells like an inline search: one evaluation at a time, repeats answered from earlier results."""
+
+    def __init__(self, strategy: Strategy, space: SearchSpace):
+        self.strategy, self.space = strategy, space
+        self.queue: deque[Architecture] = deque()
+        self.history: list[Evaluation] = []
+        self.done: dict[str, Evaluation] = {}
+
+    def run(self, until: int) -> None:
+        who = _who(self.strategy)
+        while len(self.history) < until:
+            if not self.queue:
+                proposed = self.strategy.ask()
+                _expect(isinstance(proposed, list), f"{who}: ask() must return a list, got {type(proposed).__name__}")
+                for a in proposed:
+                    try:
+                        self.space.check_architecture(a)
+                    except (TypeError, ValueError) as exc:
+                        raise ConformanceError(f"{who}: ask() proposed something that is not an architecture of "
+                                               f"the search space: {exc}") from None
+                if not proposed:
+                    return
+                self.queue.extend(proposed)
+            arch = self.queue.popleft()
+            prev = self.done.get(arch.string)
+            score, status = (prev.score, prev.status) if prev else _fake_outcome(arch)
+            ev = Evaluation(index=len(self.history), arch=arch, score=score, cost_seconds=0.0 if prev else 1.0,
+                            epochs=0.0 if prev else 1.0, status=status, reason=None if status == "ok" else "made up",
+                            seed=0, cached=prev is not None)
+            self.history.append(ev)
+            self.done.setdefault(arch.string, ev)
+            self.strategy.tell([ev])
+
+    def proposals(self) -> list[str]:
+        return [e.arch.string for e in self.history]
+
+
+def check_strategy(strategy: Strategy, *, space: SearchSpace | None = None, ctx: Context | None = None,
+                   evaluations: int = EVALUATIONS, resume_after: int = RESUME_AFTER) -> None:
+    """The strategy checks (see the module docstring): determinism and continuation after a state round trip."""
+    who = _who(strategy)
+    check_configuration(strategy, "strategy")
+    ctx = ctx if ctx is not None else conformance_context(space, evaluations=evaluations)
+    space = ctx.space
+
+    def fresh() -> Strategy:
+        s = strategy.clone()
+        s.setup(space, replace(ctx, strategy=s))
+        return s
+
+    full = _Driver(fresh(), space)
+    full.run(evaluations)
+    _expect(len(full.history) > 0, f"{who}: proposed nothing on {space.name!r}")
+    again = _Driver(fresh(), space)
+    again.run(evaluations)
+    _expect(again.proposals() == full.proposals(), f"{who}: two runs with the same seed proposed different "
+            f"architectures; draw every random choice from self.rng (seeded by setup)")
+
+    first = _Driver(fresh(), space)
+    first.run(resume_after)
+    try:
+        text = json.dumps(first.strategy.state_dict(), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ConformanceError(f"{who}: state_dict() must be JSON-compatible (a run store keeps it): {exc}") from None
+    resumed = _Driver(fresh(), space)
+    resumed.strategy.load_state_dict(json.loads(text))
+    resumed.queue = deque(space.from_string(a.string) for a in first.queue)
+    resumed.history, resumed.done = list(first.history), dict(first.done)
+    resumed.run(evaluations)
+    got, want = resumed.proposals(), full.proposals()
+    for i, (g, w) in enumerate(zip(got, want)):
+        _expect(g == w, f"{who}: a search resumed after {resume_after} evaluations proposed {g} as evaluation {i}, "
+                f"an uninterrupted one {w}: state_dict() must hold everything the strategy needs to continue "
+                "(its population, observations, queues, RNG), and load_state_dict() restore it")
+    _expect(len(got) == len(want), f"{who}: a search resumed after {resume_after} evaluations made {len(got)} "
+            f"evaluations, an uninterrupted one {len(want)}: state_dict() must hold everything to continue")
+    for cap in strategy.requires:
+        bare = _Without(space)
+        try:
+            strategy.clone().setup(bare, replace(ctx, space=bare))
+        except TypeError as exc:
+            _expect(cap.__name__ in str(exc), f"{who}: setup on a space without {cap.__name__} must say so, "
+                    f"got {exc}")
+        else:
+            raise ConformanceError(f"{who} requires {cap.__name__} but setup accepted a space without it")
+
+
+class _Without(SearchSpace):
+    """A space with the core methods of ``space`` and none of its capabilities."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    @property
+    def name(self) -> str:
+        return self.space.name
+
+    def sample(self, rng):
+        return self.space.sample(rng)
+
+    def from_string(self, s):
+        return self.space.from_string(s)
+
+    def to_graph(self, a):
+        return self.space.to_graph(a)
+
+    def build(self, a, num_classes, **size):
+        return self.space.build(a, num_classes, **size)
+
+
+# -- estimators -----------------------------------------------------------------------------------------
+def _estimator_context(estimator: Estimator, ctx: Context | None) -> Context:
+    if ctx is not None:
+        return ctx
+    ctx = conformance_context()
+    if estimator.conformance_strategy is not None:  # e.g. inherited-weight estimators need a one-shot strategy
+        cls = get_registry("strategy").get(estimator.conformance_strategy)
+        strategy = create("strategy", estimator.conformance_strategy, **cls.conformance_params())
+        strategy.setup(ctx.space, ctx)
+        ctx = replace(ctx, strategy=strategy)
+    return ctx
+
+
+def check_estimator(estimator: Estimator, *, ctx: Context | None = None,
+                    archs: Sequence[Architecture] | None = None) -> None:
+    """The estimator checks (see the module docstring) on three architectures."""
+    who = _who(estimator)
+    check_configuration(estimator, "estimator")
+    ctx = _estimator_context(estimator, ctx)
+    archs = list(archs) if archs is not None else _sample_archs(ctx.space, 3)
+
+    def scores(est: Estimator) -> list[float]:
+        est.validate_context(ctx)
+        out = []
+        for a in archs:
+            e = est.estimate(a, ctx)
+            _check_estimate(who, a, e)
+            out.append(e.score)
+        return out
+
+    first = scores(estimator.clone())
+    second = scores(estimator.clone())
+    _expect(first == second, f"{who}: the same architectures in the same context (same seed) gave other scores "
+            f"({first} vs {second}); seed every random choice from ctx.arch_seed(arch)")
+    if isinstance(estimator, CurveEstimator):
+        _check_higher_is_better(estimator)
+    bad = replace(ctx, data=None, table=None)
+    try:
+        e = estimator.clone()
+        e.validate_context(bad)
+        e.estimate(archs[0], bad)
+    except (ValueError, TypeError) as exc:
+        _expect(bool(str(exc)), f"{who}: refusing a context without data must say why")
+    except Exception as exc:
+        raise ConformanceError(f"{who}: a context without data (data=None, no table) must be refused with a "
+                               f"ValueError saying what is missing, got {type(exc).__name__}: {exc}") from None
+
+
+def _check_estimate(who: str, arch: Architecture, e: Estimate) -> None:
+    _expect(isinstance(e, Estimate), f"{who}: estimate() must return an Estimate, got {type(e).__name__}")
+    _expect(isinstance(e.score, (int, float, np.floating)) and not isinstance(e.score, bool)
+            and math.isfinite(e.score), f"{who}: the score of {arch} must be a finite number, got {e.score!r}")
+    for field in ("cost_seconds", "epochs"):
+        v = getattr(e, field)
+        _expect(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+                f"{who}: Estimate.{field} must be a finite number >= 0, got {v!r}")
+    _expect(e.curve is None or isinstance(e.curve, LearningCurve),
+            f"{who}: Estimate.curve must be a LearningCurve or None, got {type(e.curve).__name__}")
+    try:
+        json.dumps(e.info, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ConformanceError(f"{who}: Estimate.info must be JSON-compatible (the run store keeps it): {exc}"
+                               ) from None
+
+
+def _check_higher_is_better(estimator: CurveEstimator) -> None:
+    """A curve whose losses are lower and accuracies higher at every epoch must score higher."""
+    who = _who(estimator)
+    T = estimator.epochs
+
+    def curve(scale: float) -> LearningCurve:
+        loss = [scale * 2.0 / (t + 1) for t in range(T)]
+        acc = [min(1.0, 0.5 / scale * (t + 1) / T) for t in range(T)]
+        return LearningCurve(train_loss=loss, val_loss=[v * 1.1 for v in loss], train_acc=acc, val_acc=acc,
+                             minibatch_losses=[[v * 1.05, v, v * 0.95] for v in loss],
+                             epoch_seconds=[1.0] * T)
+
+    better, worse = estimator.score(curve(1.0)), estimator.score(curve(2.0))
+    _expect(better > worse, f"{who}: a curve with lower losses and higher accuracies scored {better}, a worse one "
+            f"{worse}: scores are higher-is-better (negate losses)")
+
+
+# -- registered plugins ------------------------------------------------------------------------------------
+_CHECKS = {"space": check_space, "strategy": check_strategy, "estimator": check_estimator}
+
+
+def check_registered(kind: str, name: str) -> Configurable:
+    """The registered plugin ``name`` of ``kind`` with its default arguments: its configuration checks.
+
+    Returns the default instance.  (The full checks of :func:`check_plugin`
+    run on the fast ``conformance_params()`` instance.)
+    """
+    registry = get_registry(kind)
+    _expect(name in registry.names(), f"{kind} {name!r} is not registered")
+    cls = registry.get(name)
+    try:
+        obj = registry.create(name)
+    except TypeError:  # a required argument: use the fast configuration
+        obj = registry.create(name, **cls.conformance_params())
+    _expect(obj.name == name, f"{kind} registered as {name!r} says its name is {obj.name!r}")
+    check_configuration(obj, kind)
+    return obj
+
+
+def check_plugin(kind: str, name: str) -> Configurable:
+    """Every check for the registered plugin ``name`` of ``kind`` (``"space"``, ``"strategy"``, ``"estimator"``)."""
+    check_registered(kind, name)
+    cls = get_registry(kind).get(name)
+    params = cls.conformance_params() if isinstance(cls, type) and issubclass(cls, Configurable) else {}
+    obj = create(kind, name, **params)
+    _CHECKS[get_registry(kind).kind](obj)
+    return obj
+
+
+def registered_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator")) -> list[tuple[str, str]]:
+    """``[(kind, name), ...]`` for every registered plugin of ``kinds`` (built-ins and entry points)."""
+    return [(kind, name) for kind in kinds for name in list_plugins(kind)]
+
+
+def parametrize_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator")):
+    """A ``pytest.mark.parametrize("kind, name", ...)`` over :func:`registered_plugins`, ids ``kind:name``."""
+    import pytest
+
+    cases = registered_plugins(kinds)
+    return pytest.mark.parametrize("kind, name", cases, ids=[f"{k}:{n}" for k, n in cases])
