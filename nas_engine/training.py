@@ -9,6 +9,12 @@ trains only ``T < T_end`` epochs sees exactly the first T epochs of the full
 run, as in the TSE paper (the learning rate follows the cosine of the full
 schedule, it is not compressed into T epochs).
 
+:class:`Optimization` is the optimisation shared with the supernet trainer
+(:mod:`nas_engine.strategies.oneshot.supernet`): the protocol's optimiser,
+schedule and gradient scaler, and the step (forward under autocast, loss,
+backward, update); :func:`prepare_model` and :func:`training_batch` are the
+shared model placement and minibatch preparation.
+
 Hot-path choices: the dataset is moved to the device once; minibatch losses and
 correct counts are accumulated in device tensors and read back once per epoch
 (no per-step host synchronisation); augmentation runs batched on the device.
@@ -40,6 +46,11 @@ __all__ = [
     "TrainingDiverged",
     "TrainingOutOfMemory",
     "is_out_of_memory",
+    "Optimization",
+    "autocast",
+    "use_channels_last",
+    "prepare_model",
+    "training_batch",
 ]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -172,14 +183,123 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def _autocast(device: torch.device, amp: str | None):
+def autocast(device: torch.device, amp: str | None):
+    """The forward pass's autocast context for ``Protocol.amp`` (a null context in float32)."""
     if amp is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_AMP_DTYPES[amp])
 
 
-def _use_channels_last(protocol: Protocol) -> bool:
+def use_channels_last(protocol: Protocol) -> bool:
+    """Whether ``protocol`` runs models and inputs in channels_last memory format (``None`` means on)."""
     return True if protocol.channels_last is None else protocol.channels_last
+
+
+# the names used before these two were public (kept importable)
+_autocast, _use_channels_last = autocast, use_channels_last
+
+
+def prepare_model(model: torch.nn.Module, protocol: Protocol) -> torch.device:
+    """Move ``model`` to the protocol's device (channels_last when on) and return that device."""
+    device = resolve_device(protocol.device)
+    model.to(device)
+    if use_channels_last(protocol):
+        model.to(memory_format=torch.channels_last)
+    return device
+
+
+def training_batch(data: Dataset, idx: torch.Tensor, protocol: Protocol,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training minibatch ``idx`` of ``data`` (on the device): augmented with ``generator`` when the
+    protocol and the dataset ask for it, in channels_last format when the protocol uses it."""
+    xb, yb = data.x_train[idx], data.y_train[idx]
+    if protocol.augment and (data.crop_padding or data.flip):
+        xb = augment_batch(xb, generator, padding=data.crop_padding, flip=data.flip)
+    if use_channels_last(protocol):
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, yb
+
+
+class Optimization:
+    """The optimisation of one training run, shared by :func:`train` and the supernet trainer.
+
+    Set-up from ``protocol``: SGD over ``parameters`` (momentum, Nesterov,
+    weight decay), a cosine learning-rate schedule from ``lr`` to ``lr_min``
+    over ``steps_per_epoch * protocol.epochs`` steps (the whole schedule), and
+    a gradient scaler for ``amp="fp16"`` on CUDA (``None`` otherwise).
+
+    The step, in parts: :meth:`forward` (model under autocast, float32
+    cross-entropy), :meth:`backward` (through the scaler), :meth:`update`
+    (optimiser step through the scaler, scaler update, schedule step; no
+    gradient clipping); :meth:`step` is the whole step on one minibatch.
+    """
+
+    def __init__(self, parameters, protocol: Protocol, device: torch.device, steps_per_epoch: int):
+        self.protocol, self.device = protocol, device
+        self.optimizer = torch.optim.SGD(
+            parameters, lr=protocol.lr, momentum=protocol.momentum,
+            nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
+        )
+        self.scaler = (torch.amp.GradScaler(device.type)
+                       if (protocol.amp == "fp16" and device.type == "cuda") else None)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next update."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def forward(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor,
+                *args) -> tuple[torch.Tensor, torch.Tensor]:
+        """``model(xb, *args)`` under autocast and its mean cross-entropy loss (float32): ``(out, loss)``."""
+        with autocast(self.device, self.protocol.amp):
+            out = model(xb, *args)
+            loss = F.cross_entropy(out.float(), yb)
+        return out, loss
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of ``loss`` (scaled when a gradient scaler is in use)."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def update(self) -> None:
+        """Apply the accumulated gradients: optimiser step (through the scaler), then one schedule step."""
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+
+    def step(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor,
+             paths: list | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One optimisation step on the minibatch ``(xb, yb)``; returns ``(out, loss)`` per forward, detached.
+
+        Without ``paths``: one forward ``model(xb)``.  With ``paths`` (a
+        supernet): one forward ``model(xb, path)`` per path, each loss divided
+        by ``len(paths)`` before its backward pass, so that the update follows
+        the average of the paths' gradients.
+        """
+        calls = [()] if paths is None else [(path,) for path in paths]
+        self.optimizer.zero_grad(set_to_none=True)
+        results = []
+        for args in calls:
+            out, loss = self.forward(model, xb, yb, *args)
+            self.backward(loss / len(calls) if len(calls) > 1 else loss)
+            results.append((out.detach(), loss.detach()))
+        self.update()
+        return results
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 @torch.no_grad()
@@ -191,14 +311,14 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, protocol:
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    cl = _use_channels_last(protocol)
+    cl = use_channels_last(protocol)
     try:
         for i in range(0, len(x), protocol.eval_batch_size):
             xb = x[i:i + protocol.eval_batch_size].to(device, non_blocking=True)
             yb = y[i:i + protocol.eval_batch_size].to(device, non_blocking=True)
             if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, protocol.amp):
+            with autocast(device, protocol.amp):
                 out = model(xb)
             loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
@@ -264,6 +384,41 @@ def train(
     "train_acc" (the running accuracy)}``.  Without a stop, ``"stopped"`` is
     absent.
     """
+    epochs = _check_train_arguments(data, protocol, epochs, steps_per_epoch, stop_at_train_acc, max_seconds,
+                                    check_every)
+    trainable, frozen_params = _split_parameters(model, frozen)
+    run = _TrainingRun(model, data, protocol, trainable, len(frozen_params), seed=seed, validate=validate,
+                       steps_per_epoch=steps_per_epoch, stop_at_train_acc=stop_at_train_acc,
+                       max_seconds=max_seconds, check_every=check_every)
+    bar = _progress_bar(epochs) if progress else None
+    try:
+        with _gradients_off(frozen_params):
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                losses, acc = run.train_epoch(t0)
+                run.record_epoch(epoch, t0, losses, acc)  # raises TrainingDiverged
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, run.curve())
+                if run.stopped is not None:
+                    break
+    except TrainingFailed:
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise run.out_of_memory(exc) from exc
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return run.curve()
+
+
+def _check_train_arguments(data: Dataset, protocol: Protocol, epochs, steps_per_epoch, stop_at_train_acc,
+                           max_seconds, check_every) -> int:
+    """Validate :func:`train`'s arguments; returns the number of epochs to train."""
     epochs = protocol.epochs if epochs is None else epochs
     if not isinstance(epochs, int) or not 1 <= epochs <= protocol.epochs:
         raise ValueError(
@@ -279,6 +434,15 @@ def train(
         raise ValueError(f"max_seconds must be a positive number or None, got {max_seconds!r}")
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every must be a positive integer (steps), got {check_every!r}")
+    if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
+                                        or steps_per_epoch < 1):
+        raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}")
+    return epochs
+
+
+def _split_parameters(model: torch.nn.Module, frozen: Collection[str] | None
+                      ) -> tuple[list[torch.nn.Parameter], dict[str, torch.nn.Parameter]]:
+    """The trainable parameters (in the model's order) and the frozen ones by name, checked against the model."""
     named = dict(model.named_parameters())
     frozen = set() if frozen is None else set(frozen)
     unknown = sorted(frozen - set(named))
@@ -288,164 +452,137 @@ def train(
     trainable = [p for name, p in named.items() if name not in frozen]
     if not trainable:
         raise ValueError("frozen covers every parameter of the model; nothing would be trained")
-    device = resolve_device(protocol.device)
-    data = data.to(device)
-    cl = _use_channels_last(protocol)
-    model.to(device)
-    if cl:
-        model.to(memory_format=torch.channels_last)
-    model.train()
+    return trainable, {name: named[name] for name in frozen}
 
-    n = data.n_train
-    bs = protocol.batch_size
-    chunked = steps_per_epoch is not None
-    if chunked:
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}")
-    else:
-        steps_per_epoch = math.ceil(n / bs)
-    opt = torch.optim.SGD(
-        trainable, lr=protocol.lr, momentum=protocol.momentum,
-        nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
-    )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
-    )
-    scaler = torch.amp.GradScaler(device.type) if (protocol.amp == "fp16" and device.type == "cuda") else None
-    gen = torch.Generator().manual_seed(int(seed) % (2**63))
-    do_val = validate and data.n_val > 0
 
-    rec: dict[str, list] = {k: [] for k in ("minibatch_losses", "train_loss", "train_acc",
-                                          "val_loss", "val_acc", "epoch_seconds")}
-
-    info: dict[str, Any] = {"device": str(device), "amp": protocol.amp, "batch_size": bs,
-                            "steps_per_epoch": steps_per_epoch}
-    if frozen:
-        info["frozen_parameters"] = len(frozen)
-    stream = torch.empty(0, dtype=torch.long, device=device)  # chunked epochs: the rest of the current permutation
-    stopping = stop_at_train_acc is not None or max_seconds is not None
-    if stopping:  # per-step correct counts / batch sizes of the last epoch's worth of steps (a ring)
-        ring_correct = torch.zeros(steps_per_epoch, device=device, dtype=torch.long)
-        ring_size = torch.zeros(steps_per_epoch, device=device, dtype=torch.long)
-    train_seconds = 0.0
-    global_step = 0
-    stopped: dict[str, Any] | None = None
-
-    def check(t_epoch: float) -> dict[str, Any] | None:
-        seconds = train_seconds + time.perf_counter() - t_epoch
-        acc = float(ring_correct.sum()) / max(int(ring_size.sum()), 1)  # one host sync per check
-        reason = None
-        if stop_at_train_acc is not None and acc >= stop_at_train_acc:
-            reason = "train-acc"
-        elif max_seconds is not None and seconds > max_seconds:
-            reason = "time-limit"
-        if reason is None:
-            return None
-        return {"reason": reason, "steps": global_step, "epochs": global_step / steps_per_epoch,
-                "seconds": seconds, "train_acc": acc}
-
-    def curve() -> LearningCurve:
-        return LearningCurve(**{k: v for k, v in rec.items() if k != "train_loss"}, info=dict(info))
-
-    requires_grad = {name: p.requires_grad for name, p in named.items()}
-    for name in frozen:
-        named[name].requires_grad_(False)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, desc="train", leave=False, unit="ep")
+@contextlib.contextmanager
+def _gradients_off(params: dict[str, torch.nn.Parameter]):
+    """``requires_grad`` off for ``params`` inside the block, restored afterwards."""
+    requires_grad = {name: p.requires_grad for name, p in params.items()}
+    for p in params.values():
+        p.requires_grad_(False)
     try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            losses = torch.empty(steps_per_epoch, device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            if chunked:
-                parts = [stream]
-                need = steps_per_epoch * bs - len(stream)
-                while need > 0:
-                    parts.append(torch.randperm(n, generator=gen).to(device))
-                    need -= n
-                perm = torch.cat(parts)
-                stream = perm[steps_per_epoch * bs:]
-                full = steps_per_epoch * bs
-            else:
-                perm = torch.randperm(n, generator=gen).to(device)
-                full = n
-            steps_done = 0
-            for step in range(steps_per_epoch):
-                idx = perm[step * bs:(step + 1) * bs]
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                if protocol.augment and (data.crop_padding or data.flip):
-                    xb = augment_batch(xb, gen, padding=data.crop_padding, flip=data.flip)
-                if cl:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, protocol.amp):
-                    out = model(xb)
-                    loss = F.cross_entropy(out.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                sched.step()
-                losses[step] = loss.detach()
-                step_correct = (out.detach().argmax(1) == yb).sum()
-                correct += step_correct
-                steps_done = step + 1
-                global_step += 1
-                if stopping:
-                    ring_correct[global_step % steps_per_epoch] = step_correct
-                    ring_size[global_step % steps_per_epoch] = len(yb)
-                    if global_step % check_every == 0 or steps_done == steps_per_epoch:
-                        stopped = check(t0)
-                        if stopped is not None:
-                            break
-            mb = losses[:steps_done].tolist()  # one host sync per epoch
-            rec["minibatch_losses"].append(mb)
-            seen = full if steps_done == steps_per_epoch else min(steps_done * bs, full)
-            rec["train_acc"].append(float(correct) / seen)
-            if not all(map(math.isfinite, mb)):
-                rec["epoch_seconds"].append(time.perf_counter() - t0)
-                if do_val:
-                    rec["val_loss"].append(math.nan)
-                    rec["val_acc"].append(0.0)
-                raise TrainingDiverged(f"training loss became non-finite in epoch {epoch + 1}", curve())
-            train_seconds += time.perf_counter() - t0
-            if do_val:
-                vl, va = evaluate(model, data.x_val, data.y_val, protocol, device)
-                rec["val_loss"].append(vl)
-                rec["val_acc"].append(va)
-            rec["epoch_seconds"].append(time.perf_counter() - t0)
-            if stopped is not None:
-                info["stopped"] = stopped
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{sum(mb) / len(mb):.3f}")
-            if on_epoch is not None:
-                on_epoch(epoch + 1, curve())
-            if stopped is not None:
-                break
-    except TrainingFailed:
-        raise
-    except Exception as exc:
-        if is_out_of_memory(exc):
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            raise TrainingOutOfMemory(f"out of memory in epoch {len(rec['epoch_seconds']) + 1}: {exc}",
-                                      _complete_epochs(rec, info)) from exc
-        raise
+        yield
     finally:
         for name, flag in requires_grad.items():
-            named[name].requires_grad_(flag)
-        if bar is not None:
-            bar.close()
-    return curve()
+            params[name].requires_grad_(flag)
 
 
-def _complete_epochs(rec: dict[str, list], info: dict) -> LearningCurve:
-    k = len(rec["epoch_seconds"])
-    return LearningCurve(**{name: v[:k] for name, v in rec.items() if name != "train_loss"}, info=dict(info))
+def _progress_bar(epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, desc="train", leave=False, unit="ep")
+
+
+class _TrainingRun:
+    """The state of one :func:`train` call; its methods are the parts of train's epoch loop."""
+
+    def __init__(self, model, data: Dataset, protocol: Protocol, trainable: list, n_frozen: int, *,
+                 seed: int, validate: bool, steps_per_epoch: int | None, stop_at_train_acc: float | None,
+                 max_seconds: float | None, check_every: int):
+        self.device = prepare_model(model, protocol)
+        model.train()
+        self.model, self.data, self.protocol = model, data.to(self.device), protocol
+        self.chunked = steps_per_epoch is not None
+        self.steps_per_epoch = steps_per_epoch if self.chunked else math.ceil(data.n_train / protocol.batch_size)
+        self.optimization = Optimization(trainable, protocol, self.device, self.steps_per_epoch)
+        self.gen = torch.Generator().manual_seed(int(seed) % (2**63))
+        self.do_val = validate and self.data.n_val > 0
+        self.stream = torch.empty(0, dtype=torch.long, device=self.device)  # chunked: rest of a permutation
+        self.stop_at_train_acc, self.max_seconds, self.check_every = stop_at_train_acc, max_seconds, check_every
+        self.stopping = stop_at_train_acc is not None or max_seconds is not None
+        if self.stopping:  # per-step correct counts / batch sizes of the last epoch's worth of steps (a ring)
+            self.ring_correct = torch.zeros(self.steps_per_epoch, device=self.device, dtype=torch.long)
+            self.ring_size = torch.zeros(self.steps_per_epoch, device=self.device, dtype=torch.long)
+        self.rec: dict[str, list] = {k: [] for k in ("minibatch_losses", "train_acc", "val_loss", "val_acc",
+                                                     "epoch_seconds")}
+        self.info: dict[str, Any] = {"device": str(self.device), "amp": protocol.amp,
+                                     "batch_size": protocol.batch_size, "steps_per_epoch": self.steps_per_epoch}
+        if n_frozen:
+            self.info["frozen_parameters"] = n_frozen
+        self.train_seconds = 0.0
+        self.global_step = 0
+        self.stopped: dict[str, Any] | None = None
+
+    def epoch_order(self) -> tuple[torch.Tensor, int]:
+        """The epoch's sample order and the number of samples it covers when it runs to its end."""
+        n, full = self.data.n_train, self.steps_per_epoch * self.protocol.batch_size
+        if not self.chunked:
+            return torch.randperm(n, generator=self.gen).to(self.device), n
+        parts = [self.stream]
+        need = full - len(self.stream)
+        while need > 0:
+            parts.append(torch.randperm(n, generator=self.gen).to(self.device))
+            need -= n
+        perm = torch.cat(parts)
+        self.stream = perm[full:]
+        return perm, full
+
+    def train_epoch(self, t0: float) -> tuple[list[float], float]:
+        """The epoch's optimisation steps (fewer on an early stop): its minibatch losses and training accuracy."""
+        perm, full = self.epoch_order()
+        bs, spe = self.protocol.batch_size, self.steps_per_epoch
+        losses = torch.empty(spe, device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        steps_done = 0
+        for step in range(spe):
+            xb, yb = training_batch(self.data, perm[step * bs:(step + 1) * bs], self.protocol, self.gen)
+            [(out, loss)] = self.optimization.step(self.model, xb, yb)
+            losses[step] = loss
+            step_correct = (out.argmax(1) == yb).sum()
+            correct += step_correct
+            steps_done = step + 1
+            self.global_step += 1
+            if self.stopping and self.stop_check(step_correct, len(yb), last=steps_done == spe, t0=t0):
+                break
+        seen = full if steps_done == spe else min(steps_done * bs, full)
+        return losses[:steps_done].tolist(), float(correct) / seen  # one host sync per epoch
+
+    def stop_check(self, step_correct: torch.Tensor, size: int, *, last: bool, t0: float) -> bool:
+        """Record the step in the ring; every ``check_every`` steps and at the epoch's end, check the stops."""
+        self.ring_correct[self.global_step % self.steps_per_epoch] = step_correct
+        self.ring_size[self.global_step % self.steps_per_epoch] = size
+        if self.global_step % self.check_every != 0 and not last:
+            return False
+        seconds = self.train_seconds + time.perf_counter() - t0
+        acc = float(self.ring_correct.sum()) / max(int(self.ring_size.sum()), 1)  # one host sync per check
+        reason = None
+        if self.stop_at_train_acc is not None and acc >= self.stop_at_train_acc:
+            reason = "train-acc"
+        elif self.max_seconds is not None and seconds > self.max_seconds:
+            reason = "time-limit"
+        if reason is not None:
+            self.stopped = {"reason": reason, "steps": self.global_step,
+                            "epochs": self.global_step / self.steps_per_epoch, "seconds": seconds, "train_acc": acc}
+        return reason is not None
+
+    def record_epoch(self, epoch: int, t0: float, losses: list[float], acc: float) -> None:
+        """Record the epoch (validated if asked); raises :class:`TrainingDiverged` on a non-finite loss."""
+        rec = self.rec
+        rec["minibatch_losses"].append(losses)
+        rec["train_acc"].append(acc)
+        if not all(map(math.isfinite, losses)):
+            rec["epoch_seconds"].append(time.perf_counter() - t0)
+            if self.do_val:
+                rec["val_loss"].append(math.nan)
+                rec["val_acc"].append(0.0)
+            raise TrainingDiverged(f"training loss became non-finite in epoch {epoch + 1}", self.curve())
+        self.train_seconds += time.perf_counter() - t0
+        if self.do_val:
+            vl, va = evaluate(self.model, self.data.x_val, self.data.y_val, self.protocol, self.device)
+            rec["val_loss"].append(vl)
+            rec["val_acc"].append(va)
+        rec["epoch_seconds"].append(time.perf_counter() - t0)
+        if self.stopped is not None:
+            self.info["stopped"] = self.stopped
+
+    def curve(self, epochs: int | None = None) -> LearningCurve:
+        """The curve so far (its first ``epochs`` epochs if given)."""
+        return LearningCurve(**{k: v[:epochs] for k, v in self.rec.items()}, info=dict(self.info))
+
+    def out_of_memory(self, exc: BaseException) -> TrainingOutOfMemory:
+        """The failure to raise for ``exc``, with the epochs completed before it."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        done = len(self.rec["epoch_seconds"])
+        return TrainingOutOfMemory(f"out of memory in epoch {done + 1}: {exc}", self.curve(done))

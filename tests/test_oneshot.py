@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -174,6 +175,66 @@ def test_multi_path_step_averages_the_gradients_of_its_paths():
         torch.testing.assert_close(both[k], (only_a[k] + only_b[k]) / 2, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(twice_a[k], only_a[k], rtol=1e-4, atol=1e-6)  # averaged, not summed
     assert any(not torch.equal(both[k], only_a[k]) for k in init)
+
+
+class _OnePath(torch.nn.Module):
+    """A "supernet" with a single path: ``forward(x, path)`` ignores the path and runs ``net``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, path):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("proto", [TINY.replace(epochs=3, batch_size=64),  # augmentation, channels_last, Nesterov
+                                   TINY.replace(epochs=3, amp="bf16", channels_last=False, nesterov=False,
+                                                weight_decay=0.0)])
+def test_one_path_supernet_training_is_train_bit_for_bit(proto):
+    """``SupernetTrainer`` and ``train`` share one optimisation (set-up and step): on a one-path supernet the
+    trainer's epochs reproduce ``train``'s exactly, weights and losses (the two loops must not drift apart)."""
+    data = digits()
+    torch.manual_seed(0)
+    net = SPACE.build(A, data.num_classes, in_channels=1, C=4, N=1)
+    wrapped = _OnePath(copy.deepcopy(net))
+    curve = train(net, data, proto, epochs=2, seed=3, validate=False)
+    trainer = SupernetTrainer(wrapped, SPACE, data, proto, uniform_paths(1), seed=3)
+    losses = [trainer.train_epoch() for _ in range(2)]
+    assert trainer.steps_per_epoch == curve.info["steps_per_epoch"]
+    for name, value in net.state_dict().items():
+        assert torch.equal(wrapped.net.state_dict()[name], value), name
+    # the trainer sums its losses in float32 on the device, the curve averages them in float64
+    assert losses == pytest.approx(list(curve.train_loss), rel=1e-6)
+    assert trainer.optimizer.param_groups[0]["lr"] < proto.lr  # the schedule advanced, as in train
+
+
+def test_supernet_trainer_and_train_take_the_shared_step(monkeypatch):
+    """Both loops step through ``training.Optimization``: one ``step`` per minibatch (single- and multi-path),
+    one ``update`` per meta-step."""
+    from nas_engine.training import Optimization
+
+    calls = {"step": 0, "update": 0}
+    step, update = Optimization.step, Optimization.update
+
+    def counting_step(self, *a, **k):
+        calls["step"] += 1
+        return step(self, *a, **k)
+
+    def counting_update(self):
+        calls["update"] += 1
+        return update(self)
+
+    monkeypatch.setattr(Optimization, "step", counting_step)
+    monkeypatch.setattr(Optimization, "update", counting_update)
+    data, proto = digits(), TINY.replace(epochs=1, batch_size=512)
+    steps = math.ceil(data.n_train / proto.batch_size)
+    train(SPACE.build(A, data.num_classes, in_channels=1, C=4, N=1), data, proto, validate=False)
+    assert calls == {"step": steps, "update": steps}
+    SupernetTrainer(tiny_supernet(), SPACE, data, proto, uniform_paths(4), seed=0).train_epoch()
+    assert calls == {"step": 2 * steps, "update": 2 * steps}
+    SupernetTrainer(tiny_supernet(), SPACE, data, proto, uniform_paths(1), seed=0, inner_steps=2).train_epoch()
+    assert calls == {"step": 2 * steps, "update": 3 * steps}
 
 
 def _one_step(paths, proto, **meta):

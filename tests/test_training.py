@@ -98,3 +98,40 @@ def test_build_model_is_seeded_and_leaves_global_rng_alone(digits, tiny_protocol
     assert torch.equal(torch.random.get_rng_state(), state)
     for p, q in zip(m1.parameters(), m2.parameters()):
         assert torch.equal(p, q)
+
+
+def test_optimization_setup_follows_the_protocol(digits, tiny_protocol):
+    from nas_engine.training import Optimization
+
+    model = build_model(SPACE, ARCH, digits, tiny_protocol, 0)
+    opt = Optimization(model.parameters(), tiny_protocol, torch.device("cpu"), steps_per_epoch=9)
+    group = opt.optimizer.param_groups[0]
+    assert isinstance(opt.optimizer, torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
+    assert opt.lr == tiny_protocol.lr and group["weight_decay"] == tiny_protocol.weight_decay
+    assert opt.scheduler.T_max == 9 * tiny_protocol.epochs and opt.scheduler.eta_min == tiny_protocol.lr_min
+    assert opt.scaler is None  # fp16 loss scaling is for CUDA only
+    fp16 = Optimization(model.parameters(), tiny_protocol.replace(amp="fp16"), torch.device("cpu"), 9)
+    assert fp16.scaler is None
+
+
+def test_optimization_step_with_the_fp16_scaler_takes_the_same_step(digits, tiny_protocol):
+    """The gradient-scaler branch of the shared step (CUDA fp16; forced here on CPU in float32, where scaling
+    by a power of two is exact) updates the weights exactly as the plain branch, and advances the schedule."""
+    from nas_engine.training import Optimization, training_batch
+
+    proto = tiny_protocol.replace(augment=False)
+    data = digits
+    idx = torch.arange(proto.batch_size)
+    results = []
+    for scaled in (False, True):
+        model = build_model(SPACE, ARCH, data, proto, 0).to(memory_format=torch.channels_last)
+        opt = Optimization(model.parameters(), proto, torch.device("cpu"), steps_per_epoch=4)
+        if scaled:
+            opt.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+        xb, yb = training_batch(data, idx, proto, torch.Generator())
+        losses = [float(opt.step(model, xb, yb)[0][1]) for _ in range(3)]
+        results.append((losses, model.state_dict(), opt.lr))
+    (plain_losses, plain, plain_lr), (scaled_losses, scaled, scaled_lr) = results
+    assert scaled_losses == plain_losses and scaled_lr == plain_lr < proto.lr
+    for name, value in plain.items():
+        assert torch.equal(scaled[name], value), name

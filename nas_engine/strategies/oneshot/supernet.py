@@ -23,10 +23,12 @@ gradient along the inner trajectory.  With plain SGD the outer update is
 optimiser adds its momentum and weight decay (the inner steps have neither).
 With one inner step and no proximal term this is exactly single-path training.
 
-The optimiser and schedule come from a :class:`~nas_engine.training.Protocol`
-(SGD with momentum, cosine from ``lr`` to ``lr_min`` over the whole
-``protocol.epochs``); data handling and augmentation are those of
-:mod:`nas_engine.training`.  :class:`SupernetTrainer` holds the whole training
+The optimiser, schedule, gradient scaler and the optimisation step are
+:class:`~nas_engine.training.Optimization`, the same as :func:`~nas_engine.training.train`'s
+(from a :class:`~nas_engine.training.Protocol`: SGD with momentum, cosine from
+``lr`` to ``lr_min`` over the whole ``protocol.epochs``); model placement and
+minibatches (augmentation included) are :func:`~nas_engine.training.prepare_model`
+and :func:`~nas_engine.training.training_batch`.  :class:`SupernetTrainer` holds the whole training
 state (weights, optimiser, schedule, data-order and path RNGs) so that training
 can be checkpointed after any epoch and resumed bit-exactly.
 """
@@ -40,17 +42,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ...data import Dataset, augment_batch
+from ...data import Dataset
 from ...spaces.base import Architecture, SearchSpace
-from ...training import (
-    Protocol,
-    TrainingDiverged,
-    _autocast,
-    _use_channels_last,
-    resolve_device,
-)
+from ...training import Optimization, Protocol, TrainingDiverged, prepare_model, training_batch
 
 __all__ = ["PathSampler", "uniform_paths", "fair_paths", "SupernetTrainer"]
 
@@ -103,22 +98,10 @@ class SupernetTrainer:
         self.supernet, self.space, self.protocol, self.sampler = supernet, space, protocol, sampler
         self.inner_steps, self.prox = inner_steps, float(prox)
         self.meta = inner_steps > 1 or self.prox > 0
-        self.device = resolve_device(protocol.device)
+        self.device = prepare_model(supernet, protocol)
         self.data = data.to(self.device)
-        self.channels_last = _use_channels_last(protocol)
-        supernet.to(self.device)
-        if self.channels_last:
-            supernet.to(memory_format=torch.channels_last)
         self.steps_per_epoch = math.ceil(self.data.n_train / protocol.batch_size)
-        self.optimizer = torch.optim.SGD(
-            supernet.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-            nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=self.steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
-        )
-        self.scaler = (torch.amp.GradScaler(self.device.type)
-                       if (protocol.amp == "fp16" and self.device.type == "cuda") else None)
+        self.optimization = Optimization(supernet.parameters(), protocol, self.device, self.steps_per_epoch)
         if self.meta and self.scaler is not None:
             raise ValueError("meta-learning supernet steps (inner_steps > 1 or prox > 0) do not support fp16 "
                              "loss scaling; use amp='bf16' or full precision")
@@ -128,6 +111,18 @@ class SupernetTrainer:
         self.seconds = 0.0
         self.epoch_losses: list[float] = []  # mean path loss per epoch
         self.paths_trained = 0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.optimization.optimizer
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        return self.optimization.scheduler
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler | None:
+        return self.optimization.scaler
 
     @property
     def done(self) -> bool:
@@ -145,16 +140,10 @@ class SupernetTrainer:
         loss_sum = torch.zeros((), device=dev)
         n_losses = 0
         for step in range(self.steps_per_epoch):
-            idx = perm[step * bs:(step + 1) * bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            if self.protocol.augment and (data.crop_padding or data.flip):
-                xb = augment_batch(xb, self.generator, padding=data.crop_padding, flip=data.flip)
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb, yb = training_batch(data, perm[step * bs:(step + 1) * bs], self.protocol, self.generator)
             paths = self.sampler(self.space, self.path_rng)
             loss_sum += self._meta_step(xb, yb, paths) if self.meta else self._step(xb, yb, paths)
             n_losses += len(paths)
-            self.scheduler.step()
             self.paths_trained += len(paths)
         mean = float(loss_sum) / max(n_losses, 1)  # one host sync per epoch
         self.seconds += time.perf_counter() - t0
@@ -165,42 +154,30 @@ class SupernetTrainer:
         return mean
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor, paths: list[Architecture]) -> torch.Tensor:
-        """One update on the paths' averaged gradients; returns the sum of the paths' losses."""
-        net, dev = self.supernet, self.device
-        self.optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=dev)
-        for path in paths:
-            with _autocast(dev, self.protocol.amp):
-                loss = F.cross_entropy(net(xb, path).float(), yb)
-            scaled = loss / len(paths)  # average of the paths' gradients
-            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            total += loss.detach()
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        """One update on the paths' averaged gradients (the shared step); returns the sum of the paths' losses."""
+        total = torch.zeros((), device=self.device)
+        for _, loss in self.optimization.step(self.supernet, xb, yb, paths):
+            total += loss
         return total
 
     def _meta_step(self, xb: torch.Tensor, yb: torch.Tensor, paths: list[Architecture]) -> torch.Tensor:
         """One Reptile / MetaMinibatchProx update (see the module docstring); returns the sum of the
         paths' pre-adaptation losses."""
-        net, dev = self.supernet, self.device
+        net, opt = self.supernet, self.optimization
         params = list(net.parameters())
         theta = [p.detach().clone() for p in params]
-        lr = float(self.optimizer.param_groups[0]["lr"])
+        lr = opt.lr
         direction: list[torch.Tensor | None] = [None] * len(params)
-        total = torch.zeros((), device=dev)
+        total = torch.zeros((), device=self.device)
         for path in paths:
             touched: set[int] = set()
             for t in range(self.inner_steps):
                 for p in params:
                     p.grad = None
-                with _autocast(dev, self.protocol.amp):
-                    loss = F.cross_entropy(net(xb, path).float(), yb)
+                _, loss = opt.forward(net, xb, yb, path)
                 if t == 0:
                     total += loss.detach()
-                loss.backward()
+                opt.backward(loss)  # no loss scaling here (refused at construction)
                 with torch.no_grad():
                     for i, (p, p0) in enumerate(zip(params, theta)):
                         if p.grad is None:
@@ -216,7 +193,7 @@ class SupernetTrainer:
         scale = 1.0 / (len(paths) * self.inner_steps * lr) if lr > 0 else 0.0
         for p, d in zip(params, direction):
             p.grad = None if d is None else d * scale
-        self.optimizer.step()
+        opt.update()  # the optimiser's step with momentum and weight decay, then the schedule's
         return total
 
     def run(self, on_epoch: Callable[[SupernetTrainer], None] | None = None, progress: bool = False) -> None:
@@ -241,9 +218,7 @@ class SupernetTrainer:
     # -- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "model": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "model": self.supernet.state_dict(), **self.optimization.state_dict(),
             "generator": self.generator.get_state(), "path_rng": self.path_rng.bit_generator.state,
             "epoch": self.epoch, "seconds": self.seconds, "epoch_losses": list(self.epoch_losses),
             "paths_trained": self.paths_trained,
@@ -251,10 +226,7 @@ class SupernetTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.supernet.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler") is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        self.optimization.load_state_dict(state)
         self.generator.set_state(state["generator"])
         self.path_rng.bit_generator.state = state["path_rng"]
         self.epoch = int(state["epoch"])
