@@ -11,7 +11,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee 
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" 2>&1 | tee -a "$OUT/gpu.txt"
 timeout 300 $PY -m pytest -q -p no:cacheprovider --timeout 250 tests/test_cuda.py \
     tests/test_zero_cost.py -k "cuda" 2>&1 | tee "$OUT/cuda_tests.log"
-for cfg in "--data digits --C 16 --N 5 --epochs 3" \
+# zero-cost proxies on the GPU vs the CPU, with and without TF32 (the CUDA test compares them at 5%)
+timeout 120 $PY benchmarks/zero_cost_devices.py 2>&1 | tee "$OUT/zero_cost_devices.log"
+for cfg in "--data digits --n-train 1150 --C 16 --N 5 --epochs 3" \
            "--data synthetic-cifar10 --n-train 5000 --C 16 --N 5 --epochs 2" \
            "--data synthetic-cifar10 --n-train 5000 --C 8 --N 1 --epochs 2"; do
     tag=$(echo "$cfg" | tr -d ' -' | tr -c 'A-Za-z0-9\n' '_')

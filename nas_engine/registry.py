@@ -60,7 +60,7 @@ class Registry:
             raise ValueError(f"{self.kind} plugin name must be a non-empty string, got {name!r}")
 
         def decorator(factory):
-            own = factory.__dict__.get("name") if isinstance(factory, type) else None
+            own = getattr(factory, "name", None) if isinstance(factory, type) else None  # a class attribute
             if isinstance(own, str) and own != name:
                 raise ValueError(
                     f"{self.kind} class {_qualname(factory)} sets name={own!r} but is registered as {name!r}; "
@@ -95,7 +95,10 @@ class Registry:
             if ep.name in self._factories:
                 continue
             try:
-                self._factories[ep.name] = ep.load()
+                factory = ep.load()
+                self._factories[ep.name] = factory
+                if isinstance(factory, type) and "registry_name" not in vars(factory):
+                    factory.registry_name = ep.name  # its name is the entry point's, as with @register
             except Exception as exc:  # a broken third-party plugin must not break the engine
                 import warnings
 

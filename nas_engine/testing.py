@@ -349,15 +349,15 @@ def check_strategy(strategy: Strategy, *, space: SearchSpace | None = None, ctx:
                 "(its population, observations, queues, RNG), and load_state_dict() restore it")
     _expect(len(got) == len(want), f"{who}: a search resumed after {resume_after} evaluations made {len(got)} "
             f"evaluations, an uninterrupted one {len(want)}: state_dict() must hold everything to continue")
-    for cap in strategy.requires:
-        bare = _Without(space)
+    if strategy.requires:
+        bare, names = _Without(space), [cap.__name__ for cap in strategy.requires]
         try:
             strategy.clone().setup(bare, replace(ctx, space=bare))
         except TypeError as exc:
-            _expect(cap.__name__ in str(exc), f"{who}: setup on a space without {cap.__name__} must say so, "
-                    f"got {exc}")
+            _expect(any(n in str(exc) for n in names), f"{who}: setup on a space without its required "
+                    f"capabilities ({', '.join(names)}) must name the missing one, got {exc}")
         else:
-            raise ConformanceError(f"{who} requires {cap.__name__} but setup accepted a space without it")
+            raise ConformanceError(f"{who} requires {', '.join(names)} but setup accepted a space without them")
 
 
 class _Without(SearchSpace):

@@ -17,8 +17,8 @@ from nas_engine.spaces import RestrictedSpace
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import RandomSearch
 from nas_engine.strategies.bo import PATH_ENCODING_LENGTH, BayesianOptimization, nb201_path_encoding
+from nas_engine.testing import check_registered as check_plugin
 
-from .conformance import check_plugin
 from .toy_space import ToySpace
 
 pytest.importorskip("botorch", reason='the bo strategy needs BoTorch: pip install "nas-engine[bo]"')

@@ -22,9 +22,9 @@ from nas_engine.estimators.fear import (
 )
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies.fixed import FixedList
+from nas_engine.testing import check_registered as check_plugin
 from nas_engine.training import build_model, train
 
-from .conformance import check_plugin
 from .conftest import TINY
 
 SPACE = NB201Space()

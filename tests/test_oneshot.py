@@ -21,9 +21,9 @@ from nas_engine.spaces.nb201 import EDGES, OPS, NB201Network, NB201Space
 from nas_engine.strategies.evolution import RegularizedEvolution
 from nas_engine.strategies.oneshot import CHECKPOINT, SupernetTrainer, fair_paths, uniform_paths
 from nas_engine.strategies.oneshot import supernet as supernet_module
+from nas_engine.testing import check_registered as check_plugin
 from nas_engine.training import train
 
-from .conformance import check_plugin
 from .conftest import TINY
 
 SPACE = NB201Space()

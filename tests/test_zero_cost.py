@@ -25,8 +25,8 @@ from nas_engine.estimators.zero_cost import (
 from nas_engine.registry import create
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import FixedList
+from nas_engine.testing import check_registered as check_plugin
 
-from .conformance import check_plugin
 from .conftest import TINY
 
 SPACE = NB201Space()

@@ -24,6 +24,7 @@ __all__ = [
     "Encodable",
     "Enumerable",
     "HasSupernet",
+    "FixedEdgeOps",
     "require_capability",
 ]
 
@@ -167,6 +168,21 @@ class HasSupernet(ABC):
     @abstractmethod
     def supernet(self, num_classes: int, **size):
         """A weight-sharing supernet whose forward pass takes the architecture to run."""
+
+
+class FixedEdgeOps(ABC):
+    """Every edge of the cell chooses its op from one fixed set: ``OPS`` (op names), ``EDGES`` (the edges, in
+    the order ``from_ops`` takes them) and ``from_ops(ops)`` (the architecture with ``ops[k]`` on edge ``k``).
+
+    FairNAS's strict fairness needs it: each step trains ``len(OPS)`` paths that use every op on every edge once.
+    """
+
+    OPS: tuple[str, ...] = ()
+    EDGES: tuple[Any, ...] = ()
+
+    @abstractmethod
+    def from_ops(self, ops) -> Architecture:
+        """The architecture whose edge ``EDGES[k]`` carries ``ops[k]``."""
 
 
 def require_capability(space: SearchSpace, capability: type, who: str) -> None:

@@ -35,7 +35,15 @@ from torch import nn
 
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, Enumerable, HasSupernet, Mutable, SearchSpace
+from nas_engine.spaces.base import (
+    Architecture,
+    Encodable,
+    Enumerable,
+    FixedEdgeOps,
+    HasSupernet,
+    Mutable,
+    SearchSpace,
+)
 
 __all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
            "ResNetBasicBlock", "ReLUConvBN", "Zero"]
@@ -58,7 +66,7 @@ def _in_edges(target: int) -> list[tuple[int, int]]:
 
 
 @spaces.register("nb201")
-class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet):
+class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet, FixedEdgeOps):
     """The NAS-Bench-201 cell space (see the module docstring).
 
     The space has no configuration; the network size is chosen in :meth:`build`

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from ...config import check_float, check_int, parameters
 from ...registry import create, strategies
+from ...spaces.base import FixedEdgeOps, HasSupernet
 from .base import OneShotStrategy
 from .supernet import fair_paths, uniform_paths
 
@@ -62,6 +63,7 @@ class FairNAS(_RandomCandidates):
     """FairNAS strict fairness: per step ``|O|`` paths covering every op on every edge exactly once."""
 
     default_finetune_lr: ClassVar[float] = 0.001
+    requires: ClassVar[tuple[type, ...]] = (HasSupernet, FixedEdgeOps)
 
     def path_sampler(self):
         return fair_paths

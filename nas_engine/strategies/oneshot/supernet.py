@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ...data import Dataset
-from ...spaces.base import Architecture, SearchSpace
+from ...spaces.base import Architecture, FixedEdgeOps, SearchSpace, require_capability
 from ...training import Optimization, Protocol, TrainingDiverged, prepare_model, training_batch
 
 __all__ = ["PathSampler", "uniform_paths", "fair_paths", "SupernetTrainer"]
@@ -68,13 +68,11 @@ def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[Architectur
     """FairNAS strict fairness: ``|O|`` paths; on every edge each op is used by exactly one of them.
 
     Each edge draws an independent random permutation of the op set; path ``j``
-    takes the ``j``-th op of every edge's permutation.  Needs a space with a
-    fixed op set per edge (``space.OPS``, ``space.EDGES``, ``space.from_ops``).
+    takes the ``j``-th op of every edge's permutation.  Needs a space with the
+    :class:`~nas_engine.spaces.base.FixedEdgeOps` capability.
     """
-    ops, edges = getattr(space, "OPS", None), getattr(space, "EDGES", None)
-    if ops is None or edges is None or not hasattr(space, "from_ops"):
-        raise TypeError(f"fair path sampling needs a space with OPS, EDGES and from_ops (one op set per edge); "
-                        f"space {getattr(space, 'name', space)!r} has not")
+    require_capability(space, FixedEdgeOps, "FairNAS's fair path sampling")
+    ops, edges = space.OPS, space.EDGES
     perms = np.stack([rng.permutation(len(ops)) for _ in edges])  # (edges, |O|)
     return [space.from_ops([ops[perms[e, j]] for e in range(len(edges))]) for j in range(len(ops))]
 
