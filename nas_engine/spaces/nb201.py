@@ -35,15 +35,7 @@ from torch import nn
 
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import (
-    Architecture,
-    Encodable,
-    Enumerable,
-    FixedEdgeOps,
-    HasSupernet,
-    Mutable,
-    SearchSpace,
-)
+from nas_engine.spaces.base import Architecture, Encodable, Enumerable, FixedEdgeOps, HasSupernet, Mutable, SearchSpace  # noqa: E501
 
 __all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
            "ResNetBasicBlock", "ReLUConvBN", "Zero"]

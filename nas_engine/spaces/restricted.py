@@ -64,6 +64,7 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
         self._archs = list(archs.values())
         self._index = {s: i for i, s in enumerate(archs)}
         self._features: tuple[str, np.ndarray] | None = None
+        self.space, self.arch_strings = space, self.strings  # the constructor's arguments (its parameters)
 
     @property
     def strings(self) -> tuple[str, ...]:
@@ -75,14 +76,6 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
     def name(self) -> str:
         """The base space's name: the subset's architectures are the base space's."""
         return self.base.name
-
-    @property
-    def space(self) -> SearchSpace:
-        return self.base
-
-    @property
-    def arch_strings(self) -> tuple[str, ...]:
-        return self.strings
 
     def to_config(self) -> dict[str, Any]:
         """The base space's configuration (a search adds the subset's fingerprint as ``space_subset``)."""
