@@ -36,7 +36,8 @@ what the plugin did and what was expected):
 * estimators (:func:`check_estimator`): ``Estimate`` fields of the right types,
   a finite score and cost, JSON-compatible ``info``, the same score for the
   same seed on a clone; curve estimators score a faster-learning curve higher;
-  a context without data is refused with a ``ValueError``/``TypeError``.
+  a context without data either works or is refused with a ``ValueError``/``TypeError``
+  (never an ``AttributeError`` or ``KeyError`` from inside the plugin).
 
 The checks run on a fast instance: ``create(kind, name,
 **cls.conformance_params())`` (see :class:`~nas_engine.config.Configurable`),
@@ -47,6 +48,7 @@ network as the default data and protocol.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import pickle
@@ -470,7 +472,8 @@ _CHECKS = {"space": check_space, "strategy": check_strategy, "estimator": check_
 
 
 def check_registered(kind: str, name: str) -> Configurable:
-    """The registered plugin ``name`` of ``kind`` with its default arguments: its configuration checks.
+    """The registered plugin ``name`` of ``kind`` with its default arguments (its fast configuration when it
+    has required ones): its configuration checks.
 
     Returns the default instance.  (The full checks of :func:`check_plugin`
     run on the fast ``conformance_params()`` instance.)
@@ -478,10 +481,10 @@ def check_registered(kind: str, name: str) -> Configurable:
     registry = get_registry(kind)
     _expect(name in registry.names(), f"{kind} {name!r} is not registered")
     cls = registry.get(name)
-    try:
-        obj = registry.create(name)
-    except TypeError:  # a required argument: use the fast configuration
-        obj = registry.create(name, **cls.conformance_params())
+    required = [p for p in inspect.signature(cls).parameters.values() if p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    # a plugin with required arguments (``fixed``: its list) is checked with its fast configuration
+    obj = registry.create(name, **(cls.conformance_params() if required else {}))
     _expect(obj.name == name, f"{kind} registered as {name!r} says its name is {obj.name!r}")
     check_configuration(obj, kind)
     return obj

@@ -195,10 +195,6 @@ def use_channels_last(protocol: Protocol) -> bool:
     return True if protocol.channels_last is None else protocol.channels_last
 
 
-# the names used before these two were public (kept importable)
-_autocast, _use_channels_last = autocast, use_channels_last
-
-
 def prepare_model(model: torch.nn.Module, protocol: Protocol) -> torch.device:
     """Move ``model`` to the protocol's device (channels_last when on) and return that device."""
     device = resolve_device(protocol.device)
