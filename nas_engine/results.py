@@ -16,10 +16,51 @@ from .curves import LearningCurve
 if TYPE_CHECKING:  # pragma: no cover
     from .spaces.base import Architecture, SearchSpace
 
-__all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE"]
+__all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS"]
 
 #: the score of a failed evaluation
 WORST_SCORE = -math.inf
+
+#: the columns of :meth:`Evaluation.to_row`, the one flat serialisation of an evaluation (tables, CSV, JSON)
+ROW_COLUMNS = ("index", "arch", "score", "status", "reason", "cost_seconds", "epochs", "seed", "cached")
+
+
+def jsonable(obj: Any, where: str = "value") -> Any:
+    """``obj`` as plain JSON data: numpy scalars and arrays become numbers and lists, tuples lists, and
+    non-finite floats ``None`` (strict JSON has no NaN/Infinity).
+
+    Raises ``TypeError`` naming the offending entry (``info['x'][2]``) for
+    anything else that JSON cannot hold (objects, tensors, non-string keys).
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; JSON keys are strings")
+            out[k] = jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    np = _numpy()
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return jsonable(obj.tolist(), where)
+        if isinstance(obj, np.generic):
+            return jsonable(obj.item(), where)
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which JSON cannot hold "
+                    "(expected numbers, strings, booleans, None, lists, dicts, numpy scalars or arrays)")
+
+
+def _numpy():
+    import sys
+
+    return sys.modules.get("numpy")  # a numpy value can only exist if numpy was imported
 
 
 @dataclass(frozen=True)
@@ -82,19 +123,35 @@ class Evaluation:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def to_record(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
+        """The flat serialisation (:data:`ROW_COLUMNS`), strict JSON: a failed score is ``None`` beside its
+        status.  Tables, ``to_dataframe``, the CLI's JSON and CSV and the store all start from it."""
         return {
-            "index": self.index, "arch": self.arch.string, "score": self.score,
-            "cost_seconds": self.cost_seconds, "epochs": self.epochs, "status": self.status,
-            "reason": self.reason, "seed": self.seed, "cached": self.cached, "info": self.info,
-            "curve": self.curve.to_dict() if self.curve is not None else None,
+            "index": self.index, "arch": self.arch.string,
+            "score": self.score if math.isfinite(self.score) else None, "status": self.status,
+            "reason": self.reason, "cost_seconds": self.cost_seconds, "epochs": self.epochs, "seed": self.seed,
+            "cached": self.cached,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """:meth:`to_row` plus ``info`` (as plain JSON, see :func:`jsonable`) and the curve: what is stored."""
+        return {**self.to_row(), "info": jsonable(self.info, "info"),
+                "curve": self.curve.to_dict() if self.curve is not None else None}
 
     @classmethod
     def from_record(cls, rec: dict[str, Any], space: SearchSpace) -> Evaluation:
+        """The evaluation of a stored record (``score`` ``None``: a failed one, score ``-inf``)."""
+        if not isinstance(rec, dict):
+            raise ValueError(f"an evaluation record must be a JSON object, got {type(rec).__name__}")
+        missing = [k for k in ("index", "arch", "score", "cost_seconds", "epochs", "status", "seed") if k not in rec]
+        if missing:
+            raise ValueError(f"evaluation record {rec.get('index', '?')} lacks {', '.join(map(repr, missing))} "
+                             f"(it has {', '.join(sorted(rec))})")
         curve = rec.get("curve")
+        score = rec["score"]
         return cls(
-            index=rec["index"], arch=space.from_string(rec["arch"]), score=float(rec["score"]),
+            index=int(rec["index"]), arch=space.from_string(rec["arch"]),
+            score=WORST_SCORE if score is None else float(score),
             cost_seconds=float(rec["cost_seconds"]), epochs=float(rec["epochs"]), status=rec["status"],
             reason=rec.get("reason"), curve=LearningCurve.from_dict(curve) if curve else None,
             seed=int(rec["seed"]), cached=bool(rec.get("cached", False)), info=rec.get("info") or {},
@@ -114,6 +171,38 @@ class SearchResult:
     space: SearchSpace
     seconds: float = 0.0
     setup_seconds: float = 0.0
+    config: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, path, space: SearchSpace | None = None) -> SearchResult:
+        """The result stored in the store directory ``path`` (a running, finished or read-only store; also a
+        JSONL store of an earlier version).  Reads only: the store is not modified.
+
+        ``space`` parses the stored architectures; by default the space the
+        stored configuration names (``config["space"]``) is created.
+        """
+        from .registry import from_config, spaces
+        from .store import RunStore, StoreError
+
+        store = RunStore(path)
+        if not store.exists():
+            raise StoreError(f"store {str(store.path)!r}: no store here (expected {RunStore.DATABASE})")
+        config = store.config()
+        records, state = store.load()
+        if space is None:
+            cfg = config.get("space") if isinstance(config, dict) else None
+            try:
+                space = spaces.create(cfg) if isinstance(cfg, str) else from_config("space", cfg)
+            except (LookupError, TypeError, ValueError) as exc:
+                raise StoreError(f"store {str(store.path)!r}: cannot create the stored space {cfg!r} to read "
+                                 f"its architectures ({exc}); pass space=") from None
+        history = [Evaluation.from_record(r, space) for r in records]
+        if state is not None:
+            seconds = float(state.get("elapsed", 0.0))
+        else:
+            seconds = float(records[-1].get("elapsed") or 0.0) if records else 0.0
+        setup = float(state.get("setup_seconds", 0.0)) if state is not None else 0.0
+        return cls(history=history, space=space, seconds=seconds, setup_seconds=setup, config=config)
 
     @property
     def best(self) -> Evaluation | None:
@@ -131,15 +220,12 @@ class SearchResult:
         return math.fsum([self.setup_seconds, *(e.cost_seconds for e in self.history)])
 
     def to_dataframe(self):
+        """One row per evaluation (:meth:`Evaluation.to_row`; a failed score is NaN beside its status)."""
         import pandas as pd
 
-        rows = [{
-            "index": e.index, "arch": e.arch.string, "score": e.score, "status": e.status,
-            "reason": e.reason, "cost_seconds": e.cost_seconds, "epochs": e.epochs,
-            "seed": e.seed, "cached": e.cached,
-        } for e in self.history]
-        cols = ["index", "arch", "score", "status", "reason", "cost_seconds", "epochs", "seed", "cached"]
-        return pd.DataFrame(rows, columns=cols)
+        df = pd.DataFrame([e.to_row() for e in self.history], columns=list(ROW_COLUMNS))
+        df["score"] = df["score"].astype(float)
+        return df
 
     def __repr__(self) -> str:
         b = self.best

@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 import time
 import traceback
 import warnings
@@ -98,20 +99,22 @@ from typing import Any
 
 from .benchmarks.table import CurveTable
 from .context import Context
+from .curves import LearningCurve
 from .data import Dataset, load_dataset
-from .estimators.base import Estimator
+from .estimators.base import Estimate, Estimator
 from .executors import Executor, WorkerDied, create_executor
 from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
-from .results import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult
+from .results import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jsonable
 from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
-from .store import RunStore
+from .store import RunStore, StoreError, dumps_strict
 from .strategies.base import Strategy
 from .training import Protocol, TrainingFailed, is_out_of_memory
 
-__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate"]
+__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate",
+           "check_estimate", "InvalidOutput"]
 
 #: a run raises when its first this-many evaluations fail with the same (non-training) exception type
 SYSTEMATIC_FAILURES = 3
@@ -145,7 +148,8 @@ def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, a
     """Evaluate one candidate: the task every executor runs (module level, so that workers can import it).
 
     Never raises an ``Exception``: failures become an :class:`Outcome` with
-    ``status="failed"`` (see the module docstring for the reasons).
+    ``status="failed"`` (see the module docstring for the reasons), and so does
+    an estimate that is not valid output (:func:`check_estimate`).
     ``KeyboardInterrupt`` and other ``BaseException`` propagate.
     """
     t0 = time.perf_counter()
@@ -161,11 +165,77 @@ def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, a
                            reason=f"out-of-memory: {_describe(exc)}")
         return Outcome(WORST_SCORE, time.perf_counter() - t0, status="failed", reason=_describe(exc),
                        error=_picklable(exc), traceback=traceback.format_exc())
-    score = float(est.score)
+    return check_estimate(est, time.perf_counter() - t0)
+
+
+class InvalidOutput(ValueError):
+    """An estimator returned something that is not a valid estimate (the evaluation is recorded as failed)."""
+
+
+def _real(x: Any) -> float | None:
+    """``x`` as a float if it is a real number (Python or numpy, a 0-d array included; not a bool), else None."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float)):
+        return float(x)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(x, np.ndarray) and x.ndim == 0:
+            x = x[()]
+        if isinstance(x, (np.integer, np.floating)):
+            return float(x)
+    return None
+
+
+def _show(x: Any) -> str:
+    text = repr(x)
+    return f"{type(x).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def check_estimate(est: Any, seconds: float) -> Outcome:
+    """The :class:`Outcome` of an estimator's return value, validated and converted to plain data.
+
+    A score that is not a real number, a cost or an epoch count that is not a
+    finite number >= 0, a curve that is not a
+    :class:`~nas_engine.curves.LearningCurve` or an ``info`` that JSON cannot
+    hold (after numpy scalars and arrays are converted, see
+    :func:`~nas_engine.results.jsonable`) make a failed outcome whose reason
+    says so, charged the measured ``seconds`` (its ``error`` is an
+    :class:`InvalidOutput`, so an estimator that always returns garbage stops
+    the search after its first evaluations, like any systematic error).  A
+    finite score of valid output is ``"ok"``; a non-finite one is a failure
+    (``"non-finite score nan"``), as a diverged training is.
+    """
+    def invalid(reason: str, **kw) -> Outcome:
+        return Outcome(WORST_SCORE, seconds, kw.pop("epochs", 0.0), status="failed", reason=reason,
+                       error=InvalidOutput(reason), **kw)
+
+    if not isinstance(est, Estimate):
+        return invalid(f"invalid output: the estimator returned {_show(est)}, expected an Estimate")
+    cost, epochs = _real(est.cost_seconds), _real(est.epochs)
+    if cost is None or not math.isfinite(cost) or cost < 0:
+        return invalid(f"invalid output: cost_seconds must be a finite number >= 0, got {_show(est.cost_seconds)}")
+    if epochs is None or not math.isfinite(epochs) or epochs < 0:
+        return invalid(f"invalid output: epochs must be a finite number >= 0, got {_show(est.epochs)}", )
+    if est.curve is not None and not isinstance(est.curve, LearningCurve):
+        return invalid(f"invalid output: curve must be a LearningCurve or None, got {_show(est.curve)}",
+                       epochs=epochs)
+    if not isinstance(est.info, dict):
+        return invalid(f"invalid output: info must be a dict, got {_show(est.info)}", epochs=epochs)
+    try:
+        info = jsonable(est.info, "info")
+        if est.curve is not None:
+            dumps_strict(jsonable(est.curve.to_dict(), "curve"))
+    except (TypeError, ValueError) as exc:
+        return invalid(f"invalid output: {exc}", epochs=epochs, curve=None)
+    score = _real(est.score)
+    if score is None:
+        return invalid(f"invalid output: score must be a real number, got {_show(est.score)}", epochs=epochs,
+                       curve=est.curve, info=info)
     if not math.isfinite(score):
-        return Outcome(WORST_SCORE, est.cost_seconds, est.epochs, status="failed",
-                       reason=f"non-finite score {score}", curve=est.curve, info=est.info)
-    return Outcome(score, est.cost_seconds, est.epochs, curve=est.curve, info=est.info)
+        return Outcome(WORST_SCORE, cost, epochs, status="failed", reason=f"non-finite score {score}",
+                       curve=est.curve, info=info)
+    return Outcome(score, cost, epochs, curve=est.curve, info=info)
 
 
 def _resolve(obj, registry, kind: str, base: type):
@@ -255,6 +325,8 @@ class Search:
         extra: dict[str, Any] = {}
         if self.table is not None:
             extra["table"] = self.table.fingerprint()
+        else:  # a live search: how its evaluations run changes their floats
+            extra["execution"] = self.execution()
         if isinstance(self.space, RestrictedSpace):
             extra["space_subset"] = self.space.fingerprint()
         return {
@@ -267,11 +339,29 @@ class Search:
             **extra,
         }
 
+    def execution(self) -> dict[str, Any]:
+        """What of the execution changes a live evaluation's floats: the torch threads of each evaluation
+        (``executor.threads``; the inline executor's default is torch's current setting) and the kind of
+        device (``cpu``, ``cuda``, ``mps``).  Part of the stored configuration."""
+        import torch
+
+        from .training import resolve_device
+
+        threads = self.executor.threads if self.executor.threads is not None else torch.get_num_threads()
+        return {"threads": int(threads), "device": resolve_device(self.protocol.device).type}
+
     # -- the loop -----------------------------------------------------------------
     def run(self) -> SearchResult:
         """Run the search to its budget (or until the strategy stops proposing); see the module docstring."""
-        if self.store is not None:
-            self.store.open(self.config())  # before setup: a strategy may keep files there (a supernet)
+        if self.store is None:
+            return self._run()
+        self.store.open(self.config())  # before setup: a strategy may keep files there (a supernet)
+        try:
+            return self._run()
+        finally:
+            self.store.close()
+
+    def _run(self) -> SearchResult:
         self.strategy.setup(self.space, self.ctx)
         history: list[Evaluation] = []
         pending: deque[Architecture] = deque()
@@ -283,33 +373,17 @@ class Search:
         return _Run(self, history, pending, elapsed_before).run()
 
     def _restore(self) -> tuple[list[Evaluation], deque, float | None]:
-        """Reload history and strategy state from the store (see :mod:`nas_engine.store`)."""
-        records = self.store.records()
-        state = self.store.state()
-        history = [Evaluation.from_record(r, self.space) for r in records]
+        """Reload history and strategy state from the store: they were committed together, so they agree."""
+        records, state = self.store.load()
+        try:
+            history = [Evaluation.from_record(r, self.space) for r in records]
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"store {str(self.store.path)!r}: {exc}") from None
         if state is None:
-            if history:
-                raise RuntimeError(f"store {self.store.path} has evaluations but no state.json; it is damaged")
             return history, deque(), None
-        n = int(state["n_records"])
         self.strategy.load_state_dict(state["strategy"])
         pending = deque(self.space.from_string(s) for s in state["pending"])
-        elapsed = float(state["elapsed"])
-        if n == len(history) - 1:
-            # crashed after appending the last record but before saving the state that
-            # follows its tell: it completed one of the pending proposals (any of those in
-            # flight, not necessarily the first); replay its tell (deterministic) to catch up
-            last = history[-1]
-            if last.arch not in pending:
-                raise RuntimeError(f"store {self.store.path} is inconsistent: the last record "
-                                   f"{last.arch.string!r} is not among the pending proposals")
-            pending.remove(last.arch)
-            self.strategy.tell([last])
-            elapsed = max(elapsed, float(records[-1].get("elapsed", elapsed)))
-        elif n != len(history):
-            raise RuntimeError(f"store {self.store.path} is inconsistent: state reflects {n} evaluations, "
-                               f"evaluations.jsonl has {len(history)}")
-        return history, pending, elapsed
+        return history, pending, float(state["elapsed"])
 
 
 @dataclass
@@ -347,13 +421,14 @@ class _Run:
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_start
 
+    def state(self) -> dict[str, Any]:
+        return {"n_records": len(self.history), "strategy": self.strategy.state_dict(),
+                "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
+                "elapsed": self.elapsed(), "setup_seconds": float(self.strategy.setup_seconds)}
+
     def save_state(self) -> None:
         if self.store is not None:
-            self.store.write_state({
-                "n_records": len(self.history), "strategy": self.strategy.state_dict(),
-                "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
-                "elapsed": self.elapsed(), "setup_seconds": float(self.strategy.setup_seconds),
-            })
+            self.store.write_state(self.state())
 
     def run(self) -> SearchResult:
         search = self.search
@@ -448,16 +523,24 @@ class _Run:
                           cached=True, info=dict(prev.info))
 
     def record(self, ev: Evaluation) -> None:
-        """Append ``ev`` to the history and the store, tell the strategy, save the state."""
+        """Append ``ev`` to the history, tell the strategy, and store both in one transaction."""
+        rec = None
+        if self.store is not None:
+            try:
+                rec = ev.to_record()
+                dumps_strict(rec["info"])
+            except (TypeError, ValueError) as exc:  # e.g. an executor of its own returned odd data
+                ev = replace(ev, score=WORST_SCORE, status="failed", info={}, curve=None,
+                             reason=f"unstorable result: {exc}")
+                rec = ev.to_record()
         self.history.append(ev)
         if not ev.cached:
             self.done[ev.arch.string] = ev
         self.epochs_used += ev.epochs
         self.cost_used += ev.cost_seconds
-        if self.store is not None:
-            self.store.append({**ev.to_record(), "elapsed": self.elapsed()})
         self.strategy.tell([ev])
-        self.save_state()
+        if self.store is not None:
+            self.store.record({**rec, "elapsed": self.elapsed()}, self.state())
         if self.bar is not None:
             self.bar.update(1)
             best = max((e.score for e in self.history if e.ok), default=math.nan)

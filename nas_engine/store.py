@@ -1,137 +1,668 @@
-"""Append-only run store: durable results and exact resume.
+"""The run store: one SQLite database per search, one writer at a time, readers that never write.
 
-A store is a directory:
+A store is a directory holding
 
-* ``config.json``       what the search is (plugins, data, protocol, seed); a
-                        resumed search must match it.
-* ``evaluations.jsonl`` one JSON line per finished evaluation, appended and
-                        fsync'ed as it completes (a torn last line from a crash
-                        is ignored on load).
-* ``state.json``        the search's state (strategy state, pending proposals,
-                        elapsed time, how many records it reflects), replaced
-                        atomically.  Pending proposals are those asked for and
-                        not yet recorded: in flight on a worker or queued; a
-                        resumed search starts them again.
+* ``run.sqlite``  the database (Python's built-in :mod:`sqlite3`): the search's
+  configuration, one row per finished evaluation, the search's state (strategy
+  state, pending proposals, elapsed time) and the artifacts kept beside it;
+* ``run.lock``    the writer's lock file (who holds it: host, pid, since);
+* large artifacts as files (e.g. a one-shot strategy's ``supernet.pt``, with
+  its own checksummed manifest).
 
-Records are appended in completion order, which with several workers need not
-be the order of the proposals.  The search writes the state after every
-``ask`` and after every ``tell``, one record at a time, so the records are at
-most one ahead of the state: a crash between appending a record and writing
-the next state is repaired on load by removing the record's architecture from
-the pending proposals (any of them, not necessarily the first) and replaying
-its ``tell`` (see :mod:`nas_engine.search`).
+**Transactions.**  Each finished evaluation and the search state after the
+strategy has been told about it are written in *one* transaction
+(:meth:`RunStore.record`); the state after an ``ask`` is written on its own
+(:meth:`RunStore.write_state`).  So the evaluations and the state always agree:
+a driver killed at any moment leaves the store as of its last commit, and a
+resumed search re-runs the proposals that were pending then.  The database runs
+in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns);
+a writer that closes cleanly checkpoints the WAL and leaves a single
+self-contained file.
+
+**One writer.**  A writer holds an exclusive POSIX lock (``fcntl.lockf``) on
+``run.lock`` for as long as the store is open.  A second writer, in another
+process or in this one, is refused at once with :class:`StoreLockedError`
+naming the store and the holder.  The kernel releases the lock when its
+process dies, so a driver killed with ``kill -9`` leaves no lock behind: the
+next run takes over by itself (the file's stale holder line is simply
+overwritten).  POSIX locks are not inherited by worker processes and are
+unreliable on network file systems (SQLite's WAL mode also needs a local file
+system): keep stores on local disks.
+
+**Readers never write.**  Every read method of a store that is not open for
+writing uses a read-only connection (``mode=ro``), so a running search, a
+finished store and a read-only directory can be read without modifying them.
+
+**Schema.**  ``PRAGMA application_id`` marks the file as a nas-engine store and
+``PRAGMA user_version`` holds the schema version; a newer or foreign file is
+refused with a one-line :class:`StoreError`, like a corrupt or truncated one.
+
+**Older stores.**  Directories written by earlier versions (``config.json``,
+``evaluations.jsonl``, ``state.json``) are read by a read-only importer (the
+committed results under ``reproduce/results/`` are such stores); to resume one,
+convert it with :func:`migrate` (``nas-engine migrate DIR``).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import math
 import os
+import socket
+import sqlite3
+import time
+from contextlib import closing, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .config import config_diff
 
-__all__ = ["RunStore", "StoreMismatchError"]
+__all__ = ["RunStore", "StoreError", "StoreMismatchError", "StoreLockedError", "SCHEMA_VERSION", "migrate",
+           "dumps_strict"]
+
+#: the schema this version writes and reads
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of a nas-engine store ("NASE")
+APPLICATION_ID = 0x4E415345
+#: seconds a writer retries a held lock before refusing (covers a reader's brief probe)
+LOCK_RETRY_SECONDS = 1.0
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE evaluations (
+    idx INTEGER PRIMARY KEY,
+    arch TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    score REAL,
+    reason TEXT,
+    cost_seconds REAL NOT NULL,
+    epochs REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    cached INTEGER NOT NULL,
+    elapsed REAL,
+    info TEXT NOT NULL,
+    curve TEXT
+);
+CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), n_records INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE artifacts (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, meta TEXT NOT NULL);
+"""
+
+_COLUMNS = ("idx", "arch", "status", "score", "reason", "cost_seconds", "epochs", "seed", "cached", "elapsed",
+            "info", "curve")
+
+# stores of this process open for writing, by resolved path (POSIX locks are per process: a second
+# lockf in the same process would succeed, and closing any descriptor of the file would release it)
+_HELD: dict[str, RunStore] = {}
 
 
-class StoreMismatchError(ValueError):
+class StoreError(ValueError):
+    """A store cannot be used: damaged, foreign, newer, locked, or not the search asked for (one-line message)."""
+
+
+class StoreMismatchError(StoreError):
     """The store holds a different search than the one asked to resume."""
 
 
-def _dumps(obj: Any) -> str:
-    # JSON with Infinity/NaN allowed (failed candidates carry score -inf)
+class StoreLockedError(StoreError):
+    """Another search is writing to the store."""
+
+
+def dumps_strict(obj: Any) -> str:
+    """Strict JSON (no NaN/Infinity tokens); raises ``ValueError``/``TypeError`` for what JSON cannot hold."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def _dumps_internal(obj: Any) -> str:
+    # curves and strategy states may hold non-finite floats (a diverged loss, a -inf incumbent); they are
+    # read back by Python's json only, which knows NaN/Infinity
     return json.dumps(obj, separators=(",", ":"), allow_nan=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 class RunStore:
-    """The on-disk record of one search (see the module docstring)."""
+    """The on-disk record of one search (see the module docstring).
 
-    CONFIG = "config.json"
-    RECORDS = "evaluations.jsonl"
-    STATE = "state.json"
+    ``RunStore(path)`` reads; :meth:`open` (with the search's configuration)
+    makes it the store's one writer until :meth:`close`.
+    """
+
+    DATABASE = "run.sqlite"
+    LOCK = "run.lock"
+    # the files of the JSONL stores of earlier versions (read-only importer)
+    LEGACY_CONFIG, LEGACY_RECORDS, LEGACY_STATE = "config.json", "evaluations.jsonl", "state.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"store path {str(self.path)!r} exists and is not a directory")
+        self._con: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._holder: dict[str, Any] | None = None
 
-    # -- config -------------------------------------------------------------
+    @property
+    def database(self) -> Path:
+        return self.path / self.DATABASE
+
+    @property
+    def is_legacy(self) -> bool:
+        """True for a JSONL store of an earlier version (no database, ``evaluations.jsonl`` or ``config.json``)."""
+        return not self.database.exists() and any(
+            (self.path / f).exists() for f in (self.LEGACY_RECORDS, self.LEGACY_CONFIG, self.LEGACY_STATE))
+
+    @property
+    def writing(self) -> bool:
+        return self._con is not None
+
+    def _err(self, what: str) -> StoreError:
+        return StoreError(f"store {str(self.path)!r}: {what}")
+
+    # -- the writer ---------------------------------------------------------------------------------
     def open(self, config: dict[str, Any]) -> None:
-        """Create the store, or check that an existing one holds the same search."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        cfg_path = self.path / self.CONFIG
-        if cfg_path.exists():
-            old, new = json.loads(cfg_path.read_text()), json.loads(_dumps(config))
-            diff = config_diff(old, new)
+        """Become the store's writer: create it, or check that it holds the same search.
+
+        Raises :class:`StoreLockedError` if another search holds the store,
+        :class:`StoreMismatchError` if it holds a different search, and
+        :class:`StoreError` for a damaged, foreign, newer or older-format store.
+        """
+        if self._con is not None:
+            raise self._err("is already open for writing by this RunStore")
+        try:
+            config_text = dumps_strict(config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the search configuration cannot be stored as JSON: {exc}") from None
+        if self.is_legacy:
+            raise self._err("holds a JSONL store of an earlier nas-engine version; it can be read "
+                            "(SearchResult.load, nas-engine show) but not resumed: convert it with "
+                            f"`nas-engine migrate {self.path}` first")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._err(f"cannot create the directory ({exc.strerror or exc})") from None
+        self._lock()
+        try:
+            con = self._connect(write=True)
+            try:
+                self._init_or_check(con, config, config_text)
+            except BaseException:
+                con.close()
+                raise
+            self._con = con
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _init_or_check(self, con: sqlite3.Connection, config: dict[str, Any], config_text: str) -> None:
+        with self._translate():
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:  # a new store (or an empty file left by a crash before the first commit)
+                others = sorted(p.name for p in self.path.iterdir()
+                                if p.name not in (self.DATABASE, self.LOCK) and not p.name.startswith(self.DATABASE))
+                if others:
+                    raise self._err(f"has no database ({self.DATABASE}) but holds {', '.join(others[:5])}; "
+                                    "refusing to start a new search over it: use an empty directory")
+                con.execute("BEGIN IMMEDIATE")
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    con.execute(stmt)
+                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                    ("config", config_text), ("created", _now()), ("schema_version", str(SCHEMA_VERSION))])
+                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                con.execute("COMMIT")
+                return
+            self._check_schema(con, tables)
+            old = self._config_from(con)
+            diff = config_diff(old, json.loads(config_text))
             if diff:
                 raise StoreMismatchError(
                     f"store {str(self.path)!r} holds a different search (differs in: {', '.join(diff)}); "
-                    "use a new directory or the same configuration to resume"
-                )
+                    "use a new directory or the same configuration to resume")
+
+    def close(self) -> None:
+        """Stop writing: checkpoint the WAL into the database file and release the lock."""
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                con.execute("PRAGMA journal_mode = DELETE")  # a finished store is one self-contained file
+            except sqlite3.Error:  # a reader holds the WAL open: it stays in WAL mode, which is fine
+                pass
+            finally:
+                con.close()
+        self._unlock()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Replace the search state (after an ``ask``: new pending proposals)."""
+        con = self._writer()
+        body = self._state_body(state)
+        with self._translate():
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                self._put_state(con, int(state["n_records"]), body)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def record(self, record: dict[str, Any], state: dict[str, Any]) -> None:
+        """Add one finished evaluation and the state after its ``tell``, in one transaction.
+
+        ``record`` is :meth:`~nas_engine.results.Evaluation.to_record` plus
+        ``elapsed``; its ``index`` must be the number of evaluations stored so
+        far (a duplicate or a gap is refused), and ``state["n_records"]`` the
+        count after it.
+        """
+        con = self._writer()
+        row = self._row(record)
+        body = self._state_body(state)
+        with self._translate():
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                (n,) = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()
+                if row[0] != n:
+                    raise self._err(f"evaluation index {row[0]} does not follow the {n} stored evaluations")
+                if int(state["n_records"]) != n + 1:
+                    raise self._err(f"state reflects {state['n_records']} evaluations, the store would hold {n + 1}")
+                con.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) VALUES "
+                            f"({', '.join('?' * len(_COLUMNS))})", row)
+                self._put_state(con, n + 1, body)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def put_artifact(self, name: str, sha256: str, size: int, meta: dict[str, Any] | None = None) -> None:
+        """Reference a file kept beside the database (path relative to the store) with its checksum."""
+        con = self._writer()
+        with self._translate():
+            con.execute("INSERT OR REPLACE INTO artifacts (name, sha256, size, meta) VALUES (?, ?, ?, ?)",
+                        (name, sha256, int(size), dumps_strict(meta or {})))  # autocommit: one statement
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise self._err("is not open for writing (call open(config) first)")
+        return self._con
+
+    @staticmethod
+    def _state_body(state: dict[str, Any]) -> str:
+        try:
+            return _dumps_internal(state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the search state cannot be stored as JSON: {exc}") from None
+
+    @staticmethod
+    def _put_state(con: sqlite3.Connection, n: int, body: str) -> None:
+        con.execute("INSERT INTO state (id, n_records, body) VALUES (1, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET n_records = excluded.n_records, body = excluded.body", (n, body))
+
+    def _row(self, rec: dict[str, Any]) -> tuple:
+        try:
+            score = rec["score"]
+            score = float(score) if score is not None and math.isfinite(float(score)) else None
+            curve = rec.get("curve")
+            return (int(rec["index"]), str(rec["arch"]), str(rec["status"]), score, rec.get("reason"),
+                    float(rec["cost_seconds"]), float(rec["epochs"]), int(rec["seed"]), int(bool(rec["cached"])),
+                    None if rec.get("elapsed") is None else float(rec["elapsed"]),
+                    dumps_strict(rec.get("info") or {}), None if curve is None else _dumps_internal(curve))
+        except KeyError as exc:
+            raise ValueError(f"an evaluation record needs the key {exc.args[0]!r}; got keys {sorted(rec)}") from None
+
+    # -- the lock -----------------------------------------------------------------------------------
+    def _lock(self) -> None:
+        key = str(self.path.resolve())
+        other = _HELD.get(key)
+        if other is not None:
+            raise StoreLockedError(f"store {str(self.path)!r} is in use by another search in this process "
+                                   f"({self._describe(other._holder)}); wait for it or use another directory")
+        lock_path = self.path / self.LOCK
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._err(f"cannot open its lock file {lock_path.name} for writing "
+                            f"({exc.strerror or exc}); a read-only store can be read, not resumed") from None
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    os.close(fd)
+                    raise self._err(f"cannot lock {lock_path.name} ({exc.strerror or exc})") from None
+                if time.monotonic() >= deadline:
+                    holder = self._read_holder(fd)
+                    os.close(fd)
+                    raise StoreLockedError(
+                        f"store {str(self.path)!r} is in use by another search ({self._describe(holder)}); "
+                        "wait for it to finish or stop it, or use another directory") from None
+                time.sleep(0.05)
+        self._holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(self._holder) + "\n").encode(), 0)
+        os.fsync(fd)
+        self._lock_fd = fd
+        _HELD[key] = self
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            _HELD.pop(str(self.path.resolve()), None)
+            os.close(fd)  # releases the lock (the holder line stays; the next writer overwrites it)
+        self._holder = None
+
+    @staticmethod
+    def _read_holder(fd: int) -> dict[str, Any] | None:
+        try:
+            return json.loads(os.pread(fd, 4096, 0).decode() or "null")
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _describe(holder: dict[str, Any] | None) -> str:
+        if not holder:
+            return "holder unknown"
+        return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who is writing to the store now (``{"host", "pid", "since"}``), or None when no search holds it."""
+        key = str(self.path.resolve())
+        if key in _HELD:  # this process: never touch the file (closing a descriptor would drop the lock)
+            return dict(_HELD[key]._holder or {})
+        lock_path = self.path / self.LOCK
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:  # a shared lock is refused while a writer holds the exclusive one; never blocks
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    return self._read_holder(fd) or {}
+                return None
+            return None
+        finally:
+            os.close(fd)
+
+    # -- connections --------------------------------------------------------------------------------
+    def _connect(self, write: bool) -> sqlite3.Connection:
+        db = self.database
+        if write:
+            uri = f"{db.resolve().as_uri()}?mode=rwc"
         else:
-            self._atomic_write(cfg_path, json.dumps(config, indent=2, allow_nan=True))
+            if not db.exists():
+                raise self._err(f"has no database {self.DATABASE}")
+            uri = f"{db.resolve().as_uri()}?mode=ro"
+        with self._translate():
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0, check_same_thread=False)
+            try:
+                if write:
+                    mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    if mode != "wal":
+                        raise self._err(f"cannot use WAL mode (journal_mode {mode!r})")
+                    con.execute("PRAGMA synchronous = FULL")
+                con.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                con.close()
+                raise
+        return con
+
+    @contextmanager
+    def _reader(self):
+        """The writer's connection when open, else a fresh read-only one (closed afterwards)."""
+        if self._con is not None:
+            yield self._con
+            return
+        con = self._connect(write=False)
+        try:
+            with self._translate():
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not tables:
+                    raise self._err(f"{self.DATABASE} is empty (a search that crashed before its first commit)")
+                self._check_schema(con, tables)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _translate(self):
+        """Turn SQLite's errors into one-line :class:`StoreError` naming the database file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            msg = str(exc)
+            if "not a database" in msg or "malformed" in msg or "disk image" in msg:
+                what = f"{self.DATABASE} is corrupt or not a SQLite database ({msg})"
+            elif "readonly" in msg or "read-only" in msg:
+                what = f"{self.DATABASE} is read-only ({msg}); a read-only store can be read, not resumed"
+            elif "unable to open" in msg:
+                what = f"cannot open {self.DATABASE} ({msg})"
+            else:
+                what = f"{self.DATABASE}: {msg}"
+            raise self._err(what) from None
+
+    def _check_schema(self, con: sqlite3.Connection, tables: set[str]) -> None:
+        (app,) = con.execute("PRAGMA application_id").fetchone()
+        (version,) = con.execute("PRAGMA user_version").fetchone()
+        if app != APPLICATION_ID:
+            raise self._err(f"{self.DATABASE} is a SQLite database but not a nas-engine store "
+                            f"(application_id {app:#x}, expected {APPLICATION_ID:#x})")
+        if version > SCHEMA_VERSION:
+            raise self._err(f"{self.DATABASE} has schema version {version}, written by a newer nas-engine; "
+                            f"this version reads schema {SCHEMA_VERSION}: upgrade nas-engine")
+        if version != SCHEMA_VERSION:
+            raise self._err(f"{self.DATABASE} has unknown schema version {version} (expected {SCHEMA_VERSION})")
+        missing = {"meta", "evaluations", "state", "artifacts"} - tables
+        if missing:
+            raise self._err(f"{self.DATABASE} is damaged: tables {sorted(missing)} are missing")
+        problems = [r[0] for r in con.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self._err(f"{self.DATABASE} is corrupt (integrity check: {problems[0]})")
+
+    def _config_from(self, con: sqlite3.Connection) -> dict[str, Any]:
+        row = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        if row is None:
+            raise self._err(f"{self.DATABASE} holds no search configuration; it is damaged (refusing to guess "
+                            "which search it belongs to)")
+        try:
+            return json.loads(row[0])
+        except ValueError as exc:
+            raise self._err(f"the stored configuration is not valid JSON ({exc})") from None
+
+    # -- readers ------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether the directory holds a store (of this or an earlier version)."""
+        return self.database.exists() or self.is_legacy
 
     def config(self) -> dict[str, Any] | None:
-        p = self.path / self.CONFIG
-        return json.loads(p.read_text()) if p.exists() else None
-
-    # -- records --------------------------------------------------------------
-    def append(self, record: dict[str, Any]) -> None:
-        line = _dumps(record) + "\n"
-        with open(self.path / self.RECORDS, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        """The stored search configuration (None when the directory holds no store)."""
+        if self.is_legacy:
+            return _Legacy(self.path).config()
+        if not self.database.exists():
+            return None
+        with self._reader() as con:
+            return self._config_from(con)
 
     def records(self) -> list[dict[str, Any]]:
-        """All complete records, in order; a torn trailing line is dropped (and truncated away)."""
-        p = self.path / self.RECORDS
-        if not p.exists():
-            return []
-        data = p.read_bytes()
-        out, good = [], 0
-        for raw in data.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break
-            good += len(raw)
-        if good != len(data):  # drop a torn last line so later appends stay well-formed
-            with open(p, "r+b") as f:
-                f.truncate(good)
-        return out
-
-    # -- state ---------------------------------------------------------------
-    def write_state(self, state: dict[str, Any]) -> None:
-        self._atomic_write(self.path / self.STATE, _dumps(state))
+        """Every finished evaluation, in order, as :meth:`~nas_engine.results.Evaluation.to_record` dicts
+        plus ``elapsed``."""
+        return self.load()[0]
 
     def state(self) -> dict[str, Any] | None:
-        p = self.path / self.STATE
-        return json.loads(p.read_text()) if p.exists() else None
+        """The search state (None before the first one was written)."""
+        return self.load()[1]
 
-    def _atomic_write(self, path: Path, text: str) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+    def load(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The evaluations and the state, read in one transaction (so they agree)."""
+        if self.is_legacy:
+            legacy = _Legacy(self.path)
+            return legacy.records(), legacy.state()
+        if not self.database.exists():
+            return [], None
+        with self._reader() as con, self._translate():
+            con.execute("BEGIN")
+            try:
+                rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM evaluations ORDER BY idx").fetchall()
+                st = con.execute("SELECT n_records, body FROM state WHERE id = 1").fetchone()
+            finally:
+                con.execute("COMMIT")
+        records = [self._record_of(row) for row in rows]
+        state = None
+        if st is not None:
+            try:
+                state = json.loads(st[1])
+            except ValueError as exc:
+                raise self._err(f"the stored search state is not valid JSON ({exc})") from None
+            if st[0] != len(records):
+                raise self._err(f"is inconsistent: the state reflects {st[0]} evaluations, the database "
+                                f"holds {len(records)}")
+        for i, r in enumerate(records):
+            if r["index"] != i:
+                raise self._err(f"is inconsistent: evaluation {i} has index {r['index']}")
+        return records, state
+
+    def artifacts(self) -> dict[str, dict[str, Any]]:
+        """The files referenced from the database: ``{name: {"sha256", "size", "meta"}}``."""
+        if self.is_legacy or not self.database.exists():
+            return {}
+        with self._reader() as con, self._translate():
+            rows = con.execute("SELECT name, sha256, size, meta FROM artifacts ORDER BY name").fetchall()
+        return {n: {"sha256": h, "size": s, "meta": json.loads(m)} for n, h, s, m in rows}
+
+    def _record_of(self, row: tuple) -> dict[str, Any]:
+        rec = dict(zip(_COLUMNS, row))
+        try:
+            info = json.loads(rec["info"])
+            curve = None if rec["curve"] is None else json.loads(rec["curve"])
+        except ValueError as exc:
+            raise self._err(f"evaluation {rec['idx']} holds invalid JSON ({exc})") from None
+        return {"index": rec["idx"], "arch": rec["arch"], "score": rec["score"], "cost_seconds": rec["cost_seconds"],
+                "epochs": rec["epochs"], "status": rec["status"], "reason": rec["reason"], "seed": rec["seed"],
+                "cached": bool(rec["cached"]), "info": info, "curve": curve, "elapsed": rec["elapsed"]}
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+
+class _Legacy:
+    """Read-only importer of the JSONL stores of earlier versions (never modifies them)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _err(self, what: str) -> StoreError:
+        return StoreError(f"store {str(self.path)!r}: {what}")
+
+    def _json_file(self, name: str) -> Any:
+        p = self.path / name
+        if not p.exists():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise self._err(f"{name} is not readable JSON ({exc})") from None
+
+    def config(self) -> dict[str, Any]:
+        cfg = self._json_file(RunStore.LEGACY_CONFIG)
+        if cfg is None:
+            raise self._err(f"has evaluations but no {RunStore.LEGACY_CONFIG}; refusing to guess which search "
+                            "they belong to")
+        return cfg
+
+    def state(self) -> dict[str, Any] | None:
+        return self._json_file(RunStore.LEGACY_STATE)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The complete records; a torn last line (a crash mid-append) is ignored, anything else is an error."""
+        p = self.path / RunStore.LEGACY_RECORDS
+        if not p.exists():
+            return []
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise self._err(f"cannot read {p.name} ({exc.strerror or exc})") from None
+        lines = data.split(b"\n")
+        out = []
+        for i, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            last = i == len(lines) - 1  # no newline after it: possibly torn
+            try:
+                rec = json.loads(raw)
+            except ValueError as exc:
+                if last:
+                    break
+                raise self._err(f"{p.name} line {i + 1} is not a JSON record ({exc}); the store is damaged") \
+                    from None
+            if not isinstance(rec, dict) or rec.get("index") != len(out):
+                raise self._err(f"{p.name} line {i + 1}: expected the record with index {len(out)}, got "
+                                f"{rec.get('index') if isinstance(rec, dict) else type(rec).__name__!r}")
+            out.append(rec)
+        return out
+
+
+def migrate(path: str | os.PathLike) -> RunStore:
+    """Convert a JSONL store of an earlier version into a database store in place.
+
+    The old files move to ``DIR/legacy-jsonl/`` (nothing is deleted).  The
+    configuration is carried over as it was: resuming it works when the
+    current version describes the search the same way (otherwise the resume is
+    refused naming the differing keys, as for any other store).
+    """
+    store = RunStore(path)
+    if not store.is_legacy:
+        raise StoreError(f"store {str(store.path)!r} is not a JSONL store of an earlier version "
+                         "(nothing to migrate)")
+    legacy = _Legacy(store.path)
+    config, records, state = legacy.config(), legacy.records(), legacy.state()
+    if state is None and records:
+        raise StoreError(f"store {str(store.path)!r} has evaluations but no {RunStore.LEGACY_STATE}; it is damaged")
+    backup = store.path / "legacy-jsonl"
+    backup.mkdir(exist_ok=True)
+    moved = []
+    for name in (RunStore.LEGACY_CONFIG, RunStore.LEGACY_RECORDS, RunStore.LEGACY_STATE):
+        if (store.path / name).exists():
+            os.replace(store.path / name, backup / name)
+            moved.append(name)
+    try:
+        new = RunStore(store.path)
+        # the database may be created over the remaining files (artifacts such as supernet.pt)
+        new._lock()
+        try:
+            con = new._connect(write=True)
+            with new._translate(), closing(con):
+                con.execute("BEGIN IMMEDIATE")
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    con.execute(stmt)
+                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                    ("config", dumps_strict(config)), ("created", _now()), ("schema_version", str(SCHEMA_VERSION)),
+                    ("migrated_from", "jsonl")])
+                n = int(state["n_records"]) if state is not None else 0
+                for rec in records[:n]:  # a record ahead of the state is re-run on resume, as before
+                    con.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) VALUES "
+                                f"({', '.join('?' * len(_COLUMNS))})", new._row(rec))
+                if state is not None:
+                    RunStore._put_state(con, n, _dumps_internal(state))
+                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                con.execute("COMMIT")
+                con.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            new._unlock()
+    except BaseException:
+        (store.path / RunStore.DATABASE).unlink(missing_ok=True)
+        for name in moved:
+            os.replace(backup / name, store.path / name)
+        raise
+    return RunStore(store.path)

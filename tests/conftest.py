@@ -54,9 +54,18 @@ def ray_cluster():
 
 
 def stored_records(store: Path) -> list[dict]:
-    """The records of a run store's evaluations.jsonl (empty if none yet)."""
-    path = Path(store) / "evaluations.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The evaluations a run store holds (empty if none yet), read without modifying it."""
+    from nas_engine.store import RunStore
+
+    s = RunStore(store)
+    if not s.database.exists():
+        return []
+    try:
+        return s.records()
+    except ValueError as exc:  # created, before its first commit
+        if "is empty" in str(exc):
+            return []
+        raise
 
 
 def kill_after_records(args: list[str], store: Path, at_least: int, *, env: dict, cwd: Path,

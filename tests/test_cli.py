@@ -23,7 +23,7 @@ def test_search_json(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert len(out["evaluations"]) == 3 and out["best"]["arch"].startswith("|")
     assert out["best"]["score"] == max(e["score"] for e in out["evaluations"])
-    assert (tmp_path / "run" / "evaluations.jsonl").exists()
+    assert (tmp_path / "run" / "run.sqlite").exists()
 
 
 def test_search_table(capsys):

@@ -24,7 +24,7 @@ from nas_engine.api import (
 )
 from nas_engine.config import check_choice, check_float, check_int, config_diff, kebab_case
 from nas_engine.registry import create, from_config, spaces
-from nas_engine.store import StoreMismatchError
+from nas_engine.store import RunStore, StoreMismatchError
 from nas_engine.testing import (
     ConformanceError,
     check_estimator,
@@ -223,7 +223,7 @@ def test_resuming_with_a_differently_configured_space_is_a_mismatch(tmp_path):
 
     Search("random", ToySpace(3), ToyCount(), data="digits", protocol=TINY, budget=Budget(evaluations=2),
            store=store, progress=False).run()
-    assert json.loads((tmp_path / "s" / "config.json").read_text())["space"] == {"name": "toy", "params": {"n": 3}}
+    assert RunStore(tmp_path / "s").config()["space"] == {"name": "toy", "params": {"n": 3}}
     with pytest.raises(StoreMismatchError, match=r"differs in: space\.params\.n"):
         Search("random", ToySpace(4), ToyCount(), data="digits", protocol=TINY, budget=Budget(evaluations=3),
                store=store, progress=False).run()

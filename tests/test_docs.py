@@ -174,7 +174,7 @@ def demo_job(tmp: Path) -> str | None:
             return f"the demo command has no {flag}"
         args[args.index(flag) + 1] = value
     return run_cli(args + ["--quiet"], tmp, "Makefile demo") or (
-        None if (tmp / "demo" / "evaluations.jsonl").is_file() else "the demo stored no evaluations")
+        None if (tmp / "demo" / "run.sqlite").is_file() else "the demo stored no evaluations")
 
 
 def _python_files():

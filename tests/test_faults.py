@@ -18,6 +18,7 @@ from nas_engine.estimators import TSEEMA
 from nas_engine.executors import InlineExecutor, ProcessExecutor
 from nas_engine.search import EvaluationWarning, RemoteTraceback
 from nas_engine.strategies import FixedList, RandomSearch
+from nas_engine.store import RunStore
 
 from .conftest import TINY, kill_after_records, stored_records
 from .faulty import REMOTE, Cheap, Faulty, InterruptingList, archs, make_executor
@@ -53,7 +54,7 @@ def test_diverging_and_raising_candidates_are_recorded_failed(kind, request, tmp
     assert all(got[a].ok and math.isfinite(got[a].score) for a in (listed[0], listed[2], listed[4]))
     assert r.best.arch.string not in (listed[1], listed[3])
     stored = {rec["arch"]: rec for rec in stored_records(tmp_path / "s")}
-    assert stored[listed[3]]["status"] == "failed" and stored[listed[3]]["score"] == -math.inf
+    assert stored[listed[3]]["status"] == "failed" and stored[listed[3]]["score"] is None
 
 
 @pytest.mark.parametrize("kind", ["inline", "processes"])
@@ -117,8 +118,10 @@ def test_ctrl_c_in_tell_keeps_finished_results_and_resume_completes(tmp_path):
     full = run(FixedList(listed), Cheap(), "inline", 6)
     with pytest.raises(KeyboardInterrupt):
         run(InterruptingList(listed).interrupting(at=3), Cheap(), "inline", 6, store=str(store))
-    assert [rec["arch"] for rec in stored_records(store)] == listed[:3]  # the third was recorded before its tell
-    state = json.loads((store / "state.json").read_text())
+    # the third evaluation and the state after its tell are one transaction: interrupted in the tell, neither
+    # was written, and the third is pending again
+    assert [rec["arch"] for rec in stored_records(store)] == listed[:2]
+    state = RunStore(store).state()
     assert state["n_records"] == 2 and state["pending"] == [listed[2]]
     resumed = run(FixedList(listed), Cheap(), "inline", 6, store=str(store))
     assert [(e.arch.string, e.score, e.cached) for e in resumed.history] == \
@@ -133,26 +136,28 @@ def test_sigint_cancels_work_in_flight_and_resume_completes(kind, request, tmp_p
             make_executor(kind, request), 6, store=str(store))
     assert multiprocessing.active_children() == []  # the workers are gone
     done = [rec["arch"] for rec in stored_records(store)]
-    assert len(done) == 2 and set(done) <= set(listed[:4])
-    state = json.loads((store / "state.json").read_text())
-    assert set(state["pending"]) & set(done) <= {done[-1]}  # the last record's tell was interrupted
+    assert len(done) == 1 and set(done) <= set(listed[:4])  # interrupted in the second tell: one is stored
+    state = RunStore(store).state()
+    assert not set(state["pending"]) & set(done)  # stored evaluations and state agree
     resumed = run(FixedList(listed), Cheap(sleep=0.3), make_executor(kind, request), 6, store=str(store))
-    assert [e.arch.string for e in resumed.history[:2]] == done
+    assert [e.arch.string for e in resumed.history[:1]] == done
     assert sorted(e.arch.string for e in resumed.history) == sorted(listed)
     assert not any(e.cached for e in resumed.history)  # nothing finished was evaluated again
 
 
 def test_resume_when_a_later_proposal_finished_first(request, tmp_path):
-    """The record written before a crash may complete any proposal in flight, not the oldest."""
+    """Interrupted while telling a result that finished before an earlier proposal: the evaluation and the
+    state after its tell are one transaction, so neither is stored and both proposals are pending again."""
     listed, store = archs(4), tmp_path / "s"
     slow_first = Faulty({listed[0]: "sleep"})
     with pytest.raises(KeyboardInterrupt):
         run(InterruptingList(listed).interrupting(at=1), slow_first, make_executor("processes", request), 4,
             store=str(store))
-    assert [rec["arch"] for rec in stored_records(store)] == [listed[1]]
-    assert json.loads((store / "state.json").read_text())["pending"] == listed[:2]
+    # interrupted in the tell of the first result (listed[1], which finished first): nothing is stored
+    assert stored_records(store) == []
+    assert RunStore(store).state()["pending"] == listed[:2]
     resumed = run(FixedList(listed), slow_first, "inline", 4, store=str(store))
-    assert [e.arch.string for e in resumed.history] == [listed[1], listed[0], listed[2], listed[3]]
+    assert [e.arch.string for e in resumed.history] == listed
     assert not any(e.cached for e in resumed.history)
 
 

@@ -23,6 +23,7 @@ from nas_engine.strategies.oneshot import CHECKPOINT, SupernetTrainer, fair_path
 from nas_engine.strategies.oneshot import supernet as supernet_module
 from nas_engine.testing import check_registered as check_plugin
 from nas_engine.training import train
+from nas_engine.store import RunStore
 
 from .conftest import TINY
 
@@ -399,7 +400,7 @@ def test_search_fairnas_tse_api(tmp_path):
     assert r.total_cost_seconds == pytest.approx(r.setup_seconds + sum(e.cost_seconds for e in r.history))
     assert r.seconds >= r.setup_seconds
     assert (store / CHECKPOINT).exists()
-    state = json.loads((store / "state.json").read_text())
+    state = RunStore(store).state()
     assert state["setup_seconds"] == r.setup_seconds and state["strategy"]["supernet"]["epochs"] == 1
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nas_engine import Budget, Search
+from nas_engine import Budget, Search, SearchResult
 from nas_engine.context import Context
 from nas_engine.estimators import TSEEMA, ValAcc
 from nas_engine.spaces.nb201 import NB201Space
-from nas_engine.store import StoreMismatchError
+from nas_engine.store import RunStore, StoreMismatchError
 from nas_engine.strategies import FixedList
 
 from .conftest import TINY, kill_after_records
@@ -84,8 +84,9 @@ def test_diverging_candidate_is_recorded_failed_and_search_goes_on(tmp_path):
     bad = r.history[1]
     assert bad.score == -math.inf and bad.reason.startswith("diverged")
     assert r.best.arch.string != archs[1]
-    rec = [json.loads(line) for line in (tmp_path / "s" / "evaluations.jsonl").read_text().splitlines()]
-    assert rec[1]["status"] == "failed" and rec[1]["score"] == -math.inf
+    rec = RunStore(tmp_path / "s").records()
+    assert rec[1]["status"] == "failed" and rec[1]["score"] is None  # strict JSON: no -Infinity
+    assert SearchResult.load(tmp_path / "s", space=space).history[1].score == -math.inf
 
 
 def test_store_mismatch_is_refused(tmp_path):
