@@ -34,6 +34,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -135,12 +136,17 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         resolve = ADMITTED.get((module, name))
         if resolve is None:
-            raise UnsafePickleError(f"{self._path}: refuses to load {_printable(module + '.' + name)!r} "
+            raise UnsafePickleError(f"{self._path}: refuses to load {_printable(_py3(module) + '.' + name)!r} "
                                     f"({self._what} holds only {self._holds})")
         return resolve()
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"{self._path}: refuses a persistent id ({self._what} holds only {self._holds})")
+
+
+def _py3(module: str) -> str:
+    """The Python 3 name of a module a protocol 2 pickle names (``__builtin__`` -> ``builtins``)."""
+    return {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)
 
 
 def _printable(s: str, limit: int = 120) -> str:
@@ -349,9 +355,49 @@ def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_locat
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        what = f"{found.group(1)!r}" if found else _printable(str(e).splitlines()[0] if str(e) else "", 120)
+        foreign = [g for g in _pickle_globals(data) if not g.startswith(_TORCH_GLOBALS)]
+        if foreign:
+            what = repr(_printable(foreign[0]))
+        else:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            what = "it: " + _printable(next((ln for ln in lines if "Unsupported" in ln or "GLOBAL" in ln),
+                                           lines[0] if lines else type(e).__name__), 160)
         raise UnsafePickleError(f"{path}: refuses to load {what} (a checkpoint holds only tensors, dicts, lists, "
                                 f"tuples, str and numbers; torch.load(weights_only=True) refused it)") from e
     except Exception as e:
         raise ValueError(f"{path}: not a readable torch checkpoint ({_one_line(e)})") from e
+
+
+#: globals of an ordinary torch checkpoint (not named as the reason of a refusal)
+_TORCH_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set")
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """The globals a torch checkpoint's pickle names (parsed with :mod:`pickletools`, nothing executed);
+    for error messages only, so best effort."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    except (zipfile.BadZipFile, StopIteration, KeyError, OSError):
+        pass  # the legacy format, or a plain pickle
+    found, memo, strings, last = [], {}, [], None
+    stream = io.BytesIO(data)
+    try:
+        while stream.tell() < len(data):  # the legacy format is several pickles in a row
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[len(memo) if op.name == "MEMOIZE" else arg] = last
+                    continue
+                last = memo.get(arg) if op.name in ("BINGET", "LONG_BINGET", "GET") else arg
+                if isinstance(last, str):
+                    strings.append(last)
+                if op.name == "GLOBAL":
+                    module, _, name = str(arg).partition(" ")
+                    found.append(f"{_py3(module)}.{name}")
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{_py3(strings[-2])}.{strings[-1]}")
+    except Exception:  # garbage after what parsed: report what was found
+        pass
+    return found
