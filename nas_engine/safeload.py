@@ -121,7 +121,7 @@ ADMITTED: dict[tuple[str, str], Callable[[], Any]] = {
     ("_codecs", "encode"): _const(_latin1_encode),
 }
 
-#: what a file of each kind holds, for the refusal message
+#: what the admitted globals build, for the refusal message (callers may say it for their kind of file)
 _HOLDS = "numpy arrays and scalars, dicts, lists, tuples, sets, str, bytes and numbers"
 
 
@@ -173,11 +173,8 @@ def safe_pickle_load(file: IO[bytes] | str | os.PathLike[str], *, path_for_error
     """
     if isinstance(file, (str, os.PathLike)):
         where = str(path_for_errors if path_for_errors is not None else file)
-        try:
-            with open(file, "rb") as f:
-                return safe_pickle_load(f, path_for_errors=where, what=what, holds=holds, encoding=encoding)
-        except OSError as e:
-            raise ValueError(f"{where}: cannot read {what} ({_one_line(e)})") from e
+        with open(file, "rb") as f:  # OSError (FileNotFoundError...) as it comes: it names the file
+            return safe_pickle_load(f, path_for_errors=where, what=what, holds=holds, encoding=encoding)
     where = str(path_for_errors if path_for_errors is not None else getattr(file, "name", "<stream>"))
     try:
         return RestrictedUnpickler(file, path=where, what=what, holds=holds, encoding=encoding).load()
