@@ -30,7 +30,6 @@ import logging
 import math
 import numbers
 import os
-import pickle
 import re
 import shutil
 import tarfile
@@ -45,6 +44,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .safeload import safe_pickle_load
 
 __all__ = [
     "CIFAR10_MD5",
@@ -654,23 +655,50 @@ def _read_cifar(directory: Path) -> _Raw:
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one pickled batch."""
-    with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one pickled batch.
+
+    The batch is unpickled with :func:`~nas_engine.safeload.safe_pickle_load`
+    (numpy arrays, dicts, lists, str, bytes and numbers only: a file naming
+    anything else is refused, nothing in it runs).  ``data`` must be an
+    integer array with values in 0..255 (the real files hold uint8) and the
+    labels integers in 0..9; nothing is cast silently.
+    """
+    batch = safe_pickle_load(path, what="a CIFAR-10 batch", encoding="bytes",
+                             holds="numpy arrays, lists, dicts, str, bytes and numbers")
     try:
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (KeyError, TypeError) as e:
+        raw_data, raw_labels = batch[b"data"], batch[b"labels"]
+    except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no b'data'/b'labels')") from e
+    data = _integer_array(path, "data", raw_data)
+    labels = _integer_array(path, "labels", raw_labels)
     side = _CIFAR_SIDE
-    if data.ndim != 2 or data.shape[1] != 3 * side * side or len(data) != len(labels):
+    if data.ndim != 2 or data.shape[1] != 3 * side * side or labels.ndim != 1 or len(data) != len(labels):
         raise ValueError(
             f"{path}: expected data of shape (N, {3 * side * side}) and N labels, "
             f"got {data.shape} and {labels.shape}"
         )
+    if data.size and not 0 <= data.min() <= data.max() <= 255:
+        raise ValueError(f"{path}: pixel values outside 0..255 (min {data.min()}, max {data.max()})")
     if len(labels) and not 0 <= labels.min() <= labels.max() < 10:
         raise ValueError(f"{path}: labels outside 0..9")
-    return data.reshape(-1, 3, side, side), labels  # rows hold the R, G, B planes in turn
+    data = data.astype(np.uint8, copy=False).reshape(-1, 3, side, side)  # rows hold the R, G, B planes in turn
+    return data, labels.astype(np.int64, copy=False)
+
+
+def _integer_array(path: Path, key: str, value: Any) -> np.ndarray:
+    """``value`` (an array or a list) as an integer array, or a ``ValueError`` naming ``path`` and the dtype."""
+    if isinstance(value, (list, tuple)) and not value:
+        return np.zeros(0, dtype=np.int64)
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        raise ValueError(f"{path}: b'{key}' is a {type(value).__name__}, expected an integer array or list")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nesting
+        raise ValueError(f"{path}: b'{key}' is not a rectangular integer array ({e})") from e
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{path}: b'{key}' has dtype {array.dtype}, expected integers "
+                         f"({'uint8 pixel values' if key == 'data' else 'class indices'}); it is not cast")
+    return array
 
 
 def _download_cifar(parent: Path) -> None:

@@ -4,8 +4,10 @@ The release ``NATS-tss-v1_0-3ffb9-simple`` is a directory of bz2-compressed
 pickles: ``meta.pickle.pbz2`` and one ``{index:06d}.pickle.pbz2`` per
 architecture (15,625).  It is not downloaded by this package: get the archive
 from the NATS-Bench project, extract it and pass the directory to
-:class:`NATSBench`.  Pickles can run code when loaded: read only files from a
-source you trust.
+:class:`NATSBench`.  The pickles are read with the restricted unpickler of
+:mod:`nas_engine.safeload` (dicts, lists, tuples, sets, str, bytes, numbers,
+``OrderedDict`` and numpy scalars/arrays only): a file that names anything
+else is refused and nothing in it runs.
 
 ``meta``: ``{"meta_archs": [arch string of index 0, 1, ...], "total_archs":
 15625, "arch2infos": None, "evaluated_indexes": set()}``.
@@ -50,7 +52,6 @@ from __future__ import annotations
 
 import bz2
 import os
-import pickle
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from ..curves import LearningCurve
+from ..safeload import safe_pickle_load
 from ..spaces.base import Architecture
 from .table import CurveTable, file_digest
 
@@ -77,6 +79,12 @@ _META = "meta.pickle.pbz2"
 _ARCH_FILE = re.compile(r"^(\d{6})\.pickle\.pbz2$")
 _GET_IT = (f"the full release is NATS-Bench's {RELEASE!r} archive: download and extract it yourself, "
            "then pass its directory to NATSBench(path)")
+
+
+def _load(file: Path, what: str) -> Any:
+    """The bz2-compressed pickle ``file``, through the restricted unpickler (errors name the file)."""
+    with bz2.open(file, "rb") as f:
+        return safe_pickle_load(f, path_for_errors=file, what=what)
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,11 @@ class NATSBench(CurveTable):
         meta = self.path / _META
         if not meta.is_file():
             raise FileNotFoundError(f"NATS-Bench meta file not found: {str(meta)!r}; {_GET_IT}")
-        with bz2.open(meta, "rb") as f:
-            self._meta_archs: list[str] = list(pickle.load(f)["meta_archs"])
+        raw_meta = _load(meta, "a NATS-Bench meta file")
+        try:
+            self._meta_archs: list[str] = [str(s) for s in raw_meta["meta_archs"]]
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"{str(meta)!r} is not a NATS-Bench meta file (no 'meta_archs' list)") from e
         self._index = {s: i for i, s in enumerate(self._meta_archs)}
         present = (_ARCH_FILE.match(e.name) for e in os.scandir(self.path))
         self._present = sorted(i for m in present if m and (i := int(m.group(1))) < len(self._meta_archs))
@@ -174,15 +185,18 @@ class NATSBench(CurveTable):
                 f"NATS-Bench file {str(file)!r} of architecture {self._meta_archs[i]!r} (index {i}) is missing: "
                 f"the directory holds {len(self._present)} of the {len(self._meta_archs)} architecture files; "
                 f"{_GET_IT}")
-        with bz2.open(file, "rb") as f:
-            raw = pickle.load(f)
+        raw = _load(file, "a NATS-Bench architecture file")
         rec = {}
-        for hp, entry in raw.items():
-            if entry["arch_str"] != self._meta_archs[i]:
-                raise ValueError(f"{str(file)!r} holds architecture {entry['arch_str']!r}, but the meta file "
-                                 f"gives {self._meta_archs[i]!r} for index {i}")
-            rec[hp] = {ds: {int(s): _Run.from_raw(entry["all_results"][(ds, s)]) for s in seeds}
-                       for ds, seeds in entry["dataset_seed"].items()}
+        try:
+            for hp, entry in raw.items():
+                if entry["arch_str"] != self._meta_archs[i]:
+                    raise ValueError(f"{str(file)!r} holds architecture {entry['arch_str']!r}, but the meta file "
+                                     f"gives {self._meta_archs[i]!r} for index {i}")
+                rec[hp] = {ds: {int(s): _Run.from_raw(entry["all_results"][(ds, s)]) for s in seeds}
+                           for ds, seeds in entry["dataset_seed"].items()}
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"{str(file)!r} is not a NATS-Bench architecture file as documented in "
+                             f"nas_engine.benchmarks.nats ({type(e).__name__}: {e})") from e
         self._cache[i] = rec
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -15,8 +15,11 @@ or regularised evolution) and its default fine-tuning learning rate.
 2. with a store (``ctx.store_dir``), checkpoints the whole training state to
    ``<store>/supernet.pt`` after every epoch; a resumed search reloads it and
    continues from the last finished epoch (a finished supernet is not
-   retrained).  The checkpoint records what it was trained for, and a store
-   holding a different supernet is refused;
+   retrained).  The checkpoint's manifest ``supernet.pt.json`` records what it
+   was trained for and the file's sha256 (see
+   :func:`nas_engine.safeload.load_checkpoint`): a store holding a different
+   supernet, a corrupt checkpoint or one without its manifest is refused, and
+   the file is read with ``torch.load(weights_only=True)``;
 3. sets up the candidate selector.
 
 Afterwards ``initial_weights(arch)`` gives a standalone network for ``arch``
@@ -37,7 +40,6 @@ them to its clock and its result (see :mod:`nas_engine.search`).
 from __future__ import annotations
 
 import copy
-import os
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +49,7 @@ import torch
 
 from ...config import check_float, check_int, parameters
 from ...context import FineTuning, derive_seed
+from ...safeload import load_checkpoint, manifest_path, save_checkpoint
 from ...spaces.base import Architecture, HasSupernet
 from ...training import Protocol, seeded
 from ..base import Strategy
@@ -168,18 +171,12 @@ class OneShotStrategy(Strategy):
                                   **self.trainer_options())
         fingerprint = self._fingerprint(ctx)
         path = Path(ctx.store_dir) / CHECKPOINT if ctx.store_dir is not None else None
-        if path is not None and path.exists():
-            ckpt = torch.load(path, map_location=trainer.device, weights_only=False)
-            if ckpt["fingerprint"] != fingerprint:
-                raise ValueError(f"{path} holds a supernet trained for {ckpt['fingerprint']}, "
-                                 f"not for this search ({fingerprint}); use a new store directory")
-            trainer.load_state_dict(ckpt["trainer"])
+        if path is not None and (path.exists() or manifest_path(path).exists()):
+            # fingerprint, size and sha256 checked against the manifest before torch.load(weights_only=True)
+            trainer.load_state_dict(load_checkpoint(path, fingerprint=fingerprint, map_location=trainer.device))
 
         def checkpoint(t: SupernetTrainer) -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save({"fingerprint": fingerprint, "trainer": t.state_dict()}, tmp)
-            os.replace(tmp, path)
+            save_checkpoint(path, t.state_dict(), fingerprint=fingerprint)
 
         trainer.run(on_epoch=checkpoint if path is not None else None, progress=ctx.progress)
         self.supernet = supernet.eval()
