@@ -48,6 +48,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "manifest_path",
+    "checkpoint_manifests",
 ]
 
 
@@ -306,6 +307,20 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise ValueError(f"{mpath}: not a nas-engine checkpoint manifest (expected format {_MANIFEST_FORMAT!r} "
                          f"version {_MANIFEST_VERSION} with size, sha256 and fingerprint)")
     return manifest
+
+
+def checkpoint_manifests(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The well-formed checkpoint manifests in ``directory`` whose checkpoint file exists (by file name)."""
+    out = []
+    for mpath in sorted(Path(directory).glob("*.json")):
+        target = mpath.with_name(mpath.name[:-len(".json")])
+        if not target.is_file():
+            continue
+        try:
+            out.append(_read_manifest(target))
+        except ValueError:
+            continue  # not a manifest (another JSON file), or a damaged one: its loader reports it
+    return out
 
 
 def _matches(data: bytes, manifest: dict[str, Any]) -> bool:

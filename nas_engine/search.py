@@ -107,6 +107,7 @@ from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
 from .results import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jsonable
+from .safeload import checkpoint_manifests
 from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
 from .store import RunStore, StoreError, dumps_strict
@@ -363,6 +364,9 @@ class Search:
 
     def _run(self) -> SearchResult:
         self.strategy.setup(self.space, self.ctx)
+        if self.store is not None:  # files a strategy keeps in the store (a supernet), with their checksums
+            for m in checkpoint_manifests(self.store.path):
+                self.store.put_artifact(m["file"], m["sha256"], m["size"], {"fingerprint": m["fingerprint"]})
         history: list[Evaluation] = []
         pending: deque[Architecture] = deque()
         elapsed_before = None

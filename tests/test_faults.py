@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
@@ -17,8 +16,8 @@ from nas_engine import Budget, Search
 from nas_engine.estimators import TSEEMA
 from nas_engine.executors import InlineExecutor, ProcessExecutor
 from nas_engine.search import EvaluationWarning, RemoteTraceback
-from nas_engine.strategies import FixedList, RandomSearch
 from nas_engine.store import RunStore
+from nas_engine.strategies import FixedList, RandomSearch
 
 from .conftest import TINY, kill_after_records, stored_records
 from .faulty import REMOTE, Cheap, Faulty, InterruptingList, archs, make_executor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 
@@ -18,12 +19,12 @@ from nas_engine.data import load_dataset
 from nas_engine.estimators import TSE, TLMini, ValAcc
 from nas_engine.registry import create
 from nas_engine.spaces.nb201 import EDGES, OPS, NB201Network, NB201Space
+from nas_engine.store import RunStore
 from nas_engine.strategies.evolution import RegularizedEvolution
 from nas_engine.strategies.oneshot import CHECKPOINT, SupernetTrainer, fair_paths, uniform_paths
 from nas_engine.strategies.oneshot import supernet as supernet_module
 from nas_engine.testing import check_registered as check_plugin
 from nas_engine.training import train
-from nas_engine.store import RunStore
 
 from .conftest import TINY
 
@@ -400,6 +401,9 @@ def test_search_fairnas_tse_api(tmp_path):
     assert r.total_cost_seconds == pytest.approx(r.setup_seconds + sum(e.cost_seconds for e in r.history))
     assert r.seconds >= r.setup_seconds
     assert (store / CHECKPOINT).exists()
+    ref = RunStore(store).artifacts()[CHECKPOINT]  # referenced from the database with its checksum
+    assert ref["sha256"] == hashlib.sha256((store / CHECKPOINT).read_bytes()).hexdigest()
+    assert ref["size"] == (store / CHECKPOINT).stat().st_size and ref["meta"]["fingerprint"]["seed"] == 1
     state = RunStore(store).state()
     assert state["setup_seconds"] == r.setup_seconds and state["strategy"]["supernet"]["epochs"] == 1
 
