@@ -253,10 +253,12 @@ def check_float(value: Any, name: str, *, who: str | None = None, low: float | N
     return float(value)
 
 
-def check_bool(value: Any, name: str, *, who: str | None = None) -> bool:
-    """``value`` if it is a ``bool``."""
+def check_bool(value: Any, name: str, *, who: str | None = None, none: bool = False) -> bool | None:
+    """``value`` if it is a ``bool`` (or ``None`` when allowed)."""
+    if value is None and none:
+        return None
     if not isinstance(value, bool):
-        raise _fail(who, name, "True or False", value)
+        raise _fail(who, name, "True, False or None" if none else "True or False", value)
     return value
 
 

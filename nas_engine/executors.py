@@ -47,6 +47,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
+from .config import check_int
 from .threads import _set_torch_threads, torch_threads
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "ProcessExecutor",
     "RayExecutor",
     "WorkerDied",
+    "MemoryCapTooLow",
     "create_executor",
     "available_executors",
     "cpu_count",
@@ -66,6 +68,10 @@ RAY_INSTALL_HINT = 'the "ray" executor needs Ray: pip install "nas-engine[ray]"'
 
 class WorkerDied(RuntimeError):
     """The process running a task died before returning (killed, crashed, node lost)."""
+
+
+class MemoryCapTooLow(ValueError):
+    """``ProcessExecutor(max_memory_mb=...)`` is below what a worker process needs to start at all."""
 
 
 def cpu_count() -> int:
@@ -94,6 +100,8 @@ _WORKER_SHARED: list[Any] = []  # in a ProcessExecutor worker: the shared object
 
 def _process_task(fn: Callable, args: Sequence):
     """A :class:`ProcessExecutor` task: ``fn(*args)`` with ``_Shared`` placeholders replaced by their objects."""
+    if _WORKER_START_ERROR:
+        raise MemoryCapTooLow(_WORKER_START_ERROR[0])
     return fn(*(_WORKER_SHARED[a.key] if isinstance(a, _Shared) else a for a in args))
 
 
@@ -110,12 +118,75 @@ def _init_worker(shared: list, threads: int, max_memory_mb: int | None, driver_p
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_torch_threads(threads)
     threading.Thread(target=_exit_with_driver, args=(driver_pid,), name="exit-with-driver", daemon=True).start()
-    if max_memory_mb is not None:
-        import resource
-
-        limit = int(max_memory_mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _WORKER_SHARED[:] = shared
+    if max_memory_mb is not None:
+        why = _cap_memory(max_memory_mb)
+        _WORKER_START_ERROR[:] = [] if why is None else [why]
+
+
+#: the modules every task needs (forkserver workers fork with them imported; a capped worker imports them)
+_WORKER_MODULES = ["nas_engine.search"]
+#: address space a capped worker must have left once started (a small allocation it makes to check)
+_START_HEADROOM_MB = 64
+_WORKER_START_ERROR: list[str] = []  # in a capped worker that cannot run tasks: why (the cap is too low)
+
+
+def _mapped_mb() -> float | None:
+    """This process's address-space size in MB (what ``RLIMIT_AS`` caps); ``None`` where /proc has no statm."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[0])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return None
+
+
+def _cap_memory(max_memory_mb: int) -> str | None:
+    """Cap this worker's address space at ``max_memory_mb`` MB; why no task can run under it, or ``None``.
+
+    Too low: below what the worker has mapped already, or so close to it that
+    importing the task's modules, a little torch work or a small allocation
+    fails under the cap (``MemoryError``, or an ``ImportError``/``OSError``/
+    ``RuntimeError`` from a failed mapping -- garbage like "the scipy install
+    seems to be broken" if it happened in a task instead).
+    """
+    import importlib
+    import resource
+
+    mapped = _mapped_mb()
+    if mapped is not None and max_memory_mb <= mapped + _START_HEADROOM_MB:
+        return _cap_too_low(max_memory_mb, mapped)
+    limit = max_memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        import torch
+
+        for module in _WORKER_MODULES:
+            importlib.import_module(module)
+        torch.nn.functional.conv2d(torch.ones(2, 3, 8, 8), torch.ones(4, 3, 3, 3)).sum().item()
+        bytearray(_START_HEADROOM_MB * 2**20)
+    except (MemoryError, ImportError, OSError, RuntimeError) as exc:
+        return _cap_too_low(max_memory_mb, mapped, exc)
+    return None
+
+
+def _cap_too_low(max_memory_mb: int, mapped: float | None, failed: BaseException | str | None = None) -> str:
+    """The one-line message of :class:`MemoryCapTooLow`; ``failed`` is what went wrong under the cap."""
+    if isinstance(failed, BaseException):
+        text = next((line.strip() for line in str(failed).splitlines() if line.strip()), "")
+        failed = f"starting one under it failed with {type(failed).__name__}{': ' + text if text else ''}"
+    need = (f"a worker maps {mapped:.0f} MB before its first task and the cap counts all of its address space"
+            if mapped is not None else "the cap counts a worker's whole address space, about 1 GB once torch "
+            "is imported")
+    suggest = 4000 if mapped is None else max(4000, 1000 * math.ceil(2 * mapped / 1000))
+    return (f"ProcessExecutor: memory cap of {max_memory_mb} MB is too low to start a worker "
+            f"({failed + '; ' if failed else ''}{need}: give max_memory_mb well above that, e.g. {suggest}, "
+            "or None for no cap)")
+
+
+def _worker_start_error() -> str | None:
+    """A :class:`ProcessExecutor` worker's first task when capped: why it cannot run tasks, or ``None``."""
+    return _WORKER_START_ERROR[0] if _WORKER_START_ERROR else None
 
 
 def _exit_with_driver(driver_pid: int, interval: float = 1.0) -> None:
@@ -256,7 +327,10 @@ class ProcessExecutor(Executor):
     an allocation beyond it fails (``MemoryError``, or torch's "can't allocate
     memory") and the evaluation is recorded as out of memory.  The cap counts
     virtual memory, including the ~1 GB a worker maps once torch is imported,
-    so choose it well above that.
+    so choose it well above that: a cap too low for a worker to start (to
+    import the engine and do a little torch work under it) raises
+    :class:`MemoryCapTooLow` (a ``ValueError``) from the first :meth:`submit`
+    (and from :meth:`result` of any later worker that cannot start).
     """
 
     name = "processes"
@@ -267,9 +341,8 @@ class ProcessExecutor(Executor):
         workers = cpus if workers is None else _positive_int(workers, "ProcessExecutor: workers")
         super().__init__(workers, max_retries=max_retries,
                          threads=max(1, cpus // workers) if threads is None else threads)
-        if max_memory_mb is not None:
-            _positive_int(max_memory_mb, "ProcessExecutor: max_memory_mb")
-        self.max_memory_mb = max_memory_mb
+        self.max_memory_mb = check_int(max_memory_mb, "max_memory_mb", none=True, who="ProcessExecutor")
+        self._cap_checked = False  # whether a worker has started under max_memory_mb
         methods = multiprocessing.get_all_start_methods()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in methods else "spawn"
@@ -292,13 +365,38 @@ class ProcessExecutor(Executor):
             pool.shutdown(wait=True)  # started before the last share(): restart with every shared object
             pool = None
         if pool is None:
-            ctx = multiprocessing.get_context(self.start_method)
-            if self.start_method == "forkserver":
-                ctx.set_forkserver_preload(["nas_engine.search"])  # workers fork with torch imported
-            pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(list(self._shared), self.threads, self.max_memory_mb, os.getpid()))
-            self._pools[slot], self._pool_shares[slot] = pool, len(self._shared)
+            pool = self._new_pool(slot)
+            if self.max_memory_mb is not None and not self._cap_checked:
+                self._check_cap(slot)
+                pool = self._pools[slot]
         return pool
+
+    def _new_pool(self, slot: int) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            ctx.set_forkserver_preload(_WORKER_MODULES)  # workers fork with torch imported
+        pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(list(self._shared), self.threads, self.max_memory_mb, os.getpid()))
+        self._pools[slot], self._pool_shares[slot] = pool, len(self._shared)
+        return pool
+
+    def _check_cap(self, slot: int) -> None:
+        """Start the worker of ``slot`` (a new pool) and raise :class:`MemoryCapTooLow` if it cannot run tasks
+        under the memory cap (or dies twice while starting under it)."""
+        for attempt in (1, 2):
+            try:
+                why = self._pools[slot].submit(_worker_start_error).result()
+            except BrokenProcessPool:  # e.g. a thread library aborting when it cannot map a thread's stack
+                self._discard(slot, kill=False)
+                if attempt == 1:
+                    self._new_pool(slot)
+                    continue
+                why = _cap_too_low(self.max_memory_mb, None, "its worker process died twice while starting under it")
+            if why is not None:
+                self._discard(slot, kill=False)
+                raise MemoryCapTooLow(why)
+            self._cap_checked = True
+            return
 
     def submit(self, fn: Callable, *args) -> Future:
         busy = set(self._slot_of.values())

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .config import check_float, check_int
 from .curves import LearningCurve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,10 +88,9 @@ class Budget:
     def __post_init__(self):
         if all(getattr(self, name) is None for name in self._LIMITS):
             raise ValueError("Budget needs at least one limit: evaluations=, epochs=, seconds= or cost_seconds=")
-        for name in self._LIMITS:
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
-                raise ValueError(f"Budget.{name} must be a positive number or None, got {v!r}")
+        object.__setattr__(self, "evaluations", check_int(self.evaluations, "evaluations", none=True, who="Budget"))
+        for name in ("epochs", "seconds", "cost_seconds"):
+            check_float(getattr(self, name), name, low=0, low_open=True, none=True, who="Budget")
 
     def exhausted(self, n_evaluations: int, epochs: float, seconds: float, cost_seconds: float = 0.0) -> bool:
         return ((self.evaluations is not None and n_evaluations >= self.evaluations)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .config import check_bool, check_choice, check_float, check_int
 from .curves import LearningCurve
 from .data import Dataset, augment_batch
 
@@ -86,19 +87,26 @@ class Protocol:
     eval_batch_size: int = 1000
 
     def __post_init__(self):
+        who = "Protocol"
         for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Protocol.{name} must be a positive integer, got {v!r}")
-        for name in ("lr", "momentum", "weight_decay", "lr_min"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"Protocol.{name} must be a finite non-negative number, got {v!r}")
-        if self.amp not in (None, *_AMP_DTYPES):
-            raise ValueError(f"Protocol.amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
-        if self.nesterov and self.momentum == 0:
-            raise ValueError("Protocol.nesterov=True needs momentum > 0")
-        _parse_device(self.device)  # the name only: availability is checked when training starts
+            object.__setattr__(self, name, check_int(getattr(self, name), name, who=who))
+        check_float(self.lr, "lr", low=0, low_open=True, who=who)
+        check_float(self.lr_min, "lr_min", low=0, who=who)
+        if self.lr_min > self.lr:  # the cosine schedule decays from lr to lr_min
+            raise ValueError(f"{who}: lr_min must be <= lr={self.lr!r}, got {self.lr_min!r}")
+        check_float(self.momentum, "momentum", low=0, high=1, high_open=True, who=who)
+        check_float(self.weight_decay, "weight_decay", low=0, who=who)
+        check_bool(self.nesterov, "nesterov", who=who)
+        if self.nesterov and self.momentum == 0:  # torch's SGD refuses Nesterov without momentum
+            raise ValueError(f"{who}: nesterov=True needs momentum > 0 (or nesterov=False), "
+                             f"got momentum={self.momentum!r}")
+        check_bool(self.channels_last, "channels_last", none=True, who=who)
+        check_bool(self.augment, "augment", who=who)
+        check_choice(self.amp, "amp", (None, *_AMP_DTYPES), who=who)
+        try:  # the name only: availability is checked when training starts
+            _parse_device(self.device)
+        except ValueError:
+            raise ValueError(f"{who}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
 
     @property
     def size(self) -> dict[str, int]:

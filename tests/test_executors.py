@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from nas_engine.context import Context
 from nas_engine.estimators import TSEEMA
 from nas_engine.executors import (
     InlineExecutor,
+    MemoryCapTooLow,
     ProcessExecutor,
     RayExecutor,
     WorkerDied,
@@ -70,6 +72,31 @@ def test_create_executor_by_name_instance_and_errors():
         create_executor(3)
     with pytest.raises(ValueError, match="inline executor runs one evaluation"):
         Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, workers=2)
+
+
+@pytest.mark.parametrize("cap", [0, -5, 2.5, True, "4000"])
+def test_bad_memory_cap_value(cap):
+    with pytest.raises(ValueError) as info:
+        ProcessExecutor(max_memory_mb=cap)
+    assert str(info.value) == f"ProcessExecutor: max_memory_mb must be an integer >= 1 or None, got {cap!r}"
+
+
+def test_memory_cap_too_low_to_start_a_worker_is_one_error_not_failed_candidates():
+    executor = ProcessExecutor(workers=2, threads=1, max_memory_mb=50)
+    with pytest.raises(MemoryCapTooLow) as info:  # from the first submit: no candidate is evaluated
+        search(RandomSearch(), n=4, executor=executor).run()
+    assert isinstance(info.value, ValueError)
+    assert re.fullmatch(r"ProcessExecutor: memory cap of 50 MB is too low to start a worker \(a worker maps \d+ MB "
+                        r"before its first task and the cap counts all of its address space: give max_memory_mb "
+                        r"well above that, e.g. \d+, or None for no cap\)", str(info.value)), str(info.value)
+    assert multiprocessing.active_children() == []
+    later = ProcessExecutor(workers=1, threads=1, max_memory_mb=50)
+    later._cap_checked = True  # as for a worker started after the first one: its task reports it
+    try:
+        with pytest.raises(MemoryCapTooLow, match=r"^ProcessExecutor: memory cap of 50 MB is too low to start"):
+            later.result(later.submit(probe))
+    finally:
+        later.shutdown()
 
 
 def test_ray_missing_names_the_extra(monkeypatch, capsys):

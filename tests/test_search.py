@@ -117,6 +117,32 @@ def test_bad_inputs_are_refused_early():
         Search("random", "nb201", ValAcc(epochs=1), data="digits", protocol=TINY, executor="slurm")
 
 
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"evaluations": 0}, "Budget: evaluations must be an integer >= 1 or None, got 0"),
+    ({"evaluations": 2.5}, "Budget: evaluations must be an integer >= 1 or None, got 2.5"),
+    ({"evaluations": math.inf}, "Budget: evaluations must be an integer >= 1 or None, got inf"),
+    ({"evaluations": True}, "Budget: evaluations must be an integer >= 1 or None, got True"),
+    ({"epochs": 0}, "Budget: epochs must be a finite number > 0 or None, got 0"),
+    ({"epochs": math.inf}, "Budget: epochs must be a finite number > 0 or None, got inf"),
+    ({"seconds": -1.0}, "Budget: seconds must be a finite number > 0 or None, got -1.0"),
+    ({"seconds": math.nan}, "Budget: seconds must be a finite number > 0 or None, got nan"),
+    ({"cost_seconds": True}, "Budget: cost_seconds must be a finite number > 0 or None, got True"),
+    ({"evaluations": 5, "cost_seconds": "60"}, "Budget: cost_seconds must be a finite number > 0 or None, got '60'"),
+])
+def test_budget_refuses_bad_limits(kw, msg):
+    with pytest.raises(ValueError) as info:
+        Budget(**kw)
+    assert str(info.value) == msg
+
+
+def test_budget_accepts_numbers_and_normalises_evaluations():
+    import numpy as np
+
+    b = Budget(evaluations=np.int64(3), epochs=0.5, seconds=10, cost_seconds=1e-3)
+    assert type(b.evaluations) is int and b.evaluations == 3 and b.seconds == 10
+
+
 _WORKER = textwrap.dedent("""
     import sys
     from nas_engine import Budget, Search

@@ -75,14 +75,48 @@ def test_bf16_autocast_trains(digits, tiny_protocol):
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"epochs": 0}, "Protocol.epochs must be a positive integer"),
-    ({"lr": -1.0}, "Protocol.lr"),
-    ({"amp": "fp8"}, "Protocol.amp"),
-    ({"device": "tpu"}, "invalid device 'tpu'"),
+    ({"epochs": 0}, "Protocol: epochs must be an integer >= 1, got 0"),
+    ({"epochs": 2.5}, "Protocol: epochs must be an integer >= 1, got 2.5"),
+    ({"batch_size": True}, "Protocol: batch_size must be an integer >= 1, got True"),
+    ({"C": 0}, "Protocol: C must be an integer >= 1, got 0"),
+    ({"N": -1}, "Protocol: N must be an integer >= 1, got -1"),
+    ({"eval_batch_size": 0}, "Protocol: eval_batch_size must be an integer >= 1, got 0"),
+    ({"lr": -1.0}, "Protocol: lr must be a finite number > 0, got -1.0"),
+    ({"lr": 0}, "Protocol: lr must be a finite number > 0, got 0"),
+    ({"lr": math.inf}, "Protocol: lr must be a finite number > 0, got inf"),
+    ({"lr": "0.1"}, "Protocol: lr must be a finite number > 0, got '0.1'"),
+    ({"lr_min": -0.1}, "Protocol: lr_min must be a finite number >= 0, got -0.1"),
+    ({"lr_min": math.nan}, "Protocol: lr_min must be a finite number >= 0, got nan"),
+    ({"lr_min": 0.2}, "Protocol: lr_min must be <= lr=0.1, got 0.2"),
+    ({"momentum": 2.0}, "Protocol: momentum must be a finite number >= 0 and < 1, got 2.0"),
+    ({"momentum": 1}, "Protocol: momentum must be a finite number >= 0 and < 1, got 1"),
+    ({"momentum": -0.5}, "Protocol: momentum must be a finite number >= 0 and < 1, got -0.5"),
+    ({"weight_decay": -1e-4}, "Protocol: weight_decay must be a finite number >= 0, got -0.0001"),
+    ({"weight_decay": math.inf}, "Protocol: weight_decay must be a finite number >= 0, got inf"),
+    ({"nesterov": 1}, "Protocol: nesterov must be True or False, got 1"),
+    ({"momentum": 0.0}, "Protocol: nesterov=True needs momentum > 0 (or nesterov=False), got momentum=0.0"),
+    ({"channels_last": "yes"}, "Protocol: channels_last must be True, False or None, got 'yes'"),
+    ({"augment": None}, "Protocol: augment must be True or False, got None"),
+    ({"amp": "fp8"}, "Protocol: amp must be one of None, 'bf16', 'fp16', got 'fp8'"),
+    ({"device": "tpu"}, "Protocol: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
 ])
 def test_protocol_validation(kw, msg):
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError) as info:
         Protocol(**kw)
+    assert str(info.value) == msg
+    with pytest.raises(ValueError) as info:  # replace() checks the same way
+        Protocol().replace(**kw)
+    assert str(info.value) == msg
+
+
+def test_protocol_accepts_the_edges_and_normalises_integers():
+    import numpy as np
+
+    p = Protocol(epochs=np.int64(3), lr=1, lr_min=1, momentum=0.0, nesterov=False, weight_decay=0,
+                 channels_last=False, amp="bf16", device="cpu")
+    assert type(p.epochs) is int and p.epochs == 3 and p.to_dict()["lr_min"] == 1
+    assert p.replace(momentum=0.99, nesterov=True).momentum == 0.99
+    assert Protocol.from_dict(p.to_dict()) == p
 
 
 def test_epochs_beyond_schedule_refused(digits, tiny_protocol):
