@@ -1,6 +1,8 @@
 """The ``nas-engine`` command.
 
     nas-engine list [--json]
+    nas-engine show DIR [--top N] [--json] [--csv PATH]
+    nas-engine migrate DIR
     nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
                       --evaluations N --epochs T [--out DIR] [--seed K] [--json]
                       [--executor inline|processes|ray] [--workers W] ...
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -106,6 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="output directory (store, criteria.csv, figure)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sh = sub.add_parser("show", help="summary of a search's store (running or finished); reads without writing")
+    sh.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
+    sh.add_argument("--top", type=int, default=10, help="rows of the results table to print")
+    sh.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
+    sh.add_argument("--csv", default=None, metavar="PATH",
+                    help="also write every evaluation as CSV to PATH ('-': standard output, instead of the table)")
+
+    mg = sub.add_parser("migrate", help="convert a JSONL store of an earlier version into a database store "
+                                        "(the old files move to DIR/legacy-jsonl)")
+    mg.add_argument("store", metavar="DIR")
 
     b = sub.add_parser("bench", help="tabular benchmarks")
     bsub = b.add_subparsers(dest="bench_command", required=True)
@@ -238,45 +250,103 @@ def _cmd_search(args) -> int:
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
     result = search.run()
-    best = result.best
-    if args.json:
-        def num(x):
-            return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+    return _report(result, args, label=repr(estimator), out=args.out)
 
+
+def _report(result, args, *, label: str, out: str | None = None, extra: dict[str, Any] | None = None) -> int:
+    """Print a search result as a table or (``--json``) strict JSON; 1 when no evaluation succeeded.
+
+    Both outputs, and ``--csv``, start from the one serialisation of an
+    evaluation (:meth:`~nas_engine.results.Evaluation.to_row`).
+    """
+    best = result.best
+    status = 0 if best is not None else 1
+    if getattr(args, "csv", None):
+        df = result.to_dataframe()
+        if args.csv == "-":
+            df.to_csv(sys.stdout, index=False)
+            return status
+        df.to_csv(args.csv, index=False)
+    if args.json:
         print(json.dumps({
-            "config": search.config(),
-            "best": None if best is None else {"arch": best.arch.string, "score": num(best.score),
-                                               "canonical": search.space.canonical(best.arch)},
-            "evaluations": [{"index": e.index, "arch": e.arch.string, "score": num(e.score),
-                             "status": e.status, "reason": e.reason, "cost_seconds": e.cost_seconds,
-                             "epochs": e.epochs, "cached": e.cached} for e in result.history],
-            "seconds": result.seconds,
-        }, indent=2))
-        return 0
+            **(extra or {}),
+            "config": result.config,
+            "best": None if best is None else {**best.to_row(), "canonical": result.space.canonical(best.arch)},
+            "evaluations": [e.to_row() for e in result.history],
+            "failed": sum(not e.ok for e in result.history),
+            "seconds": result.seconds, "setup_seconds": result.setup_seconds,
+            "total_cost_seconds": result.total_cost_seconds,
+        }, indent=2, allow_nan=False))
+        return status
     df = result.to_dataframe()
     import pandas as pd
 
-    with pd.option_context("display.max_colwidth", 100, "display.width", 200):
-        cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
-        print(df.sort_values("score", ascending=False)[cols].head(args.top).to_string(index=False))
+    if len(df):
+        with pd.option_context("display.max_colwidth", 100, "display.width", 200):
+            cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
+            print(df.sort_values("score", ascending=False)[cols].head(args.top).to_string(index=False))
     n_failed = int((df["status"] != "ok").sum())
     print(f"\n{len(df)} evaluations ({n_failed} failed) in {result.seconds:.1f} s; "
           f"training time {result.total_cost_seconds:.1f} s")
     if best is None:
         print("no successful evaluation")
         return 1
-    print(f"best: {best.arch.string}  score={best.score:.6g}  ({estimator!r})")
-    if args.out:
-        print(f"results stored in {args.out}")
+    print(f"best: {best.arch.string}  score={best.score:.6g}  ({label})")
+    if out:
+        print(f"results stored in {out}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from .results import SearchResult
+    from .store import RunStore
+
+    store = RunStore(args.store)
+    result = SearchResult.load(args.store)
+    holder = store.holder()
+    running = ("running: " + (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+                              if holder else "holder unknown")) if holder is not None else "not running"
+    cfg = result.config or {}
+
+    def short(v):
+        if isinstance(v, (list, tuple, dict)) and len(v) > 3:
+            return f"<{len(v)} items>"
+        text = repr(v)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    def plugin(c):
+        if isinstance(c, dict):
+            params = ", ".join(f"{k}={short(v)}" for k, v in c.get("params", {}).items())
+            return f"{c.get('name')}({params})"
+        return str(c)
+
+    label = plugin(cfg.get("estimator"))
+    if not args.json and args.csv != "-":
+        legacy = " (JSONL store of an earlier version, read-only)" if store.is_legacy else ""
+        print(f"store {args.store}{legacy}: {running}")
+        print(f"strategy {plugin(cfg.get('strategy'))}; space {plugin(cfg.get('space'))}; estimator {label}; "
+              f"seed {cfg.get('seed')}" + (f"; execution {cfg['execution']}" if cfg.get("execution") else ""))
+        print()
+    extra = {"store": str(args.store), "running": holder is not None,
+             "holder": holder or None, "legacy": store.is_legacy}
+    return _report(result, args, label=label, extra=extra)
+
+
+def _cmd_migrate(args) -> int:
+    from .store import migrate
+
+    store = migrate(args.store)
+    print(f"converted {args.store} into {store.database} ({len(store.records())} evaluations); "
+          f"the old files are in {store.path / 'legacy-jsonl'}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate,
-                "bench": _cmd_bench}[args.command](args)
-    except (ValueError, TypeError, LookupError, FileNotFoundError, ImportError) as exc:
+        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
+                "migrate": _cmd_migrate, "bench": _cmd_bench}[args.command](args)
+    except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

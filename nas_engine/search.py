@@ -463,7 +463,7 @@ class _Run:
             if self.bar is not None:
                 self.bar.close()
         return SearchResult(history=self.history, space=search.space, seconds=self.elapsed(),
-                            setup_seconds=float(self.strategy.setup_seconds))
+                            setup_seconds=float(self.strategy.setup_seconds), config=search.config())
 
     def fill(self) -> None:
         """Start proposals until every worker is busy, the budget is spent or the strategy has none now."""
