@@ -505,8 +505,9 @@ class _Run:
                 return
             out = Outcome(WORST_SCORE, status="failed", reason=f"worker died: {exc} (after {r.attempts} attempts)")
         if out.error is not None:
-            warnings.warn(f"evaluating {r.arch.string} raised {out.reason}; recorded as failed (score -inf)\n"
-                          f"{out.traceback}", EvaluationWarning, stacklevel=2)
+            verb = "gave" if isinstance(out.error, InvalidOutput) else "raised"
+            warnings.warn(f"evaluating {r.arch.string} {verb} {out.reason}; recorded as failed (score -inf)"
+                          + (f"\n{out.traceback}" if out.traceback else ""), EvaluationWarning, stacklevel=2)
         self.running.remove(r)
         ev = Evaluation(index=len(self.history), arch=r.arch, score=out.score, cost_seconds=out.cost_seconds,
                         epochs=out.epochs, status=out.status, reason=out.reason, curve=out.curve,
