@@ -50,11 +50,18 @@ Faults: a candidate that cannot be evaluated is recorded with
   ``MemoryError`` or an allocator failure elsewhere (e.g. under
   ``ProcessExecutor(max_memory_mb=...)``): ``"out-of-memory: ..."``;
 * a non-finite score: ``"non-finite score nan"``;
+* output that is not a valid estimate (a score that is not a real number, a
+  NaN or negative cost or epoch count, a curve that is not a
+  ``LearningCurve``, an ``info`` JSON cannot hold): ``"invalid output: ..."``,
+  charged the measured time (numpy scalars and arrays are converted, not
+  refused; see :func:`check_estimate`); a result the store still cannot hold:
+  ``"unstorable result: ..."``;
 * any other ``Exception``: ``"<type>: <message>"``, with an
   :class:`EvaluationWarning` carrying the traceback.  Such errors are usually
   bugs or a broken setup, not bad candidates: if the first 3 candidates a run
   evaluates (or all of them, when it evaluates fewer) fail with exceptions of
-  the same type, the search raises that exception (after recording them);
+  the same type (invalid output counts as :class:`InvalidOutput`), the search
+  raises that exception (after recording them);
 * its worker process or Ray task died (killed, crashed, node lost): run again
   up to ``executor.max_retries`` times (default 2; a retried candidate's
   ``info["attempts"]`` says how many it took), then
@@ -63,15 +70,20 @@ Faults: a candidate that cannot be evaluated is recorded with
 Failed results are final, like any other: a repeated proposal and a resumed
 search reuse them.  Ctrl-C (``KeyboardInterrupt``) cancels the evaluations in
 flight, stops the workers and propagates; everything finished is in the
-store.  The store survives ``kill -9`` of this process too: a resumed search
-re-runs the candidates that were in flight.
+store.  The store survives ``kill -9`` of this process too: each evaluation
+and the state after its ``tell`` are one transaction
+(:mod:`nas_engine.store`), and a resumed search re-runs the candidates that
+were in flight.  While it runs, the search holds the store's lock: a second
+search on the same store is refused (:class:`~nas_engine.store.StoreLockedError`).
 
 Set-up cost: a strategy's ``setup`` may do work the search is charged for --
 a one-shot strategy trains its supernet there (checkpointed in the store, so a
 resumed search reloads it).  Its ``setup_seconds`` start the search's clock (so
 a ``Budget(seconds=...)`` includes them), count towards ``Budget(cost_seconds=...)``,
 are reported as ``SearchResult.setup_seconds``, added to ``SearchResult.total_cost_seconds``
-and kept in the store's ``state.json``.  The store is opened before ``setup``.
+and kept in the store's state.  The store is opened before ``setup``; checkpoint
+files the strategy keeps there are referenced from the database with their
+checksums after it.
 Worker processes see ``strategy.for_workers()`` as ``Context.strategy`` (for a
 one-shot strategy: its inherited weights), the inline executor the strategy
 itself.

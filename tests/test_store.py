@@ -456,3 +456,16 @@ def test_memory_cap_too_low_is_a_one_line_error(capsys):
     err = one_line_error(capsys, ["search", "--strategy", "random", "--estimator", "params", "--evaluations", "2",
                                   "--quiet", "--executor", "processes", "--executor-arg", "max_memory_mb=50"])
     assert "memory cap of 50 MB is too low to start a worker" in err
+
+
+def test_bench_table_on_a_damaged_build_store_changes_nothing(finished, tmp_path, capsys):
+    """``nas-engine bench table`` (documented as safe on a running build) used to truncate a store at a bad line."""
+    out = tmp_path / "build"
+    out.mkdir()
+    _as_jsonl(finished, out / "store")
+    lines = (out / "store" / "evaluations.jsonl").read_text().splitlines(keepends=True)
+    (out / "store" / "evaluations.jsonl").write_text("".join(lines[:1] + ["garbage\n"] + lines[1:]))
+    before = files_of(out)
+    err = one_line_error(capsys, ["bench", "table", "--out", str(out)])
+    assert "evaluations.jsonl line 2 is not a JSON record" in err
+    assert files_of(out) == before
