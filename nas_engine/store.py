@@ -98,6 +98,16 @@ _COLUMNS = ("idx", "arch", "status", "score", "reason", "cost_seconds", "epochs"
 _HELD: dict[str, RunStore] = {}
 
 
+def _create(con: sqlite3.Connection, config_text: str, **meta: str) -> None:
+    """Create the schema and the ``meta`` rows (inside the caller's transaction)."""
+    for stmt in filter(str.strip, _SCHEMA.split(";")):
+        con.execute(stmt)
+    con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+        ("config", config_text), ("created", _now()), ("schema_version", str(SCHEMA_VERSION)), *meta.items()])
+    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 class StoreError(ValueError):
     """A store cannot be used: damaged, foreign, newer, locked, or not the search asked for (one-line message)."""
 
@@ -207,12 +217,7 @@ class RunStore:
                     raise self._err(f"has no database ({self.DATABASE}) but holds {', '.join(others[:5])}; "
                                     "refusing to start a new search over it: use an empty directory")
                 con.execute("BEGIN IMMEDIATE")
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    con.execute(stmt)
-                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                    ("config", config_text), ("created", _now()), ("schema_version", str(SCHEMA_VERSION))])
-                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                _create(con, config_text)
                 con.execute("COMMIT")
                 return
             self._check_schema(con, tables)
@@ -643,19 +648,13 @@ def migrate(path: str | os.PathLike) -> RunStore:
             con = new._connect(write=True)
             with new._translate(), closing(con):
                 con.execute("BEGIN IMMEDIATE")
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    con.execute(stmt)
-                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                    ("config", dumps_strict(config)), ("created", _now()), ("schema_version", str(SCHEMA_VERSION)),
-                    ("migrated_from", "jsonl")])
+                _create(con, dumps_strict(config), migrated_from="jsonl")
                 n = int(state["n_records"]) if state is not None else 0
                 for rec in records[:n]:  # a record ahead of the state is re-run on resume, as before
                     con.execute(f"INSERT INTO evaluations ({', '.join(_COLUMNS)}) VALUES "
                                 f"({', '.join('?' * len(_COLUMNS))})", new._row(rec))
                 if state is not None:
                     RunStore._put_state(con, n, _dumps_internal(state))
-                con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 con.execute("COMMIT")
                 con.execute("PRAGMA journal_mode = DELETE")
         finally:

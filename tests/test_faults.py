@@ -155,7 +155,8 @@ def test_resume_when_a_later_proposal_finished_first(request, tmp_path):
     # interrupted in the tell of the first result (listed[1], which finished first): nothing is stored
     assert stored_records(store) == []
     assert RunStore(store).state()["pending"] == listed[:2]
-    resumed = run(FixedList(listed), slow_first, "inline", 4, store=str(store))
+    # resumed inline with the same torch threads per evaluation (the thread count is part of the config)
+    resumed = run(FixedList(listed), slow_first, make_executor("inline", request), 4, store=str(store))
     assert [e.arch.string for e in resumed.history] == listed
     assert not any(e.cached for e in resumed.history)
 

@@ -469,3 +469,22 @@ def test_bench_table_on_a_damaged_build_store_changes_nothing(finished, tmp_path
     err = one_line_error(capsys, ["bench", "table", "--out", str(out)])
     assert "evaluations.jsonl line 2 is not a JSON record" in err
     assert files_of(out) == before
+
+
+def test_a_result_the_store_cannot_hold_fails_that_evaluation_not_the_search(tmp_path, monkeypatch):
+    """An outcome that slipped past validation (e.g. from an executor of one's own) with an object in ``info``."""
+    import nas_engine.search as search_module
+    from nas_engine.results import Outcome
+
+    real = search_module.check_estimate
+
+    def leaky(est, seconds):
+        out = real(est, seconds)
+        return Outcome(out.score, out.cost_seconds, out.epochs, info={"model": object()}) if out.score > 0.5 else out
+
+    monkeypatch.setattr(search_module, "check_estimate", leaky)
+    r = make_search(str(tmp_path / "s"), 8).run()
+    bad = [e for e in r.history if not e.ok]
+    assert bad and all(e.reason.startswith("unstorable result: info['model'] is a builtins.object") for e in bad)
+    assert all(e.ok for e in r.history if e not in bad) and len(r.history) == 8
+    assert summary(SearchResult.load(tmp_path / "s")) == summary(r)
