@@ -347,6 +347,8 @@ def train(
     stop_at_train_acc: float | None = None,
     max_seconds: float | None = None,
     check_every: int = 1,
+    resume: dict[str, Any] | None = None,
+    on_state: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> LearningCurve:
     """Train ``model`` for the first ``epochs`` epochs of ``protocol``'s schedule.
 
@@ -387,6 +389,22 @@ def train(
     "time-limit", "steps", "epochs" (fractional), "seconds" (training time),
     "train_acc" (the running accuracy)}``.  Without a stop, ``"stopped"`` is
     absent.
+
+    Checkpoint and resume: ``on_state(epoch, state)`` is called after each
+    epoch (after ``on_epoch``) with the whole state of the run after that
+    epoch, as plain data that ``torch.save`` writes and
+    ``torch.load(weights_only=True)`` reads: the model's and the
+    optimisation's state dicts (optimiser, schedule, gradient scaler), the
+    data-order generator's state, torch's global CPU and CUDA RNG states, the
+    recorded curve, the step count and training time.  Its tensors are the
+    live ones (save or copy them in the callback).  ``resume=state`` continues
+    a run from such a state: call with the same model (architecture),
+    ``data``, ``protocol``, ``seed`` and options, and the returned curve holds
+    every epoch, the earlier ones included; on CPU with the same thread count
+    the weights after the last epoch are bit-identical to an uninterrupted
+    run's.  Resuming sets torch's global RNG states to the state's (so a
+    model's own randomness, e.g. dropout, continues too): run inside
+    :func:`seeded` or :func:`torch.random.fork_rng` to keep the caller's.
     """
     epochs = _check_train_arguments(data, protocol, epochs, steps_per_epoch, stop_at_train_acc, max_seconds,
                                     check_every)
@@ -394,10 +412,13 @@ def train(
     run = _TrainingRun(model, data, protocol, trainable, len(frozen_params), seed=seed, validate=validate,
                        steps_per_epoch=steps_per_epoch, stop_at_train_acc=stop_at_train_acc,
                        max_seconds=max_seconds, check_every=check_every)
-    bar = _progress_bar(epochs) if progress else None
+    start = 0 if resume is None else run.load_state_dict(resume, epochs)
+    bar = _progress_bar(epochs, start) if progress else None
     try:
         with _gradients_off(frozen_params):
-            for epoch in range(epochs):
+            for epoch in range(start, epochs):
+                if run.stopped is not None:  # resumed from the state of a run that stopped early
+                    break
                 t0 = time.perf_counter()
                 losses, acc = run.train_epoch(t0)
                 run.record_epoch(epoch, t0, losses, acc)  # raises TrainingDiverged
@@ -406,6 +427,8 @@ def train(
                     bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
                 if on_epoch is not None:
                     on_epoch(epoch + 1, run.curve())
+                if on_state is not None:
+                    on_state(epoch + 1, run.state_dict())
                 if run.stopped is not None:
                     break
     except TrainingFailed:
@@ -472,10 +495,10 @@ def _gradients_off(params: dict[str, torch.nn.Parameter]):
             params[name].requires_grad_(flag)
 
 
-def _progress_bar(epochs: int):
+def _progress_bar(epochs: int, initial: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=epochs, desc="train", leave=False, unit="ep")
+    return tqdm(total=epochs, initial=initial, desc="train", leave=False, unit="ep")
 
 
 class _TrainingRun:
@@ -583,6 +606,61 @@ class _TrainingRun:
     def curve(self, epochs: int | None = None) -> LearningCurve:
         """The curve so far (its first ``epochs`` epochs if given)."""
         return LearningCurve(**{k: v[:epochs] for k, v in self.rec.items()}, info=dict(self.info))
+
+    # -- checkpointing (see train's docstring: ``on_state`` / ``resume``) ----------------
+    _STATE_VERSION = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run's state after its last recorded epoch (live tensors; plain data for ``torch.save``)."""
+        cuda = list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() and torch.cuda.is_initialized() \
+            else []
+        return {
+            "version": self._STATE_VERSION, "epochs": len(self.rec["epoch_seconds"]),
+            "steps_per_epoch": self.steps_per_epoch, "chunked": self.chunked,
+            "model": self.model.state_dict(), "optimization": self.optimization.state_dict(),
+            "rng": {"data": self.gen.get_state(), "torch": torch.get_rng_state(), "cuda": cuda},
+            "stream": self.stream.cpu(),
+            "ring": [self.ring_correct.cpu(), self.ring_size.cpu()] if self.stopping else None,
+            "records": {k: list(v) for k, v in self.rec.items()},
+            "train_seconds": self.train_seconds, "global_step": self.global_step, "stopped": self.stopped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], epochs: int) -> int:
+        """Continue from :meth:`state_dict`'s ``state``; returns the number of epochs it had completed."""
+        version = state.get("version") if isinstance(state, dict) else None
+        if version != self._STATE_VERSION:
+            raise ValueError(f"resume: not a training state of this version (expected version "
+                             f"{self._STATE_VERSION}, got {version!r})")
+        done = int(state["epochs"])
+        if (state["steps_per_epoch"], state["chunked"]) != (self.steps_per_epoch, self.chunked):
+            raise ValueError(f"resume: the state was made with {state['steps_per_epoch']} steps per epoch "
+                             f"({'chunked' if state['chunked'] else 'passes over the data'}), this run has "
+                             f"{self.steps_per_epoch} ({'chunked' if self.chunked else 'passes over the data'})")
+        if done > epochs:
+            raise ValueError(f"resume: the state has {done} epochs done, more than the {epochs} asked for")
+        if (state["ring"] is not None) != self.stopping:
+            raise ValueError("resume: the state was made with other early-stop options (stop_at_train_acc / "
+                             "max_seconds) than this run's")
+        self.model.load_state_dict(state["model"])
+        self.optimization.load_state_dict(state["optimization"])
+        rng = state["rng"]
+        self.gen.set_state(rng["data"].cpu())
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"] and torch.cuda.is_available():
+            n = min(len(rng["cuda"]), torch.cuda.device_count())
+            for i in range(n):
+                torch.cuda.set_rng_state(rng["cuda"][i].cpu(), i)
+        self.stream = state["stream"].to(self.device)
+        if self.stopping:
+            self.ring_correct = state["ring"][0].to(self.device)
+            self.ring_size = state["ring"][1].to(self.device)
+        self.rec = {k: list(state["records"][k]) for k in self.rec}
+        self.train_seconds = float(state["train_seconds"])
+        self.global_step = int(state["global_step"])
+        self.stopped = state["stopped"]
+        if self.stopped is not None:
+            self.info["stopped"] = self.stopped
+        return done
 
     def out_of_memory(self, exc: BaseException) -> TrainingOutOfMemory:
         """The failure to raise for ``exc``, with the epochs completed before it."""
