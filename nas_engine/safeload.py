@@ -284,7 +284,8 @@ def _differences(there: Any, here: Any, prefix: str = "") -> list[str]:
 
 def _trained_for(fingerprint: Any) -> str:
     if isinstance(fingerprint, dict):
-        parts = [f"{k} {_printable(repr(fingerprint[k]), 60)}" for k in ("strategy", "seed") if k in fingerprint]
+        parts = [f"{k} {_printable(repr(fingerprint[k]), 60)}" for k in ("strategy", "arch", "seed")
+                 if k in fingerprint]
         if parts:
             return "trained for " + ", ".join(parts)
     return "made for another fingerprint"
@@ -327,13 +328,15 @@ def _matches(data: bytes, manifest: dict[str, Any]) -> bool:
     return len(data) == manifest["size"] and hashlib.sha256(data).hexdigest() == manifest["sha256"]
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_location: Any = None) -> Any:
+def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_location: Any = None,
+                    made_for: str = "this search", remedy: str = "use a new store directory") -> Any:
     """What :func:`save_checkpoint` wrote to ``path``, for a checkpoint made for ``fingerprint``.
 
     In this order, each failure a one-line ``ValueError`` naming the file: the
     manifest must exist and be well formed; its fingerprint must equal
     ``fingerprint`` (the message names the differing keys and what the
-    checkpoint was trained for); the file's size and sha256 must be the
+    checkpoint was trained for, says it is not for ``made_for`` and ends with
+    ``remedy``); the file's size and sha256 must be the
     manifest's; only then are the (already read, checked) bytes given to
     ``torch.load(..., map_location=map_location, weights_only=True)``.
     ``FileNotFoundError`` when ``path`` does not exist.
@@ -348,8 +351,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_locat
     if manifest["fingerprint"] != here:
         diffs = _differences(manifest["fingerprint"], here)
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
-        raise ValueError(f"{path}: holds a checkpoint {_trained_for(manifest['fingerprint'])}, not for this "
-                         f"search (differs in {shown}); use a new store directory")
+        raise ValueError(f"{path}: holds a checkpoint {_trained_for(manifest['fingerprint'])}, not for "
+                         f"{made_for} (differs in {shown}); {remedy}")
     data = path.read_bytes() if path.is_file() else None
     if data is None or not _matches(data, manifest):
         tmp = _tmp(path)  # a save interrupted after its commit point: finish it
