@@ -15,7 +15,14 @@ from .config import check_float, check_int
 from .curves import LearningCurve
 
 if TYPE_CHECKING:  # pragma: no cover
+    import os
+
+    from torch import nn
+
+    from .data import Dataset
+    from .final import FinalTraining
     from .spaces.base import Architecture, SearchSpace
+    from .training import Protocol
 
 __all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS"]
 
@@ -123,6 +130,27 @@ class Evaluation:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def build(self, data: Dataset, protocol: Protocol | None = None, *, seed: int = 0) -> nn.Module:
+        """The freshly initialised network of this architecture for ``data`` at ``protocol``'s size (default
+        :class:`~nas_engine.training.Protocol`'s, NB201's C=16, N=5), initialised from ``seed``
+        (:func:`nas_engine.final.build_network`; the space is the architecture's own)."""
+        from .final import build_network
+
+        return build_network(self.arch.space, self.arch, data, protocol, seed=seed)
+
+    def train(self, data: Dataset, protocol: Protocol | None = None, *, epochs: int | None = None,
+              out: str | os.PathLike[str], seed: int = 0, threads: int | None = None,
+              progress: Any = True) -> FinalTraining:
+        """Train this architecture to completion on ``data`` and export it into ``out``
+        (:func:`nas_engine.final.train_final`: checkpointed every epoch, resumable, ``out/model.pt``,
+        ``out/model.pt2``, ``out/summary.json``).  ``protocol`` defaults to
+        :class:`~nas_engine.training.Protocol`'s (NB201's full recipe); the search's own recipe is
+        ``Protocol.from_dict(result.config["protocol"])``."""
+        from .final import train_final
+
+        return train_final(self.arch.space, self.arch, data, protocol, epochs=epochs, out=out, seed=seed,
+                           threads=threads, progress=progress)
+
     def to_row(self) -> dict[str, Any]:
         """The flat serialisation (:data:`ROW_COLUMNS`), strict JSON: a failed score is ``None`` beside its
         status.  Tables, ``to_dataframe``, the CLI's JSON and CSV and the store all start from it."""
@@ -209,6 +237,19 @@ class SearchResult:
         """The successful evaluation with the highest score (earliest on ties), or None."""
         ok = [e for e in self.history if e.ok and not math.isnan(e.score)]
         return max(ok, key=lambda e: (e.score, -e.index)) if ok else None
+
+    def ranked(self) -> list[Evaluation]:
+        """One successful evaluation per distinct architecture (its best: highest score, earliest on ties),
+        best first; ``ranked()[0]`` is :attr:`best`.  Rank k (1-based) is ``ranked()[k - 1]``."""
+        ok = [e for e in self.history if e.ok and not math.isnan(e.score)]
+        ok.sort(key=lambda e: (-e.score, e.index))
+        seen: set[str] = set()
+        out = []
+        for e in ok:
+            if e.arch.string not in seen:
+                seen.add(e.arch.string)
+                out.append(e)
+        return out
 
     @property
     def best_arch(self) -> Architecture | None:
