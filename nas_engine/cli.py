@@ -131,6 +131,30 @@ def _parser() -> argparse.ArgumentParser:
     bt = bsub.add_parser("table", help="write DIR/table.jsonl from the architectures a (stopped or running) "
                                        "build in DIR has finished")
     bt.add_argument("--out", required=True, help="the build's output directory")
+
+    t = sub.add_parser("train", help="train one architecture to completion (checkpointed every epoch, resumable) "
+                                     "and export it (docs/final-training.md)")
+    which = t.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch", default=None, help="the architecture's string (in --space)")
+    which.add_argument("--from", dest="from_store", default=None, metavar="STORE_DIR",
+                       help="a search's store directory: train its --rank-th best architecture, in its space, "
+                            "with its training recipe where no option here overrides it")
+    t.add_argument("--space", default=None, help="the space of --arch (default nb201)")
+    t.add_argument("--rank", type=int, default=None,
+                   help="with --from: 1 is the best distinct architecture (default), 2 the next, ...")
+    _add_training_args(t)
+    for action in t._actions:
+        if action.dest == "epochs":
+            action.help = "epochs E to train: the whole (cosine) schedule; required"
+        elif action.dest == "schedule_epochs":
+            action.help = "must equal --epochs (or be left out): the schedule is trained to its end"
+    t.add_argument("--seed", type=int, default=0, help="network initialisation, data order and data split")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's); part of the checkpoint's configuration")
+    t.add_argument("--out", required=True, metavar="DIR",
+                   help="output directory: checkpoint.pt (resume: the same command again), model.pt, model.pt2, "
+                        "summary.json")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     return p
 
 
@@ -215,6 +239,71 @@ def _cmd_bench(args) -> int:
     accs = sorted(table.final_accuracy(a) for a in table.archs())
     print(f"wrote {len(table)} architectures x {args.epochs} epochs to {table.path}; "
           f"final accuracy min/median/max {accs[0]:.4f}/{accs[len(accs) // 2]:.4f}/{accs[-1]:.4f}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .final import train_final
+    from .registry import spaces
+    from .training import Protocol, TrainingFailed
+
+    if args.epochs is None:
+        raise ValueError("train needs --epochs E (the whole schedule the architecture is trained for)")
+    if args.schedule_epochs not in (None, args.epochs):
+        raise ValueError(f"train trains whole schedules: --schedule-epochs {args.schedule_epochs} must equal "
+                         f"--epochs {args.epochs} (or be left out)")
+    args.schedule_epochs = args.epochs
+    if args.from_store is not None:
+        from .results import SearchResult
+
+        if args.space is not None:
+            raise ValueError("--space goes with --arch; with --from the space is the stored search's")
+        result = SearchResult.load(args.from_store)
+        ranked = result.ranked()
+        rank = 1 if args.rank is None else args.rank
+        if not ranked:
+            raise ValueError(f"--from {args.from_store}: the store holds no successful evaluation to train")
+        if not 1 <= rank <= len(ranked):
+            raise ValueError(f"--rank {rank}: the store {args.from_store} ranks {len(ranked)} distinct "
+                             f"architecture(s); expected a rank in 1..{len(ranked)}")
+        space, arch = result.space, ranked[rank - 1].arch
+        stored = dict((result.config or {}).get("protocol") or {})
+        kw = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
+                                "amp": args.amp}.items() if v is not None}
+        protocol = Protocol.from_dict({**stored, **kw, "epochs": args.epochs, "device": args.device})
+        source = f"rank {rank} of {args.from_store} (score {ranked[rank - 1].score:.6g})"
+    else:
+        if args.rank is not None:
+            raise ValueError("--rank goes with --from STORE_DIR, not with --arch")
+        space = spaces.create(args.space or "nb201")
+        arch = space.from_string(args.arch)
+        protocol = _protocol(args, args.epochs)
+        source = f"space {space.name}"
+    data = _data(args)
+    if not args.quiet:
+        print(f"training {arch.string} ({source}) on {data.fingerprint()} for {args.epochs} epochs "
+              f"(C={protocol.C}, N={protocol.N}, batch {protocol.batch_size}, lr {protocol.lr:g}) into {args.out}",
+              flush=True)
+    try:
+        final = train_final(space, arch, data, protocol, out=args.out, seed=args.seed, threads=args.threads,
+                            progress=not args.quiet)
+    except TrainingFailed as exc:
+        print(f"nas-engine: training failed: {exc}; the checkpoint of the last finished epoch is in {args.out}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nas-engine: interrupted; run the same command again to resume from the checkpoint in {args.out}",
+              file=sys.stderr)
+        return 130
+    acc = final.final_test_acc
+    print(("no test split: final validation accuracy "
+           f"{final.curve.val_acc[-1]:.4f}" if acc is None and final.curve.val_acc else
+           "no test split" if acc is None else f"final test accuracy {acc:.4f}")
+          + f" after {final.epochs} epochs ({final.seconds:.1f} s of training"
+          + (f", resumed at epoch {final.resumed_from}" if final.resumed_from else "") + ")")
+    if final.export_error is not None:
+        print(f"export failed ({final.export_error}); model.pt holds the trained weights")
+    print("wrote " + ", ".join(str(p) for p in final.files.values()))
     return 0
 
 
@@ -345,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
-                "migrate": _cmd_migrate, "bench": _cmd_bench}[args.command](args)
+                "migrate": _cmd_migrate, "bench": _cmd_bench, "train": _cmd_train}[args.command](args)
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2
