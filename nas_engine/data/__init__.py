@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .safeload import safe_pickle_load
+from ..safeload import safe_pickle_load
 
 __all__ = [
     "CIFAR10_MD5",
