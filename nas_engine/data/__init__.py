@@ -1,8 +1,10 @@
-"""Image-classification datasets for architecture evaluation.
+"""Image-classification datasets for architecture evaluation, as plugins.
 
 :func:`load_dataset` returns a :class:`Dataset`: whole train / validation / test
 splits as in-memory float32 NCHW tensors, normalised per channel with the mean
-and standard deviation of the training split.  Two datasets are built in:
+and standard deviation of the training split.  Datasets are plugins of the
+``dataset`` registry (:data:`nas_engine.registry.datasets`, entry-point group
+``nas_engine.datasets``); the built-ins:
 
 ``digits``
     scikit-learn's bundled 8x8 grey-scale digits (1,797 images, 10 classes).
@@ -11,6 +13,39 @@ and standard deviation of the training split.  Two datasets are built in:
     CIFAR-10 read from the standard "python version" batch directory
     (``cifar-10-batches-py``).  Every ``data_batch_N`` file present forms the
     training pool and ``test_batch`` (optional) the test set.
+``synthetic-cifar10``
+    FEAR's Synthetic CIFAR-10, generated from the seed (no files).
+``cifar100`` (:mod:`nas_engine.data.cifar100`)
+    CIFAR-100's ``cifar-100-python`` directory (``train``, ``test``, ``meta``);
+    ``labels="fine"`` (100 classes, the default) or ``"coarse"`` (20).
+``imagenet16-120`` (:mod:`nas_engine.data.imagenet16`)
+    NAS-Bench-201's 16x16 downsampled ImageNet, its 120-class subset.
+``imagefolder`` (:mod:`nas_engine.data.imagefolder`)
+    A directory of PNG/JPEG files, one sub-directory per class.
+``npz``
+    An ``.npz`` file with ``x_train``, ``y_train`` (and ``x_test``, ``y_test``).
+
+:meth:`Dataset.from_arrays` / :meth:`Dataset.from_tensors` make a dataset of
+arrays already in memory through the same code.
+
+**The plugin contract.**  A dataset plugin is a callable registered under a
+name (``@register("dataset", "my-data")`` or an entry point).  It reads or makes
+the raw images and returns a :class:`RawData`: the training pool (and an
+optional test set) as NCHW arrays of integers or floats in ``[0,
+spec.max_value]``, integer labels ``0..num_classes-1``, and a
+:class:`DatasetSpec` (pixel range and NB201-style augmentation).  Everything
+else is shared: the class-balanced ``n_val`` / ``n_train`` split drawn from the
+pool (deterministic given ``seed``), resizing to ``resolution``, per-channel
+normalisation, the in-process cache and the fingerprint.  :func:`load_dataset`
+passes the plugin the arguments its signature names: ``root`` (the
+``root=`` / ``--data-root`` argument or the ``PATH`` of ``"name:PATH"``, as a
+:class:`~pathlib.Path`, or ``None``), ``download``, ``seed``, ``resolution``
+(a plugin that decodes images at a size of its own choosing), ``n_train`` and
+``n_val``, and any dataset-specific options (``labels="coarse"``).  An option
+the plugin does not take is refused with a message naming the datasets that
+do take it.  A plugin that makes its own splits (``synthetic-cifar10``, which
+generates exactly the images asked for) returns a finished :class:`Dataset`
+instead; it must then take ``n_train``, ``n_val``, ``resolution`` and ``seed``.
 
 Validation images are held out of the training pool, class-balanced and
 deterministic given ``seed``; the training split is a class-balanced subset of
@@ -26,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import logging
 import math
 import numbers
@@ -35,7 +71,8 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -45,15 +82,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..registry import datasets
 from ..safeload import safe_pickle_load
 
 __all__ = [
     "CIFAR10_MD5",
     "CIFAR10_URL",
     "Dataset",
+    "DatasetSpec",
+    "RawData",
     "augment_batch",
     "available_datasets",
     "clear_cache",
+    "default_root",
     "load_dataset",
     "synthetic_cifar10_arrays",
 ]
@@ -64,7 +105,7 @@ logger = logging.getLogger(__name__)
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_DIRNAME = "cifar-10-batches-py"
-#: Environment variable naming a directory that contains ``cifar-10-batches-py``.
+#: Environment variable naming a directory that contains the datasets' directories (``cifar-10-batches-py``, ...).
 DATA_ENV_VAR = "NAS_ENGINE_DATA"
 DEFAULT_DATA_ROOT = Path("~/.cache/nas-engine")
 
@@ -73,24 +114,66 @@ _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_TEST_SEED = 0  # the digits test split is fixed, whatever ``seed`` is
 _DATA_BATCH_RE = re.compile(r"data_batch_(\d+)")
 _CIFAR_SIDE = 32
+#: the arguments load_dataset itself interprets; a plugin receives each one its signature names
+_SHARED = ("root", "download", "n_train", "n_val", "resolution", "seed")
+#: what a plugin that returns a finished Dataset must take (it made the splits)
+_SPLITS = ("n_train", "n_val", "resolution", "seed")
+_CACHE_SIZE = 4
 
 
-class _Spec(NamedTuple):
-    """Static properties of a built-in dataset."""
+class DatasetSpec(NamedTuple):
+    """Static properties of a dataset's raw images.
 
-    native_resolution: int
-    max_value: float  # raw pixel values lie in [0, max_value]
-    crop_padding: int  # augmentation padding at the native resolution
+    ``max_value``: raw pixel values lie in ``[0, max_value]`` (255 for uint8
+    photographs, 16 for scikit-learn's digits, 1 for floats in [0, 1]).
+    ``crop_padding`` and ``flip``: NB201-style training augmentation at the
+    native resolution (random crop after zero-padding by ``crop_padding``
+    pixels, horizontal flip); the padding scales with ``resolution``.
+    """
+
+    max_value: float
+    crop_padding: int
     flip: bool
 
 
-_SPECS = {
-    "cifar10": _Spec(native_resolution=_CIFAR_SIDE, max_value=255.0, crop_padding=4, flip=True),
-    "digits": _Spec(native_resolution=8, max_value=16.0, crop_padding=1, flip=False),
-    "synthetic-cifar10": _Spec(native_resolution=_CIFAR_SIDE, max_value=1.0, crop_padding=0, flip=False),
-}
-_SYNTHETIC_CLASSES = 10
-_SYNTHETIC_DEFAULTS = {"n_train": 40_000, "n_val": 10_000, "n_test": 10_000}  # the paper's 50k + 10k
+_DIGITS_SPEC = DatasetSpec(max_value=16.0, crop_padding=1, flip=False)
+_CIFAR_SPEC = DatasetSpec(max_value=255.0, crop_padding=4, flip=True)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RawData:
+    """What a dataset plugin returns: the raw images before splitting and normalisation.
+
+    ``x``: the training source, ``(N, C, H, W)`` with ``H == W`` (the native
+    resolution), integers (uint8 for 8-bit images) or floats, all in ``[0,
+    spec.max_value]``.  ``y``: ``(N,)`` integer labels in ``0..num_classes-1``.
+    ``x_test`` / ``y_test``: the test set, or ``None``.  ``pool_indices`` /
+    ``test_indices``: the rows of ``x`` / ``x_test`` that form the training
+    pool / test set (default: all rows; digits draws both from one array).
+
+    ``source`` says where the data came from (``info["source"]``).  ``tag``
+    goes into the fingerprint after the name: options that change the data
+    (``"coarse"``) or a content hash (:func:`content_tag`) for data that has no
+    fixed identity (arrays, an image folder), so that a stored search never
+    resumes on other data under the same name.  ``classes``: class names
+    (``info["classes"]``), if known.  ``files``: the files and directories the
+    plugin read; the load is cached while their sizes and modification times
+    stay the same (``()``: the data depend on the arguments alone; ``None``:
+    never cached).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    spec: DatasetSpec
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    pool_indices: np.ndarray | None = None
+    test_indices: np.ndarray | None = None
+    source: str = ""
+    tag: str = ""
+    classes: tuple[str, ...] | None = None
+    files: tuple[str | os.PathLike[str], ...] | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -106,9 +189,10 @@ class Dataset:
     ``info`` records provenance: ``train_indices`` and ``val_indices`` (sorted
     positions in the training source, i.e. the concatenated ``data_batch`` files
     for CIFAR-10), ``test_indices`` (positions in the test source, or ``None``),
-    ``pool_size`` (images in the training pool) and ``source``.  For ``digits``
-    both sources are the 1,797 images of ``load_digits``, so all three index
-    arrays point into the same array and are pairwise disjoint.
+    ``pool_size`` (images in the training pool) and ``source``; ``tag`` and
+    ``classes`` when the plugin gave them.  For ``digits`` both sources are the
+    1,797 images of ``load_digits``, so all three index arrays point into the
+    same array and are pairwise disjoint.
 
     Instances may be shared through the load cache: treat every tensor as
     read-only.
@@ -128,6 +212,83 @@ class Dataset:
     flip: bool
     seed: int = 0
     info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        x_test: np.ndarray | None = None,
+        y_test: np.ndarray | None = None,
+        name: str = "arrays",
+        num_classes: int | None = None,
+        n_train: int | None = None,
+        n_val: int | None = None,
+        resolution: int | None = None,
+        seed: int = 0,
+        layout: str | None = None,
+        crop_padding: int = 0,
+        flip: bool = False,
+    ) -> Dataset:
+        """A dataset of images already in memory, split and normalised as :func:`load_dataset` does.
+
+        ``x`` (and ``x_test``): ``(N, H, W)`` grey-scale or ``(N, C, H, W)`` /
+        ``(N, H, W, C)`` images, either **uint8** (0..255) or **floating point
+        in [0, 1]** (a float array outside [0, 1] is refused, naming its
+        minimum and maximum; other integer types are refused: convert them to
+        uint8).  The layout is told from the shape when one of the two
+        candidate channel axes has 1 or 3 entries and the other does not;
+        otherwise pass ``layout="NCHW"`` or ``"NHWC"``.  ``y`` (and
+        ``y_test``): integer labels in ``0..num_classes-1``; ``num_classes``
+        defaults to the largest label plus one.  Images must be square unless
+        ``resolution`` resizes them.
+
+        ``x`` is the training pool: ``n_val`` validation images (default 20%)
+        are held out of it class-balanced, ``n_train`` (default: the rest) are
+        drawn from the remainder, both determined by ``seed``; ``x_test`` is
+        the test set, used whole.  ``crop_padding`` / ``flip``: the training
+        augmentation at the arrays' resolution (default none).  The name and a
+        sha256 of the arrays form the fingerprint (``arrays:sha256-...``).
+        """
+        name = _check_name(name)
+        n_train, n_val, resolution, seed = _check_split_args(n_train, n_val, resolution, seed)
+        raw = _raw_from_arrays(x, y, x_test, y_test, where=f"Dataset.from_arrays({name!r})",
+                               num_classes=num_classes, layout=layout, crop_padding=crop_padding, flip=flip,
+                               resolution=resolution, source="arrays in memory")
+        return _build(name, raw, n_train, n_val, resolution, seed)
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None,
+        name: str = "tensors",
+        num_classes: int | None = None,
+        n_train: int | None = None,
+        n_val: int | None = None,
+        resolution: int | None = None,
+        seed: int = 0,
+        layout: str | None = None,
+        crop_padding: int = 0,
+        flip: bool = False,
+    ) -> Dataset:
+        """:meth:`from_arrays` for torch tensors (on any device; copied to the CPU): the same rules."""
+
+        def array(t: Any, what: str) -> np.ndarray | None:
+            if t is None:
+                return None
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"Dataset.from_tensors: {what} must be a torch.Tensor, got {type(t).__name__}")
+            return t.detach().cpu().numpy()
+
+        return cls.from_arrays(array(x, "x"), array(y, "y"), x_test=array(x_test, "x_test"),
+                               y_test=array(y_test, "y_test"), name=name, num_classes=num_classes,
+                               n_train=n_train, n_val=n_val, resolution=resolution, seed=seed, layout=layout,
+                               crop_padding=crop_padding, flip=flip)
 
     @property
     def in_channels(self) -> int:
@@ -169,13 +330,16 @@ class Dataset:
     def fingerprint(self) -> str:
         """Short stable description of the data configuration.
 
-        Two loads with the same name, pool size, resolution, split sizes and
-        seed have the same fingerprint; a resumed search compares it with the
-        one it was started with.
+        Two loads with the same name, tag (options that change the data, or a
+        hash of the content for arrays and image folders), pool size,
+        resolution, split sizes and seed have the same fingerprint; a resumed
+        search compares it with the one it was started with.
         """
         side = self.info.get("side", _CIFAR_SIDE)
+        tag = self.info.get("tag")
         return (
-            f"{self.name}:{self.resolution}px" + ("" if side == _CIFAR_SIDE else f":side{side}")
+            f"{self.name}" + (f":{tag}" if tag else "") + f":{self.resolution}px"
+            + ("" if side == _CIFAR_SIDE else f":side{side}")
             + f":pool{self.info.get('pool_size', '?')}"
             f":train{self.n_train}:val{self.n_val}:test{self.n_test}:seed{self.seed}"
         )
@@ -192,8 +356,14 @@ def _rebuild_dataset(state: dict[str, Any]) -> Dataset:
 
 
 def available_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
-    return sorted(_SPECS)
+    """Names accepted by :func:`load_dataset`: the ``dataset`` registry's (built-ins and entry points)."""
+    return datasets.names()
+
+
+def default_root() -> Path:
+    """Where file-based datasets are looked for when no root is given: ``$NAS_ENGINE_DATA``, else
+    ``~/.cache/nas-engine`` (absolute)."""
+    return Path(os.environ.get(DATA_ENV_VAR) or DEFAULT_DATA_ROOT).expanduser().absolute()
 
 
 def augment_batch(
@@ -249,24 +419,34 @@ def load_dataset(
     seed: int = 0,
     n_test: int | None = None,
     side: int | None = None,
+    **options: Any,
 ) -> Dataset:
     """Load a dataset's splits as normalised in-memory tensors.
 
     Args:
-        name: one of :func:`available_datasets` (case-insensitive).
-        root: CIFAR-10 only: the ``cifar-10-batches-py`` directory or its parent.
-            Default: ``$NAS_ENGINE_DATA`` if set, else ``~/.cache/nas-engine``.
-            Ignored for ``digits``.
-        download: CIFAR-10 only: if the batch files are missing, download the
+        name: a registered dataset (:func:`available_datasets`; case-insensitive),
+            or ``"name:PATH"``, short for ``name`` with ``root=PATH``
+            (``"npz:data/train.npz"``, ``"imagefolder:~/pets"``).
+        root: where the dataset's files are: for CIFAR-10 the
+            ``cifar-10-batches-py`` directory or its parent, for CIFAR-100
+            ``cifar-100-python`` or its parent, for ImageNet16-120 ``ImageNet16``
+            or its parent (default for these: ``$NAS_ENGINE_DATA`` if set, else
+            ``~/.cache/nas-engine``); the image folder for ``imagefolder`` and
+            the file for ``npz`` (required).  Ignored by datasets that read no
+            files (``digits``, ``synthetic-cifar10``).
+        download: CIFAR-10 and CIFAR-100: if the files are missing, download the
             official archive into the parent directory, check its md5 and
             extract it.  Already-extracted files are never checksummed.
+            Ignored by the other datasets.
         n_val: images held out of the training pool for validation,
             class-balanced (default: 20% of the pool; 0 allowed).
         n_train: size of the class-balanced training subset drawn from the rest
             of the pool (default: all of it).
         resolution: resize every image once to ``resolution`` x ``resolution``
             (bilinear, antialiased when shrinking); augmentation padding scales
-            with it.  Default: the native size (32 for CIFAR-10, 8 for digits).
+            with it.  Default: the native size (32 for CIFAR-10/100, 16 for
+            ImageNet16-120, 8 for digits).  ``imagefolder`` decodes the files at
+            this size directly (default 32).
         seed: drives which images go to validation and training.  The test set
             never depends on it.  ``synthetic-cifar10``: generates everything
             (the labelling networks and every split's images).
@@ -280,6 +460,9 @@ def load_dataset(
             paper's); a CPU-scale version of the same construction, unlike
             ``resolution``, which resizes the 32x32 images after labelling.
             ``resolution`` defaults to ``side``.
+        options: the dataset's own options, e.g. ``labels="coarse"`` for
+            ``cifar100``; ``layout``, ``crop_padding``, ``flip`` for ``npz`` and
+            ``imagefolder`` (see docs/data.md).
 
     Counts that are not a multiple of the number of classes are spread as
     evenly as the classes allow, extra images going to the lowest class
@@ -287,57 +470,531 @@ def load_dataset(
 
     Results are cached per argument set (a few entries; :func:`clear_cache`
     empties the cache), so repeated calls return the *same* :class:`Dataset`:
-    treat its tensors as read-only.  For CIFAR-10 the cache key includes the
-    batch files' sizes and modification times.
+    treat its tensors as read-only.  For datasets read from files the cache
+    entry holds while the sizes and modification times of the files (and
+    directories) read stay the same.
 
     Raises:
-        ValueError: unknown ``name``; ``n_train``, ``n_val``, ``resolution``,
-            ``side`` or ``seed`` out of range (negative, zero where not allowed, or more
-            images than available).
+        ValueError: unknown ``name``; an option the dataset does not take;
+            ``n_train``, ``n_val``, ``resolution``, ``side`` or ``seed`` out of
+            range (negative, zero where not allowed, or more images than
+            available); malformed files (the message names the file and what
+            was expected).
         TypeError: one of those counts is not an integer.
-        FileNotFoundError: CIFAR-10 files missing and ``download`` is false.
+        FileNotFoundError: the dataset's files are missing (and ``download``
+            is false or not offered); the message names the expected path.
         RuntimeError: a downloaded archive fails its md5 check (it is deleted)
-            or holds unsafe paths or no batch files.
+            or holds unsafe paths or no data files.
     """
-    key = str(name).lower()
-    if key not in _SPECS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    resolution = _check_int("resolution", resolution, low=1) if resolution is not None else None
-    n_train = _check_int("n_train", n_train, low=1) if n_train is not None else None
-    n_val = _check_int("n_val", n_val, low=0) if n_val is not None else None
-    seed = _check_int("seed", seed, low=0)
-    if key == "synthetic-cifar10":
-        side = _CIFAR_SIDE if side is None else _check_int("side", side, low=1)
-        sizes = {"n_train": n_train, "n_val": n_val, "n_test": _check_int("n_test", n_test, low=0)
-                 if n_test is not None else None}
-        sizes = {k: _SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
-        return _load_synthetic(sizes["n_train"], sizes["n_val"], sizes["n_test"],
-                               side if resolution is None else resolution, seed, side)
-    if resolution is None:
-        resolution = _SPECS[key].native_resolution
-    for option, value in (("n_test", n_test), ("side", side)):
-        if value is not None:
-            raise ValueError(f"{option} is an option of 'synthetic-cifar10' only; {name!r} has fixed images "
-                             f"and a fixed test set (got {option}={value!r})")
-    source = None
-    if key == "cifar10":
-        directory = _cifar_directory(root)
-        if not _data_batch_files(directory):
-            if not download:
-                raise FileNotFoundError(_missing_cifar_message(directory))
-            _download_cifar(directory.parent)
-        source = _cifar_source_key(directory)
-    return _load_cached(key, source, n_train, n_val, resolution, seed)
+    key, root = _parse_name(name, root)
+    factory = _factory(key)
+    n_train, n_val, resolution, seed = _check_split_args(n_train, n_val, resolution, seed)
+    options = {**options, **{k: v for k, v in (("n_test", n_test), ("side", side)) if v is not None}}
+    accepted, var_keyword = _parameters(factory)
+    for option, value in options.items():
+        if option not in accepted and not var_keyword:
+            raise ValueError(_unknown_option(key, option, value))
+    if root is not None and "root" not in accepted and ":" in str(name):
+        raise ValueError(f"dataset {key!r} reads no files, so {str(name)!r} names a path it cannot use")
+    shared = {"root": None if root is None else Path(root).expanduser(), "download": bool(download),
+              "n_train": n_train, "n_val": n_val, "resolution": resolution, "seed": seed}
+    kwargs = {**{k: v for k, v in shared.items() if k in accepted}, **options}
+
+    cache_key = _cache_key(key, factory, kwargs, (n_train, n_val, resolution, seed))
+    hit = _CACHE.get(cache_key) if cache_key is not None else None
+    if hit is not None and hit[1] == _stamps(hit[2]):
+        _CACHE.move_to_end(cache_key)
+        return hit[0]
+
+    result = factory(**kwargs)
+    if isinstance(result, Dataset):
+        missing = [k for k in _SPLITS if k not in accepted]
+        if missing:
+            raise TypeError(f"dataset plugin {key!r} ({_qualname(factory)}) returned a finished Dataset but does "
+                            f"not take {', '.join(missing)}: a plugin that makes its own splits must take "
+                            f"{', '.join(_SPLITS)} (or return a RawData and leave the splits to the engine)")
+        return result
+    if not isinstance(result, RawData):
+        raise TypeError(f"dataset plugin {key!r} ({_qualname(factory)}) returned a {type(result).__name__}, "
+                        "expected a nas_engine.data.RawData (or a finished Dataset)")
+    _check_raw(result, f"dataset {key!r}", resolution)
+    dataset = _build(key, result, n_train, n_val, resolution, seed)
+    if cache_key is not None and result.files is not None:
+        files = tuple(Path(f) for f in result.files)
+        _CACHE[cache_key] = (dataset, _stamps(files), files)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return dataset
 
 
 def clear_cache() -> None:
     """Forget every dataset cached by :func:`load_dataset`."""
-    _load_cached.cache_clear()
+    _CACHE.clear()
     _load_synthetic.cache_clear()
+
+
+#: cache key -> (dataset, stamps of the files read, those files)
+_CACHE: OrderedDict[Any, tuple[Dataset, tuple, tuple[Path, ...]]] = OrderedDict()
+
+
+def _parse_name(name: Any, root: str | os.PathLike[str] | None) -> tuple[str, str | os.PathLike[str] | None]:
+    """``(registered name, root)`` from ``"name"`` or ``"name:PATH"``."""
+    if not isinstance(name, str):
+        raise TypeError(f"a dataset name must be a string, got {type(name).__name__}: {name!r}")
+    key, sep, path = name.partition(":")
+    key = key.strip().lower()
+    if sep:
+        if not path:
+            raise ValueError(f"dataset {name!r}: expected NAME:PATH with a path after the colon")
+        if root is not None and Path(root).expanduser() != Path(path).expanduser():
+            raise ValueError(f"dataset {name!r} names the path {path!r} and root={str(root)!r} another one; "
+                             "give one of them")
+        root = path
+    return key, root
+
+
+def _factory(key: str) -> Callable[..., Any]:
+    if key not in datasets:
+        raise ValueError(f"unknown dataset {key!r}; available: {', '.join(available_datasets())}")
+    return datasets.get(key)
+
+
+def _parameters(factory: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """The keyword names ``factory`` takes, and whether it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: pass it nothing it did not ask for
+        return frozenset(), False
+    names = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _unknown_option(key: str, option: str, value: Any) -> str:
+    takers = [n for n in available_datasets() if option in _parameters(datasets.get(n))[0]]
+    if takers:
+        return (f"{option} is an option of {', '.join(repr(n) for n in takers)} only; dataset {key!r} does not "
+                f"take it (got {option}={value!r})")
+    own = sorted(_parameters(datasets.get(key))[0] - set(_SHARED))
+    return (f"dataset {key!r} takes no option {option!r} (got {option}={value!r}); its own options: "
+            f"{', '.join(own) or 'none'}")
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _cache_key(key: str, factory: Callable[..., Any], kwargs: dict[str, Any], splits: tuple) -> Any:
+    """A hashable key for one load, or ``None`` when an option is not hashable (then it is not cached)."""
+    frozen = tuple(sorted((k, str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()))
+    candidate = (key, factory, frozen, splits, os.environ.get(DATA_ENV_VAR))  # the default root follows the env
+    try:
+        hash(candidate)
+    except TypeError:
+        return None
+    return candidate
+
+
+def _stamps(files: Sequence[Path]) -> tuple:
+    """Size and modification time of each file or directory (``None`` for one that is gone)."""
+    out = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _check_int(what: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer, got {what}={value!r}")
+    if value < low:
+        raise ValueError(f"{what} must be >= {low}, got {what}={value}")
+    return int(value)
+
+
+def _check_split_args(n_train: Any, n_val: Any, resolution: Any, seed: Any) -> tuple[int | None, int | None,
+                                                                                      int | None, int]:
+    resolution = _check_int("resolution", resolution, low=1) if resolution is not None else None
+    n_train = _check_int("n_train", n_train, low=1) if n_train is not None else None
+    n_val = _check_int("n_val", n_val, low=0) if n_val is not None else None
+    return n_train, n_val, resolution, _check_int("seed", seed, low=0)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or ":" in name:
+        raise ValueError(f"a dataset name must be a non-empty string without ':', got {name!r}")
+    return name
+
+
+# --------------------------------------------------------------------------- #
+# The shared code path: validation, splits, resizing, normalisation
+
+
+def _check_raw(raw: RawData, who: str, resolution: int | None) -> None:
+    """A one-line ``ValueError`` naming ``who`` for a malformed :class:`RawData`."""
+    spec = raw.spec
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"{who}: RawData.spec must be a DatasetSpec, got {type(spec).__name__}")
+    if not (isinstance(spec.max_value, (int, float)) and math.isfinite(spec.max_value) and spec.max_value > 0):
+        raise ValueError(f"{who}: spec.max_value must be a finite number > 0, got {spec.max_value!r}")
+    _check_int(f"{who}: spec.crop_padding", spec.crop_padding, low=0)
+    if not isinstance(spec.flip, bool):
+        raise ValueError(f"{who}: spec.flip must be True or False, got {spec.flip!r}")
+    num_classes = _check_int(f"{who}: num_classes", raw.num_classes, low=1)
+    shape = None
+    for part, x, y, idx in (("", raw.x, raw.y, raw.pool_indices), ("test ", raw.x_test, raw.y_test, raw.test_indices)):
+        if x is None and y is None:
+            if part == "":
+                raise ValueError(f"{who}: RawData has no training images")
+            continue
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+            raise TypeError(f"{who}: {part}images and labels must be numpy arrays, got "
+                            f"{type(x).__name__} and {type(y).__name__}")
+        if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{who}: expected {part}images of shape (N, C, H, W) and N labels, "
+                             f"got {x.shape} and {y.shape}")
+        if shape is None:
+            shape = x.shape[1:]
+            if shape[1] != shape[2] and resolution is None:
+                raise ValueError(f"{who}: images are {shape[1]}x{shape[2]}, not square; pass resolution= to "
+                                 "resize them")
+            if min(shape) < 1:
+                raise ValueError(f"{who}: images of shape {x.shape[1:]} hold no pixels")
+        elif x.shape[1:] != shape:
+            raise ValueError(f"{who}: test images are {x.shape[1:]} (C, H, W), training images {shape}")
+        _check_pixels(x, spec.max_value, f"{who}: {part}images")
+        if y.dtype.kind not in "iu":
+            raise ValueError(f"{who}: {part}labels have dtype {y.dtype}, expected integers")
+        if len(y) and not 0 <= y.min() <= y.max() < num_classes:
+            raise ValueError(f"{who}: {part}labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+        if idx is not None and (not isinstance(idx, np.ndarray) or idx.ndim != 1 or idx.dtype.kind not in "iu"
+                                or (len(idx) and not 0 <= idx.min() <= idx.max() < len(x))):
+            raise ValueError(f"{who}: {part or 'pool '}indices must be a 1-D integer array of rows of the "
+                             f"{part}images")
+
+
+def _check_pixels(x: np.ndarray, max_value: float, what: str) -> None:
+    """Integers or finite floats in ``[0, max_value]``; nothing else."""
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        if x.size and (info.min < 0 or info.max > max_value) and not 0 <= x.min() <= x.max() <= max_value:
+            raise ValueError(f"{what}: pixel values must lie in 0..{max_value:g}, got min {x.min()}, max {x.max()}")
+    elif x.dtype.kind == "f":
+        if x.size:
+            lo, hi = float(np.min(x)), float(np.max(x))
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo and hi <= max_value):
+                raise ValueError(f"{what}: pixel values must lie in [0, {max_value:g}], got min {lo:.6g}, "
+                                 f"max {hi:.6g}")
+    else:
+        raise ValueError(f"{what} have dtype {x.dtype}, expected integers (uint8) or floats")
+
+
+def _build(name: str, raw: RawData, n_train: int | None, n_val: int | None, resolution: int | None,
+           seed: int) -> Dataset:
+    """Split, resize and normalise validated raw data: the code every dataset goes through."""
+    spec = raw.spec
+    native = raw.x.shape[2]
+    if resolution is None:
+        resolution = native
+    pool = np.arange(len(raw.y)) if raw.pool_indices is None else raw.pool_indices
+    train_idx, val_idx = _split_pool(raw.y, pool, raw.num_classes, n_train, n_val, seed)
+
+    def images(x: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        out = torch.from_numpy(x[idx]).float().div_(spec.max_value)
+        if out.shape[2:] != (resolution, resolution):
+            out = F.interpolate(
+                out, size=(resolution, resolution), mode="bilinear",
+                align_corners=False, antialias=resolution < max(out.shape[2:]),
+            )
+        return out
+
+    def labels(y: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(y[idx].astype(np.int64, copy=False))
+
+    x_train = images(raw.x, train_idx)
+    var, mean = torch.var_mean(x_train, dim=(0, 2, 3), correction=0, keepdim=True)
+    std = var.sqrt().clamp_min(1e-8)  # a constant channel stays finite
+
+    def normalised(x: torch.Tensor) -> torch.Tensor:
+        return x.sub_(mean).div_(std)
+
+    has_test = raw.y_test is not None
+    test_idx = None
+    if has_test:
+        test_idx = np.arange(len(raw.y_test)) if raw.test_indices is None else raw.test_indices
+    crop_padding = spec.crop_padding
+    if resolution != native and crop_padding:
+        crop_padding = max(1, round(spec.crop_padding * resolution / native))
+    info: dict[str, Any] = {
+        "train_indices": _read_only(train_idx),
+        "val_indices": _read_only(val_idx),
+        "test_indices": _read_only(test_idx) if has_test else None,
+        "pool_size": len(pool),
+        "source": raw.source,
+    }
+    if raw.tag:
+        info["tag"] = raw.tag
+    if raw.classes is not None:
+        info["classes"] = tuple(raw.classes)
+    return Dataset(
+        name=name,
+        x_train=normalised(x_train),
+        y_train=labels(raw.y, train_idx),
+        x_val=normalised(images(raw.x, val_idx)),
+        y_val=labels(raw.y, val_idx),
+        x_test=normalised(images(raw.x_test, test_idx)) if has_test else None,
+        y_test=labels(raw.y_test, test_idx) if has_test else None,
+        num_classes=raw.num_classes,
+        mean=tuple(mean.flatten().tolist()),
+        std=tuple(std.flatten().tolist()),
+        crop_padding=crop_padding,
+        flip=spec.flip,
+        seed=seed,
+        info=MappingProxyType(info),
+    )
+
+
+def _split_pool(
+    y: np.ndarray, pool: np.ndarray, num_classes: int, n_train: int | None, n_val: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class-balanced (training, validation) indices drawn from the pool (validation first)."""
+    if n_val is None:
+        n_val = round(_VAL_FRACTION * len(pool))
+    elif n_val > len(pool):
+        raise ValueError(f"n_val={n_val} exceeds the {len(pool)} images of the training pool")
+    rng = np.random.default_rng([seed, 0])
+    val_idx = _balanced_pick(y, pool, n_val, num_classes, rng)
+    rest = np.setdiff1d(pool, val_idx, assume_unique=True)
+    if n_train is None:
+        if len(rest) == 0:
+            raise ValueError(f"n_val={n_val} leaves no training images in a pool of {len(pool)}")
+        return rest, val_idx
+    if n_train > len(rest):
+        raise ValueError(
+            f"n_train={n_train} exceeds the {len(rest)} images left in the training pool "
+            f"({len(pool)}) after holding out n_val={n_val}"
+        )
+    rng = np.random.default_rng([seed, 1])
+    return _balanced_pick(y, rest, n_train, num_classes, rng), val_idx
+
+
+def _balanced_pick(
+    labels: np.ndarray, candidates: np.ndarray, k: int, num_classes: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``k`` of ``candidates`` (sorted), spread over the classes as evenly as possible."""
+    by_class = [candidates[labels[candidates] == c] for c in range(num_classes)]
+    counts = _balanced_counts(np.array([len(members) for members in by_class]), k)
+    picked = [rng.permutation(members)[:count] for members, count in zip(by_class, counts)]
+    return np.sort(np.concatenate(picked))
+
+
+def _balanced_counts(available: np.ndarray, k: int) -> np.ndarray:
+    """Per-class counts summing to ``k`` (<= ``available.sum()``), as equal as possible.
+
+    Water-filling: every class gets ``min(available, level)`` for the highest
+    level that does not overshoot ``k``; the remaining images go one each to
+    the lowest-indexed classes that still have some left.
+    """
+    levels = np.arange(available.max(initial=0) + 1)
+    totals = np.minimum(available[None, :], levels[:, None]).sum(axis=1)
+    level = np.searchsorted(totals, k, side="right") - 1
+    counts = np.minimum(available, level)
+    extra = k - counts.sum()
+    counts[np.flatnonzero(available > level)[:extra]] += 1
+    return counts
+
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.int64)  # a fresh array, so freezing it affects no one else
+    a.flags.writeable = False
+    return a
+
+
+# --------------------------------------------------------------------------- #
+# Arrays in memory and .npz files
+
+
+def content_tag(*arrays: np.ndarray | None, extra: str = "") -> str:
+    """``"sha256-"`` and 16 hex digits of a sha256 over the arrays' dtypes, shapes and bytes (and ``extra``):
+    the :attr:`RawData.tag` of data that has no fixed identity."""
+    digest = hashlib.sha256(extra.encode())
+    for a in arrays:
+        if a is None:
+            digest.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape};".encode())
+        digest.update(memoryview(a).cast("B"))
+    return "sha256-" + digest.hexdigest()[:16]
+
+
+def _channels_first(x: Any, what: str, where: str, layout: str | None) -> np.ndarray:
+    """``x`` as an ``(N, C, H, W)`` array (from NCHW, NHWC or ``(N, H, W)``), dtype checked."""
+    if isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: {what} is a torch.Tensor; use Dataset.from_tensors")
+    x = np.asarray(x)
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise ValueError(f"{where}: {what} has dtype {x.dtype}, expected uint8 (0..255) or floats in [0, 1]")
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"{where}: {what} has shape {x.shape}, expected (N, H, W), (N, C, H, W) or (N, H, W, C)")
+    if layout is None:
+        first, last = x.shape[1] in (1, 3), x.shape[3] in (1, 3)
+        if first == last:
+            raise ValueError(f"{where}: cannot tell whether {what} of shape {x.shape} is NCHW or NHWC; "
+                             "pass layout='NCHW' or layout='NHWC'")
+        layout = "NCHW" if first else "NHWC"
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{where}: layout must be 'NCHW', 'NHWC' or None, got {layout!r}")
+    return x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _labels(y: Any, what: str, where: str, n: int) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        raise TypeError(f"{where}: {what} is a torch.Tensor; use Dataset.from_tensors")
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"{where}: {what} has dtype {y.dtype}, expected integer class indices")
+    if y.shape != (n,):
+        raise ValueError(f"{where}: {what} has shape {y.shape}, expected ({n},), one label per image")
+    if n and y.min() < 0:
+        raise ValueError(f"{where}: {what} holds the negative label {y.min()}; labels are 0..K-1")
+    return y.astype(np.int64, copy=False)
+
+
+def _raw_from_arrays(x: Any, y: Any, x_test: Any, y_test: Any, *, where: str, num_classes: int | None,
+                     layout: str | None, crop_padding: Any, flip: Any, resolution: int | None,
+                     source: str) -> RawData:
+    """Validated :class:`RawData` of arrays in memory (the content hash is its tag)."""
+    if (x_test is None) != (y_test is None):
+        raise ValueError(f"{where}: give both x_test and y_test, or neither")
+    x = _channels_first(x, "x", where, layout)
+    y = _labels(y, "y", where, len(x))
+    if len(x) == 0:
+        raise ValueError(f"{where}: x holds no images")
+    if x_test is not None:
+        x_test = _channels_first(x_test, "x_test", where, layout)
+        y_test = _labels(y_test, "y_test", where, len(x_test))
+        if x_test.shape[1:] != x.shape[1:]:
+            raise ValueError(f"{where}: x_test images are {x_test.shape[1:]} (C, H, W), x images {x.shape[1:]}")
+        if x_test.dtype.kind != x.dtype.kind:
+            raise ValueError(f"{where}: x is {x.dtype} and x_test {x_test.dtype}; give both as uint8 or both "
+                             "as floats")
+    max_value = 255.0 if x.dtype == np.uint8 else 1.0
+    for what, images in (("x", x), ("x_test", x_test)):
+        if images is not None and images.dtype.kind == "f" and images.size:
+            lo, hi = float(np.min(images)), float(np.max(images))
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo and hi <= 1):
+                raise ValueError(f"{where}: float images ({what}) must lie in [0, 1], got min {lo:.6g}, "
+                                 f"max {hi:.6g}; scale them, or pass uint8 values 0..255")
+    largest = max(int(y.max()), int(y_test.max()) if y_test is not None and len(y_test) else -1)
+    if num_classes is None:
+        num_classes = largest + 1
+    num_classes = _check_int("num_classes", num_classes, low=1)
+    if largest >= num_classes:
+        raise ValueError(f"{where}: labels must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
+                         f"got the label {largest}")
+    crop_padding = _check_int("crop_padding", crop_padding, low=0)
+    if not isinstance(flip, bool):
+        raise ValueError(f"{where}: flip must be True or False, got {flip!r}")
+    if x.shape[2] != x.shape[3] and resolution is None:
+        raise ValueError(f"{where}: images are {x.shape[2]}x{x.shape[3]}, not square; pass resolution= to "
+                         "resize them")
+    return RawData(x=x, y=y, num_classes=num_classes, spec=DatasetSpec(max_value, crop_padding, flip),
+                   x_test=x_test, y_test=y_test, source=source, tag=content_tag(x, y, x_test, y_test))
+
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@datasets.register("npz")
+def npz(root: Path | None = None, *, layout: str | None = None, num_classes: int | None = None,
+        crop_padding: int = 0, flip: bool = False, resolution: int | None = None) -> RawData:
+    """An ``.npz`` file (``root``; ``"npz:PATH"``) holding ``x_train``, ``y_train`` and optionally ``x_test``,
+    ``y_test``, under :meth:`Dataset.from_arrays`'s rules; read with ``allow_pickle=False``."""
+    if root is None:
+        raise ValueError("dataset 'npz' needs the file: load_dataset('npz:PATH') or root=PATH "
+                         "(CLI: --data npz:PATH)")
+    path = Path(root)
+    if not path.is_file():
+        raise FileNotFoundError(f"npz file not found: {path} (expected an .npz with x_train, y_train and "
+                                "optionally x_test, y_test)")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable npz file of plain arrays ({_one_line(e)})") from e
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single array (.npy), not an .npz archive of x_train, y_train (x_test, y_test)")
+    with loaded as archive:
+        unknown = sorted(set(archive.files) - set(_NPZ_KEYS))
+        if unknown:
+            raise ValueError(f"{path}: unexpected arrays {', '.join(unknown)}; an npz dataset holds "
+                             "x_train, y_train and optionally x_test, y_test")
+        missing = [k for k in ("x_train", "y_train") if k not in archive.files]
+        if missing:
+            raise ValueError(f"{path}: no {' or '.join(missing)}; an npz dataset holds x_train, y_train "
+                             "and optionally x_test, y_test")
+        try:
+            arrays = {k: archive[k] if k in archive.files else None for k in _NPZ_KEYS}
+        except (ValueError, OSError, EOFError) as e:  # an object array (pickle), a damaged member
+            raise ValueError(f"{path}: not a readable npz file of plain arrays ({_one_line(e)})") from e
+    raw = _raw_from_arrays(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                           where=str(path), num_classes=num_classes, layout=layout, crop_padding=crop_padding,
+                           flip=flip, resolution=resolution, source=str(path))
+    return dataclasses.replace(raw, files=(path,))
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
+# --------------------------------------------------------------------------- #
+# digits
+
+
+@datasets.register("digits")
+def digits() -> RawData:
+    """scikit-learn's 8x8 digits: 1,797 images with values 0..16; a fixed, class-balanced 20% test split."""
+    from sklearn.datasets import load_digits  # imported lazily: it is slow to import
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.uint8)[:, None]  # integer values 0..16
+    y = bunch.target.astype(np.int64)
+    everything = np.arange(len(y))
+    rng = np.random.default_rng(_DIGITS_TEST_SEED)
+    test_idx = _balanced_pick(y, everything, round(_DIGITS_TEST_FRACTION * len(y)), 10, rng)
+    pool_idx = np.setdiff1d(everything, test_idx, assume_unique=True)
+    return RawData(x=x, y=y, num_classes=10, spec=_DIGITS_SPEC, x_test=x, y_test=y, pool_indices=pool_idx,
+                   test_indices=test_idx, source="sklearn.datasets.load_digits", files=())
 
 
 # --------------------------------------------------------------------------- #
 # Synthetic CIFAR-10 (FEAR, Appendix A.4)
+
+_SYNTHETIC_CLASSES = 10
+_SYNTHETIC_DEFAULTS = {"n_train": 40_000, "n_val": 10_000, "n_test": 10_000}  # the paper's 50k + 10k
+
+
+@datasets.register("synthetic-cifar10")
+def synthetic_cifar10(*, n_train: int | None = None, n_val: int | None = None, resolution: int | None = None,
+                      seed: int = 0, n_test: int | None = None, side: int | None = None) -> Dataset:
+    """FEAR's Synthetic CIFAR-10 (see :func:`synthetic_cifar10_arrays`): generates exactly the splits asked
+    for, so it returns a finished :class:`Dataset` (defaults: the paper's 40,000 / 10,000 / 10,000)."""
+    side = _CIFAR_SIDE if side is None else _check_int("side", side, low=1)
+    sizes = {"n_train": n_train, "n_val": n_val,
+             "n_test": _check_int("n_test", n_test, low=0) if n_test is not None else None}
+    sizes = {k: _SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
+    return _load_synthetic(sizes["n_train"], sizes["n_val"], sizes["n_test"],
+                           side if resolution is None else resolution, seed, side)
+
+
+#: a fast configuration for the conformance checks (nas_engine.testing.check_plugin)
+synthetic_cifar10.conformance_options = {"n_train": 60, "n_val": 20, "n_test": 20, "side": 8}
 
 
 def _torch_seed(seed: int, stream: int) -> int:
@@ -402,6 +1059,7 @@ def synthetic_cifar10_arrays(sizes: tuple[int, ...], seed: int = 0, *, side: int
             [s.argmax(1) for s in scores])
 
 
+
 @functools.lru_cache(maxsize=4)
 def _load_synthetic(n_train: int, n_val: int, n_test: int, resolution: int, seed: int,
                     side: int = _CIFAR_SIDE) -> Dataset:
@@ -440,174 +1098,36 @@ def _load_synthetic(n_train: int, n_val: int, n_test: int, resolution: int, seed
 
 
 # --------------------------------------------------------------------------- #
-# Loading and splitting
-
-
-class _Raw(NamedTuple):
-    """Undecoded source arrays: uint8 NCHW images and int64 labels."""
-
-    x_pool: np.ndarray
-    y_pool: np.ndarray
-    pool_indices: np.ndarray  # rows of x_pool that form the training pool
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    test_indices: np.ndarray | None  # rows of x_test that form the test set
-    num_classes: int
-    source: str
-
-
-@functools.lru_cache(maxsize=4)
-def _load_cached(
-    name: str,
-    source: tuple[str, tuple[tuple[str, int, int], ...]] | None,
-    n_train: int | None,
-    n_val: int | None,
-    resolution: int,
-    seed: int,
-) -> Dataset:
-    raw = _read_cifar(Path(source[0])) if name == "cifar10" else _read_digits()
-    spec = _SPECS[name]
-    train_idx, val_idx = _split_pool(raw, n_train, n_val, seed)
-
-    def images(x: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        out = torch.from_numpy(x[idx]).float().div_(spec.max_value)
-        if resolution != spec.native_resolution:
-            out = F.interpolate(
-                out, size=(resolution, resolution), mode="bilinear",
-                align_corners=False, antialias=resolution < spec.native_resolution,
-            )
-        return out
-
-    def labels(y: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(y[idx])
-
-    x_train = images(raw.x_pool, train_idx)
-    var, mean = torch.var_mean(x_train, dim=(0, 2, 3), correction=0, keepdim=True)
-    std = var.sqrt().clamp_min(1e-8)  # a constant channel stays finite
-
-    def normalised(x: torch.Tensor) -> torch.Tensor:
-        return x.sub_(mean).div_(std)
-
-    has_test = raw.test_indices is not None
-    crop_padding = spec.crop_padding
-    if resolution != spec.native_resolution:
-        crop_padding = max(1, round(spec.crop_padding * resolution / spec.native_resolution))
-    return Dataset(
-        name=name,
-        x_train=normalised(x_train),
-        y_train=labels(raw.y_pool, train_idx),
-        x_val=normalised(images(raw.x_pool, val_idx)),
-        y_val=labels(raw.y_pool, val_idx),
-        x_test=normalised(images(raw.x_test, raw.test_indices)) if has_test else None,
-        y_test=labels(raw.y_test, raw.test_indices) if has_test else None,
-        num_classes=raw.num_classes,
-        mean=tuple(mean.flatten().tolist()),
-        std=tuple(std.flatten().tolist()),
-        crop_padding=crop_padding,
-        flip=spec.flip,
-        seed=seed,
-        info=MappingProxyType({
-            "train_indices": _read_only(train_idx),
-            "val_indices": _read_only(val_idx),
-            "test_indices": _read_only(raw.test_indices) if has_test else None,
-            "pool_size": len(raw.pool_indices),
-            "source": raw.source,
-        }),
-    )
-
-
-def _split_pool(
-    raw: _Raw, n_train: int | None, n_val: int | None, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced (validation, then training) indices drawn from the pool."""
-    pool = raw.pool_indices
-    if n_val is None:
-        n_val = round(_VAL_FRACTION * len(pool))
-    elif n_val > len(pool):
-        raise ValueError(f"n_val={n_val} exceeds the {len(pool)} images of the training pool")
-    rng = np.random.default_rng([seed, 0])
-    val_idx = _balanced_pick(raw.y_pool, pool, n_val, raw.num_classes, rng)
-    rest = np.setdiff1d(pool, val_idx, assume_unique=True)
-    if n_train is None:
-        if len(rest) == 0:
-            raise ValueError(f"n_val={n_val} leaves no training images in a pool of {len(pool)}")
-        return rest, val_idx
-    if n_train > len(rest):
-        raise ValueError(
-            f"n_train={n_train} exceeds the {len(rest)} images left in the training pool "
-            f"({len(pool)}) after holding out n_val={n_val}"
-        )
-    rng = np.random.default_rng([seed, 1])
-    return _balanced_pick(raw.y_pool, rest, n_train, raw.num_classes, rng), val_idx
-
-
-def _balanced_pick(
-    labels: np.ndarray, candidates: np.ndarray, k: int, num_classes: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``k`` of ``candidates`` (sorted), spread over the classes as evenly as possible."""
-    by_class = [candidates[labels[candidates] == c] for c in range(num_classes)]
-    counts = _balanced_counts(np.array([len(members) for members in by_class]), k)
-    picked = [rng.permutation(members)[:count] for members, count in zip(by_class, counts)]
-    return np.sort(np.concatenate(picked))
-
-
-def _balanced_counts(available: np.ndarray, k: int) -> np.ndarray:
-    """Per-class counts summing to ``k`` (<= ``available.sum()``), as equal as possible.
-
-    Water-filling: every class gets ``min(available, level)`` for the highest
-    level that does not overshoot ``k``; the remaining images go one each to
-    the lowest-indexed classes that still have some left.
-    """
-    levels = np.arange(available.max(initial=0) + 1)
-    totals = np.minimum(available[None, :], levels[:, None]).sum(axis=1)
-    level = np.searchsorted(totals, k, side="right") - 1
-    counts = np.minimum(available, level)
-    extra = k - counts.sum()
-    counts[np.flatnonzero(available > level)[:extra]] += 1
-    return counts
-
-
-def _check_int(what: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an integer, got {what}={value!r}")
-    if value < low:
-        raise ValueError(f"{what} must be >= {low}, got {what}={value}")
-    return int(value)
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.int64)  # a fresh array, so freezing it affects no one else
-    a.flags.writeable = False
-    return a
-
-
-def _read_digits() -> _Raw:
-    from sklearn.datasets import load_digits  # imported lazily: it is slow to import
-
-    digits = load_digits()
-    x = digits.images.astype(np.uint8)[:, None]  # integer values 0..16
-    y = digits.target.astype(np.int64)
-    everything = np.arange(len(y))
-    rng = np.random.default_rng(_DIGITS_TEST_SEED)
-    test_idx = _balanced_pick(y, everything, round(_DIGITS_TEST_FRACTION * len(y)), 10, rng)
-    pool_idx = np.setdiff1d(everything, test_idx, assume_unique=True)
-    return _Raw(
-        x, y, pool_idx, x, y, test_idx, num_classes=10, source="sklearn.datasets.load_digits"
-    )
 
 
 # --------------------------------------------------------------------------- #
 # CIFAR-10 files
 
 
+@datasets.register("cifar10")
+def cifar10(root: Path | None = None, download: bool = False) -> RawData:
+    """CIFAR-10's python-version batches: every ``data_batch_N`` present is the pool, ``test_batch`` the test set."""
+    directory = _cifar_directory(root)
+    if not _data_batch_files(directory):
+        if not download:
+            raise FileNotFoundError(_missing_cifar_message(directory))
+        _download_cifar(directory.parent)
+    return _read_cifar(directory)
+
+
+def _dataset_directory(root: str | os.PathLike[str] | None, dirname: str,
+                       holds_data: Callable[[Path], bool]) -> Path:
+    """The ``dirname`` directory that ``root`` designates: ``root`` itself when it is named so or holds the
+    data files, else ``root/dirname``; ``root`` defaults to :func:`default_root`."""
+    root = default_root() if root is None else Path(root).expanduser().absolute()
+    if root.name == dirname or holds_data(root):
+        return root
+    return root / dirname
+
+
 def _cifar_directory(root: str | os.PathLike[str] | None) -> Path:
     """The ``cifar-10-batches-py`` directory that ``root`` designates."""
-    if root is None:
-        root = os.environ.get(DATA_ENV_VAR) or DEFAULT_DATA_ROOT
-    root = Path(root).expanduser().absolute()
-    if root.name == CIFAR10_DIRNAME or _data_batch_files(root):
-        return root
-    return root / CIFAR10_DIRNAME
+    return _dataset_directory(root, CIFAR10_DIRNAME, lambda d: bool(_data_batch_files(d)))
 
 
 def _data_batch_files(directory: Path) -> list[Path]:
@@ -622,15 +1142,6 @@ def _data_batch_files(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _cifar_source_key(directory: Path) -> tuple[str, tuple[tuple[str, int, int], ...]]:
-    """Cache key: the directory and the size and mtime of every file read."""
-    files = _data_batch_files(directory)
-    if (directory / "test_batch").is_file():
-        files.append(directory / "test_batch")
-    stamps = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return str(directory), stamps
-
-
 def _missing_cifar_message(directory: Path) -> str:
     return (
         f"CIFAR-10 data not found: expected the batch files of the 'CIFAR-10 python version' "
@@ -642,16 +1153,14 @@ def _missing_cifar_message(directory: Path) -> str:
     )
 
 
-def _read_cifar(directory: Path) -> _Raw:
-    xs, ys = zip(*(_read_cifar_batch(p) for p in _data_batch_files(directory)))
+def _read_cifar(directory: Path) -> RawData:
+    files = _data_batch_files(directory)
+    xs, ys = zip(*(_read_cifar_batch(p) for p in files))
     x_pool, y_pool = np.concatenate(xs), np.concatenate(ys)
     test_path = directory / "test_batch"
     x_test, y_test = _read_cifar_batch(test_path) if test_path.is_file() else (None, None)
-    return _Raw(
-        x_pool, y_pool, np.arange(len(y_pool)),
-        x_test, y_test, None if y_test is None else np.arange(len(y_test)),
-        num_classes=10, source=str(directory),
-    )
+    return RawData(x=x_pool, y=y_pool, num_classes=10, spec=_CIFAR_SPEC, x_test=x_test, y_test=y_test,
+                   source=str(directory), files=(directory, *files, test_path))
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -669,9 +1178,16 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raw_data, raw_labels = batch[b"data"], batch[b"labels"]
     except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"{path} is not a CIFAR-10 python batch (no b'data'/b'labels')") from e
-    data = _integer_array(path, "data", raw_data)
-    labels = _integer_array(path, "labels", raw_labels)
-    side = _CIFAR_SIDE
+    return _pixel_rows(path, raw_data, raw_labels, side=_CIFAR_SIDE, classes=range(10))
+
+
+def _pixel_rows(path: Path, raw_data: Any, raw_labels: Any, *, side: int, classes: range,
+                keys: tuple[str, str] = ("b'data'", "b'labels'")) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 3, side, side)`` uint8 and labels ``(N,)`` int64 from a batch's ``data`` rows (the R, G and
+    B planes in turn, as CIFAR and downsampled ImageNet store them) and labels in ``classes``; ``keys``: how
+    the two entries are named in the file, for the errors."""
+    data = _integer_array(path, keys[0], raw_data, pixels=True)
+    labels = _integer_array(path, keys[1], raw_labels)
     if data.ndim != 2 or data.shape[1] != 3 * side * side or labels.ndim != 1 or len(data) != len(labels):
         raise ValueError(
             f"{path}: expected data of shape (N, {3 * side * side}) and N labels, "
@@ -679,42 +1195,53 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if data.size and not 0 <= data.min() <= data.max() <= 255:
         raise ValueError(f"{path}: pixel values outside 0..255 (min {data.min()}, max {data.max()})")
-    if len(labels) and not 0 <= labels.min() <= labels.max() < 10:
-        raise ValueError(f"{path}: labels outside 0..9")
+    if len(labels) and not classes.start <= labels.min() <= labels.max() < classes.stop:
+        raise ValueError(f"{path}: labels ({keys[1]}) outside {classes.start}..{classes.stop - 1} "
+                         f"(min {labels.min()}, max {labels.max()})")
     data = data.astype(np.uint8, copy=False).reshape(-1, 3, side, side)  # rows hold the R, G, B planes in turn
     return data, labels.astype(np.int64, copy=False)
 
 
-def _integer_array(path: Path, key: str, value: Any) -> np.ndarray:
-    """``value`` (an array or a list) as an integer array, or a ``ValueError`` naming ``path`` and the dtype."""
+def _integer_array(path: Path, key: str, value: Any, *, pixels: bool = False) -> np.ndarray:
+    """``value`` (an array or a list) as an integer array, or a ``ValueError`` naming ``path``, the entry ``key``
+    (as the file names it, e.g. ``b'data'``) and the dtype."""
     if isinstance(value, (list, tuple)) and not value:
         return np.zeros(0, dtype=np.int64)
     if not isinstance(value, (np.ndarray, list, tuple)):
-        raise ValueError(f"{path}: b'{key}' is a {type(value).__name__}, expected an integer array or list")
+        raise ValueError(f"{path}: {key} is a {type(value).__name__}, expected an integer array or list")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as e:  # ragged nesting
-        raise ValueError(f"{path}: b'{key}' is not a rectangular integer array ({e})") from e
+        raise ValueError(f"{path}: {key} is not a rectangular integer array ({e})") from e
     if array.dtype.kind not in "iu":
-        raise ValueError(f"{path}: b'{key}' has dtype {array.dtype}, expected integers "
-                         f"({'uint8 pixel values' if key == 'data' else 'class indices'}); it is not cast")
+        raise ValueError(f"{path}: {key} has dtype {array.dtype}, expected integers "
+                         f"({'uint8 pixel values' if pixels else 'class indices'}); it is not cast")
     return array
 
 
 def _download_cifar(parent: Path) -> None:
-    """Download, verify and extract the official archive into ``parent``."""
+    """Download, verify and extract the official CIFAR-10 archive into ``parent``."""
+    _download_archive(CIFAR10_URL, CIFAR10_MD5, CIFAR10_DIRNAME, parent,
+                      lambda d: bool(_data_batch_files(d)), "data_batch_*")
+
+
+def _download_archive(url: str, md5: str, dirname: str, parent: Path, complete: Callable[[Path], bool],
+                      expected: str) -> None:
+    """Download ``url`` into ``parent``, check its ``md5`` and extract its ``dirname/`` files (see
+    :func:`_extract_archive`); ``complete(directory)`` says whether the extracted directory holds the data
+    (``expected`` names the files for the error)."""
     parent.mkdir(parents=True, exist_ok=True)
-    archive = parent / CIFAR10_URL.rsplit("/", 1)[1]
-    logger.info("downloading %s to %s", CIFAR10_URL, archive)
-    _fetch(CIFAR10_URL, archive)
+    archive = parent / url.rsplit("/", 1)[1]
+    logger.info("downloading %s to %s", url, archive)
+    _fetch(url, archive)
     digest = _md5(archive)
-    if digest != CIFAR10_MD5:
+    if digest != md5:
         archive.unlink()
         raise RuntimeError(
-            f"md5 mismatch for {archive} downloaded from {CIFAR10_URL}: got {digest}, "
-            f"expected {CIFAR10_MD5}; the file was deleted, try again"
+            f"md5 mismatch for {archive} downloaded from {url}: got {digest}, "
+            f"expected {md5}; the file was deleted, try again"
         )
-    _extract_cifar(archive, parent)
+    _extract_archive(archive, parent, dirname, complete, expected)
     archive.unlink()
 
 
@@ -737,29 +1264,30 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _extract_cifar(archive: Path, parent: Path) -> None:
-    """Extract the regular files under ``cifar-10-batches-py/`` into ``parent``.
+def _extract_archive(archive: Path, parent: Path, dirname: str, complete: Callable[[Path], bool],
+                     expected: str) -> None:
+    """Extract the regular files under ``dirname/`` into ``parent``.
 
     Members are written by hand: absolute paths and ``..`` are refused and
     links or devices are skipped.  Files are first extracted to a staging
     directory and moved into place only once all of them are complete.
     """
-    staging = Path(tempfile.mkdtemp(prefix=".cifar-10-extract-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{dirname}-extract-", dir=parent))
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 path = PurePosixPath(member.name)
                 if path.is_absolute() or ".." in path.parts:
                     raise RuntimeError(f"refusing unsafe path {member.name!r} in {archive}")
-                if member.isfile() and path.parts[:1] == (CIFAR10_DIRNAME,):
+                if member.isfile() and path.parts[:1] == (dirname,):
                     target = staging.joinpath(*path.parts)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-        extracted = staging / CIFAR10_DIRNAME
-        if not _data_batch_files(extracted):
-            raise RuntimeError(f"{archive} holds no {CIFAR10_DIRNAME}/data_batch_* files")
-        destination = parent / CIFAR10_DIRNAME
+        extracted = staging / dirname
+        if not complete(extracted):
+            raise RuntimeError(f"{archive} holds no {dirname}/{expected} files")
+        destination = parent / dirname
         destination.mkdir(exist_ok=True)
         for p in extracted.iterdir():
             os.replace(p, destination / p.name)
