@@ -527,6 +527,9 @@ def load_dataset(
     return dataset
 
 
+datasets.set_creator(load_dataset)  # create("dataset", name, **kwargs) loads the dataset
+
+
 def clear_cache() -> None:
     """Forget every dataset cached by :func:`load_dataset`."""
     _CACHE.clear()
