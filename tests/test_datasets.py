@@ -602,6 +602,21 @@ def test_options_a_dataset_does_not_take_are_refused_naming_the_ones_that_do(tmp
         load_dataset(3)
 
 
+def test_names_are_found_as_registered_or_lower_cased():
+    @register("dataset", "Test-Case")
+    def cased():
+        return RawData(x=np.zeros((6, 1, 2, 2), np.uint8), y=np.arange(6) % 2, num_classes=2,
+                       spec=DatasetSpec(255, 0, False), files=())
+
+    try:
+        assert load_dataset("Test-Case", n_val=2).name == "Test-Case"  # a third party's own spelling
+        with pytest.raises(ValueError, match="unknown dataset 'test-case'"):
+            load_dataset("test-case")
+    finally:
+        datasets._factories.pop("Test-Case")
+    assert load_dataset("Digits", n_train=10).name == "digits"  # the built-ins' lower-case names
+
+
 def test_plugin_contract_errors_name_the_plugin():
     @register("dataset", "test-bad")
     def bad(kind="list"):

@@ -487,7 +487,7 @@ def load_dataset(
             or holds unsafe paths or no data files.
     """
     key, root = _parse_name(name, root)
-    factory = _factory(key)
+    key, factory = _factory(key)
     n_train, n_val, resolution, seed = _check_split_args(n_train, n_val, resolution, seed)
     options = {**options, **{k: v for k, v in (("n_test", n_test), ("side", side)) if v is not None}}
     accepted, var_keyword = _parameters(factory)
@@ -545,7 +545,7 @@ def _parse_name(name: Any, root: str | os.PathLike[str] | None) -> tuple[str, st
     if not isinstance(name, str):
         raise TypeError(f"a dataset name must be a string, got {type(name).__name__}: {name!r}")
     key, sep, path = name.partition(":")
-    key = key.strip().lower()
+    key = key.strip()
     if sep:
         if not path:
             raise ValueError(f"dataset {name!r}: expected NAME:PATH with a path after the colon")
@@ -556,10 +556,13 @@ def _parse_name(name: Any, root: str | os.PathLike[str] | None) -> tuple[str, st
     return key, root
 
 
-def _factory(key: str) -> Callable[..., Any]:
-    if key not in datasets:
-        raise ValueError(f"unknown dataset {key!r}; available: {', '.join(available_datasets())}")
-    return datasets.get(key)
+def _factory(key: str) -> tuple[str, Callable[..., Any]]:
+    """The registered name (``key`` as registered, else lower-cased: names are case-insensitive) and its
+    factory."""
+    for candidate in (key, key.lower()):
+        if candidate in datasets:
+            return candidate, datasets.get(candidate)
+    raise ValueError(f"unknown dataset {key!r}; available: {', '.join(available_datasets())}")
 
 
 def _parameters(factory: Callable[..., Any]) -> tuple[frozenset[str], bool]:
