@@ -26,8 +26,6 @@ from nas_engine.testing import ConformanceError, check_dataset, check_plugin
 
 from .conftest import TINY
 
-PIL = pytest.importorskip("PIL.Image", reason="the imagefolder dataset needs Pillow")
-
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
