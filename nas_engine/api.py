@@ -19,7 +19,9 @@ Bases: :class:`SearchSpace` (with the capabilities :class:`Mutable`,
 :class:`FixedEdgeOps`), :class:`Strategy`, :class:`Estimator` and
 :class:`CurveEstimator`.  Values: :class:`Architecture`, :class:`Estimate`,
 :class:`Evaluation`, :class:`LearningCurve`, :class:`Context`,
-:class:`FineTuning`, :class:`Protocol`, :class:`Dataset`.  Helpers:
+:class:`FineTuning`, :class:`Protocol`, :class:`Dataset`, and for a dataset
+plugin (a function registered as ``"dataset"``) :class:`RawData` and
+:class:`DatasetSpec`.  Helpers:
 :func:`register`, :func:`create`, :func:`parameters` (declare parameters as
 annotated attributes), the argument checks, :func:`train` / :func:`build_model`
 (the engine's one training loop), :func:`derive_seed`.  Errors: what a plugin
@@ -42,7 +44,7 @@ from .config import (
 )
 from .context import Context, FineTuning, derive_seed
 from .curves import LearningCurve
-from .data import Dataset
+from .data import Dataset, DatasetSpec, RawData
 from .estimators.base import CurveEstimator, Estimate, Estimator
 from .registry import PluginNotFoundError, create, register
 from .results import Evaluation
@@ -65,6 +67,7 @@ __all__ = [
     "Mutable", "Encodable", "Enumerable", "HasSupernet", "FixedEdgeOps", "require_capability",
     # values
     "Architecture", "Estimate", "Evaluation", "LearningCurve", "Context", "FineTuning", "Protocol", "Dataset",
+    "RawData", "DatasetSpec",
     # helpers
     "register", "create", "parameters", "check_int", "check_float", "check_bool", "check_choice",
     "train", "build_model", "derive_seed",

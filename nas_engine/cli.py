@@ -43,8 +43,13 @@ def _kv(text: str) -> tuple[str, Any]:
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     """Data and protocol options shared by ``search`` and ``correlate``."""
-    p.add_argument("--data", default="digits", help="dataset name (digits, cifar10, synthetic-cifar10)")
+    p.add_argument("--data", default="digits",
+                   help="dataset: a registered name (digits, cifar10, cifar100, imagenet16-120, synthetic-cifar10, "
+                        "...: see `nas-engine list`), or NAME:PATH to read it from PATH "
+                        "(npz:FILE.npz, imagefolder:DIR)")
     p.add_argument("--data-root", default=None, help="directory of the dataset files")
+    p.add_argument("--data-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a dataset's own option, e.g. labels=coarse for cifar100, flip=true for imagefolder")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
     p.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
     p.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
@@ -171,7 +176,7 @@ def _data(args):
 
     return load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
                         n_val=args.n_val, resolution=args.resolution, seed=args.seed,
-                        **({} if args.side is None else {"side": args.side}))
+                        **({} if args.side is None else {"side": args.side}), **dict(args.data_arg))
 
 
 def _cmd_correlate(args) -> int:

@@ -1,7 +1,7 @@
 """Plugin registries.
 
-One :class:`Registry` type, three instances: :data:`strategies`, :data:`spaces`
-and :data:`estimators`.  Built-in plugins register themselves with a decorator::
+One :class:`Registry` type, four instances: :data:`strategies`, :data:`spaces`,
+:data:`estimators` and :data:`datasets`.  Built-in plugins register themselves with a decorator::
 
     from nas_engine.registry import estimators
 
@@ -9,12 +9,17 @@ and :data:`estimators`.  Built-in plugins register themselves with a decorator::
     class MyProxy(Estimator): ...
 
 Third-party packages register through entry points in the groups
-``nas_engine.strategies``, ``nas_engine.spaces`` and ``nas_engine.estimators``
-(``name = "package.module:ClassName"``); they are loaded lazily, the first time a
-registry is asked for a name it does not know or for its full list.
+``nas_engine.strategies``, ``nas_engine.spaces``, ``nas_engine.estimators`` and
+``nas_engine.datasets`` (``name = "package.module:ClassName"``); they are loaded
+lazily, the first time a registry is asked for a name it does not know or for
+its full list.
 
 ``create(kind, name, **kwargs)`` instantiates a plugin; the constructor keyword
-arguments are its whole configuration (as in scikit-learn).
+arguments are its whole configuration (as in scikit-learn).  A dataset plugin
+is a reader (see :mod:`nas_engine.data`), so ``create("dataset", name, **kwargs)``
+loads the dataset: it is :func:`nas_engine.data.load_dataset` (the data module
+installs itself as the dataset registry's creator, since this module sits below
+it and cannot import it).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "strategies",
     "spaces",
     "estimators",
+    "datasets",
     "register",
     "create",
     "from_config",
@@ -52,6 +58,7 @@ class Registry:
         self._factories: dict[str, Callable[..., Any]] = {}
         self._entry_points_loaded = False
         self._builtins_loaded = False
+        self._creator: Callable[..., Any] | None = None
 
     # -- registration -------------------------------------------------------
     def register(self, name: str, *, override: bool = False) -> Callable:
@@ -128,7 +135,15 @@ class Registry:
                 f"{', '.join(self.names()) or '(none)'}"
             ) from None
 
+    def set_creator(self, creator: Callable[..., Any] | None) -> None:
+        """Make :meth:`create` call ``creator(name, **kwargs)`` instead of the registered factory (the dataset
+        registry's: its factories are readers and :func:`nas_engine.data.load_dataset` builds the dataset)."""
+        self._creator = creator
+
     def create(self, name: str, **kwargs) -> Any:
+        self._load_builtins()  # the built-in modules may install a creator
+        if self._creator is not None:
+            return self._creator(name, **kwargs)
         return self.get(name)(**kwargs)
 
     def __contains__(self, name: str) -> bool:
@@ -149,6 +164,9 @@ def _qualname(obj) -> str:
 strategies = Registry("strategy", "nas_engine.strategies", ("nas_engine.strategies",))
 spaces = Registry("space", "nas_engine.spaces", ("nas_engine.spaces",))
 estimators = Registry("estimator", "nas_engine.estimators", ("nas_engine.estimators",))
+#: dataset readers; the core built-ins live in nas_engine.data, the file formats beside it
+datasets = Registry("dataset", "nas_engine.datasets", (
+    "nas_engine.data", "nas_engine.data.cifar100", "nas_engine.data.imagenet16", "nas_engine.data.imagefolder"))
 
 _KINDS = {
     "strategy": strategies,
@@ -157,6 +175,8 @@ _KINDS = {
     "spaces": spaces,
     "estimator": estimators,
     "estimators": estimators,
+    "dataset": datasets,
+    "datasets": datasets,
 }
 
 
@@ -165,7 +185,7 @@ def get_registry(kind: str) -> Registry:
         return _KINDS[kind]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown plugin kind {kind!r}; expected one of 'strategy', 'space', 'estimator'"
+            f"unknown plugin kind {kind!r}; expected one of 'strategy', 'space', 'estimator', 'dataset'"
         ) from None
 
 
@@ -190,5 +210,6 @@ def from_config(kind: str, config: dict[str, Any]) -> Any:
 def list_plugins(kind: str | None = None) -> dict[str, list[str]] | list[str]:
     """Registered names for ``kind``, or a dict kind -> names when ``kind`` is None."""
     if kind is None:
-        return {k: r.names() for k, r in (("strategy", strategies), ("space", spaces), ("estimator", estimators))}
+        return {k: r.names() for k, r in (("strategy", strategies), ("space", spaces), ("estimator", estimators),
+                                          ("dataset", datasets))}
     return get_registry(kind).names()

@@ -33,6 +33,13 @@ what the plugin did and what was expected):
   clone after ``setup``, as a stored search resumes) proposes exactly what an
   uninterrupted one does**; a space without a required capability is refused
   naming it;
+* datasets (:func:`check_dataset`, on a load with given options): float32
+  NCHW splits of one square resolution and channel count, int64 labels in
+  range, provenance indices of the splits' sizes, a training split
+  normalised to zero mean and unit variance per channel, a deterministic
+  reload, a fingerprint that names the dataset, resolution and seed and
+  changes with the seed, ``resolution=`` honoured, augmentation and pickling
+  work;
 * estimators (:func:`check_estimator`): ``Estimate`` fields of the right types,
   a finite score and cost, JSON-compatible ``info``, the same score for the
   same seed on a clone; curve estimators score a faster-learning curve higher;
@@ -42,7 +49,10 @@ what the plugin did and what was expected):
 The checks run on a fast instance: ``create(kind, name,
 **cls.conformance_params())`` (see :class:`~nas_engine.config.Configurable`),
 NAS-Bench-201 as the default space, scikit-learn's 8x8 digits and a width-4
-network as the default data and protocol.
+network as the default data and protocol.  A dataset plugin (a reader, not a
+configurable class) is checked on ``load_dataset(name, **options)`` with the
+options in its ``conformance_options`` attribute (none by default); a dataset
+that reads files is checked with :func:`check_dataset` and a ``root``.
 """
 
 from __future__ import annotations
@@ -65,7 +75,7 @@ import torch
 from .config import Configurable, PluginContractError
 from .context import Context
 from .curves import LearningCurve
-from .data import Dataset, load_dataset
+from .data import Dataset, augment_batch, clear_cache, load_dataset
 from .estimators.base import CurveEstimator, Estimate, Estimator
 from .registry import create, from_config, get_registry, list_plugins
 from .results import Budget, Evaluation
@@ -79,6 +89,7 @@ __all__ = [
     "check_space",
     "check_strategy",
     "check_estimator",
+    "check_dataset",
     "check_plugin",
     "check_registered",
     "registered_plugins",
@@ -467,6 +478,72 @@ def _check_higher_is_better(estimator: CurveEstimator) -> None:
             f"{worse}: scores are higher-is-better (negate losses)")
 
 
+# -- datasets ----------------------------------------------------------------------------------------------
+def check_dataset(name: str, **options: Any) -> Dataset:
+    """The dataset invariants (see the module docstring) of ``load_dataset(name, **options)``; returns that
+    dataset.  ``options`` are :func:`~nas_engine.data.load_dataset`'s (``root=``, ``n_train=``, ``seed=``, the
+    dataset's own); keep the load small, it is repeated four times."""
+    who = f"dataset {name!r}"
+    known = list_plugins("dataset")
+    _expect(name in known, f"{who} is not registered (known: {', '.join(known)})")
+    ds = load_dataset(name, **options)
+    _expect(isinstance(ds, Dataset), f"{who}: load_dataset returned {type(ds).__name__}, not a Dataset")
+    _expect(ds.name == name, f"{who}: the Dataset is named {ds.name!r}, not by its registered name")
+    res, channels = ds.resolution, ds.in_channels
+    splits = [("train", ds.x_train, ds.y_train), ("val", ds.x_val, ds.y_val)]
+    if ds.x_test is not None or ds.y_test is not None:
+        splits.append(("test", ds.x_test, ds.y_test))
+    _expect(ds.n_train > 0, f"{who}: the training split is empty")
+    _expect(isinstance(ds.num_classes, int) and ds.num_classes >= 1, f"{who}: num_classes={ds.num_classes!r}")
+    for split, x, y in splits:
+        _expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor),
+                f"{who}: {split} images and labels must be tensors")
+        _expect(x.dtype == torch.float32 and x.dim() == 4 and tuple(x.shape[1:]) == (channels, res, res),
+                f"{who}: {split} images are {x.dtype} {tuple(x.shape)}, expected float32 "
+                f"(N, {channels}, {res}, {res})")
+        _expect(y.dtype == torch.int64 and tuple(y.shape) == (len(x),),
+                f"{who}: {split} labels are {y.dtype} {tuple(y.shape)}, expected int64 ({len(x)},)")
+        _expect(bool(torch.isfinite(x).all()), f"{who}: {split} images hold NaN or inf")
+        _expect(len(y) == 0 or 0 <= int(y.min()) <= int(y.max()) < ds.num_classes,
+                f"{who}: {split} labels outside 0..{ds.num_classes - 1}")
+    train_idx, val_idx = ds.info.get("train_indices"), ds.info.get("val_indices")
+    if train_idx is not None and val_idx is not None:
+        _expect(len(train_idx) == ds.n_train and len(val_idx) == ds.n_val,
+                f"{who}: info's train_indices / val_indices must have one entry per image of the split")
+    _expect(len(ds.mean) == channels and len(ds.std) == channels and all(s > 0 for s in ds.std),
+            f"{who}: mean / std must give one value per channel (std > 0), got {ds.mean} / {ds.std}")
+    var, mean = torch.var_mean(ds.x_train, dim=(0, 2, 3), correction=0)
+    varying = torch.tensor([s > 1e-6 for s in ds.std])  # a constant channel stays 0 after normalising
+    _expect(bool((mean.abs() < 1e-3).all()) and bool(((var - 1).abs() < 1e-2)[varying].all()),
+            f"{who}: the training split must be normalised per channel (mean 0, variance 1), "
+            f"got means {mean.tolist()} and variances {var.tolist()}")
+    _expect(isinstance(ds.crop_padding, int) and ds.crop_padding >= 0 and isinstance(ds.flip, bool),
+            f"{who}: crop_padding must be an int >= 0 and flip a bool, got {ds.crop_padding!r}, {ds.flip!r}")
+    batch = ds.x_train[:4]
+    augmented = augment_batch(batch, torch.Generator().manual_seed(0), padding=ds.crop_padding, flip=ds.flip)
+    _expect(augmented.shape == batch.shape, f"{who}: augmentation changed the batch shape")
+    fp = ds.fingerprint()
+    seed = options.get("seed", 0)
+    _expect(fp.startswith(name + ":") and f":{res}px" in fp and fp.endswith(f":seed{seed}"),
+            f"{who}: the fingerprint {fp!r} must start with the name and hold the resolution and the seed")
+    _expect(pickle.loads(pickle.dumps(ds)).fingerprint() == fp, f"{who}: a pickled Dataset lost its fingerprint")
+    clear_cache()
+    again = load_dataset(name, **options)
+    fields = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    same = again.fingerprint() == fp and all(
+        (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+        for a, b in ((getattr(ds, f), getattr(again, f)) for f in fields))
+    _expect(same, f"{who}: loading it again with the same options gave other data "
+            f"(fingerprint {again.fingerprint()!r})")
+    other = load_dataset(name, **{**options, "seed": seed + 1})
+    _expect(other.fingerprint() != fp, f"{who}: seed={seed + 1} gave the fingerprint of seed={seed} ({fp!r})")
+    if res > 1:
+        half = load_dataset(name, **{**options, "resolution": res // 2})
+        _expect(tuple(half.x_train.shape[2:]) == (res // 2, res // 2) and f":{res // 2}px" in half.fingerprint(),
+                f"{who}: resolution={res // 2} gave images of {tuple(half.x_train.shape[2:])}")
+    return ds
+
+
 # -- registered plugins ------------------------------------------------------------------------------------
 _CHECKS = {"space": check_space, "strategy": check_strategy, "estimator": check_estimator}
 
@@ -491,7 +568,10 @@ def check_registered(kind: str, name: str) -> Configurable:
 
 
 def check_plugin(kind: str, name: str) -> Configurable:
-    """Every check for the registered plugin ``name`` of ``kind`` (``"space"``, ``"strategy"``, ``"estimator"``)."""
+    """Every check for the registered plugin ``name`` of ``kind`` (``"space"``, ``"strategy"``, ``"estimator"``,
+    ``"dataset"``: :func:`check_dataset` with the factory's ``conformance_options``)."""
+    if get_registry(kind).kind == "dataset":
+        return check_dataset(name, **getattr(get_registry(kind).get(name), "conformance_options", {}))
     check_registered(kind, name)
     cls = get_registry(kind).get(name)
     params = cls.conformance_params() if isinstance(cls, type) and issubclass(cls, Configurable) else {}
