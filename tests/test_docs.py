@@ -202,7 +202,42 @@ def jobs(request, tmp_path_factory):
             wanted[("cli", params["file"])] = lambda tmp, f=params["file"]: cli_job(f, tmp)
     workers = int(os.environ.get("NAS_ENGINE_DOC_JOBS", min(2, os.cpu_count() or 1)))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        yield {key: pool.submit(fn, tmp_path_factory.mktemp("docjob")) for key, fn in wanted.items()}
+        futures = {}
+        for key, fn in wanted.items():
+            if key[0] == "cli" and ("python", key[1]) in wanted:
+                continue  # run after the file's python blocks, in their directory (they may make its data)
+            if key[0] == "python" and ("cli", key[1]) in wanted:
+                futures[key] = pool.submit(_python_then_cli, key[1], tmp_path_factory.mktemp("docjob"))
+                futures[("cli", key[1])] = futures[key]
+            else:
+                futures[key] = pool.submit(fn, tmp_path_factory.mktemp("docjob"))
+        yield _Results(futures)
+
+
+def _python_then_cli(file: str, tmp: Path) -> tuple[str | None, str | None]:
+    """A file's python blocks, then its shell commands in the same directory (as a reader would run them)."""
+    py = python_job(file, tmp)
+    return py, (cli_job(file, tmp / "work") if py is None else f"{file}: not run, its python blocks failed")
+
+
+class _Results(dict):
+    """Job results by key; a combined python-then-CLI job answers each of its two keys with its own part."""
+
+    def __init__(self, futures):
+        super().__init__(futures)
+
+    def __getitem__(self, key):
+        future = super().__getitem__(key)
+
+        class _Part:
+            @staticmethod
+            def result():
+                r = future.result()
+                if isinstance(r, tuple):
+                    return r[0] if key[0] == "python" else r[1]
+                return r
+
+        return _Part()
 
 
 @pytest.mark.parametrize("file", _python_files())
