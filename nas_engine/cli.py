@@ -41,7 +41,7 @@ _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
 #: decay 5e-4, cosine to 0, augmentation).  Explicit ``--C``/``--N``/``--batch-size``/``--lr``/
 #: ``--schedule-epochs``/``--epochs`` override either.
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    # about 1 s per candidate on the embedded digits on 2 CPU cores: a bare search in seconds
+    # about 0.5 s per candidate on the embedded digits on 2 CPU cores: a bare search (20 evaluations) in ~15 s
     "small": {"C": 8, "N": 1, "batch_size": 128, "lr": 0.1, "schedule_epochs": 50, "T": 5},
     # NAS-Bench-201's CIFAR-10 recipe and network size (Protocol's defaults)
     "nb201": {"C": 16, "N": 5, "batch_size": 256, "lr": 0.1, "schedule_epochs": 200, "T": None},
@@ -108,14 +108,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="resize images to this side length (default: the dataset's own)")
     p.add_argument("--side", type=int, default=None,
                    help="synthetic-cifar10 only: generate side x side images (default 32, the paper's)")
-    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="nb201",
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="nb201",
                    help="training recipe: " + "; ".join(
                        f"{name}: C={v['C']}, N={v['N']}, batch {v['batch_size']}, lr {v['lr']}, "
-                       f"{v['schedule_epochs']}-epoch schedule" + (f", T={v['T']}" if v["T"] else "")
+                       f"{v['schedule_epochs']}-epoch schedule" + (f", search's T={v['T']}" if v["T"] else "")
                        for name, v in PROTOCOLS.items()) + " (the options below override it)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs T per candidate, the estimator's budget (default: --protocol small: "
-                        "5, else the estimator's own, 10 for the curve estimators)")
+                   help="training epochs T per candidate: search: the estimator's budget (default: with "
+                        "--protocol small 5, else the estimator's own, 10 for the curve estimators); correlate: "
+                        "the longest budget scored, bench build: the whole schedule (required by both)")
     p.add_argument("--schedule-epochs", type=int, default=None,
                    help="length T_end of the cosine training schedule that T epochs are a prefix of "
                         "(default: the protocol's, or T if longer)")

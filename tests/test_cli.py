@@ -102,7 +102,7 @@ def test_search_help_lists_defaults_and_choices(capsys, monkeypatch):
     assert "(default: regularized-evolution)" in out and "(default: tse-ema)" in out and "(default: small)" in out
     assert "one of: " + ", ".join(plugins["estimator"]) in out
     assert "one of: " + ", ".join(plugins["strategy"]) in out
-    assert "small: C=8, N=1, batch 128, lr 0.1, 50-epoch schedule, T=5" in out
+    assert "small: C=8, N=1, batch 128, lr 0.1, 50-epoch schedule, search's T=5" in out
     assert "nb201: C=16, N=5, batch 256, lr 0.1, 200-epoch schedule" in out
     assert "(default: 20 when no other budget is given" in out and "(default: 10)" in out  # --top
     assert main(["report", "--help"]) == 0
