@@ -184,11 +184,9 @@ def truth_pairs(history: Sequence[Evaluation], table: CurveTable) -> tuple[list[
         if not e.ok or s in seen or not math.isfinite(e.score):
             continue
         seen.add(s)
-        if s not in table:
-            continue
-        try:
+        try:  # not ``s in table``: that asks for a recorded curve, and e.g. an NB201 CSV has accuracies only
             t = table.final_accuracy(s)
-        except (KeyError, ValueError):  # a row without a final accuracy
+        except (KeyError, ValueError):  # not in the table, or a row without a final accuracy
             continue
         archs.append(s)
         scores.append(e.score)

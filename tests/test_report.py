@@ -7,6 +7,7 @@ import html
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,24 @@ def test_every_registered_estimator_says_what_its_score_is():
     assert not estimator_registry.get("tse-ema").score_is_accuracy
     assert "discounted sum of training losses" in estimator_registry.get("tse-ema").score_description
     assert estimator_registry.get("params").score_description == "number of parameters of the network"
+
+
+def test_report_truth_from_an_nb201_csv_reads_every_row_not_only_those_with_curves(tmp_path):
+    """The committed TSE-vs-ValAcc store (an earlier version's JSONL store) against the NB201 accuracy CSV: the
+    page's Spearman is the criteria's over the CSV's test accuracies, read here independently."""
+    import csv
+
+    from .conftest import shared_path
+
+    csv_path = shared_path("nas-bench-201", "nb201_cifar10_200ep.csv")
+    store = tmp_path / "store"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "reproduce" / "results" / "tse_rank_correlation" / "store",
+                    store)
+    with open(csv_path, newline="") as f:
+        acc = {r["arch_str"]: float(r["cifar10_test_acc"]) / 100 for r in csv.DictReader(f)}
+    result = SearchResult.load(store)
+    scores = [e.score for e in result.history]
+    truths = [acc[e.arch.string] for e in result.history]
+    report = write_report(store, tmp_path / "r", truth=csv_path)
+    assert report.numbers["truth"]["n"] == len(result.history) == 100
+    assert span(report.path.read_text(), "spearman") == f"{spearman(scores, truths):.4f}"
