@@ -1,11 +1,17 @@
 """The ``nas-engine`` command.
 
+    nas-engine --version
     nas-engine list [--json]
     nas-engine show DIR [--top N] [--json] [--csv PATH]
+    nas-engine report DIR [--out PATH] [--truth TABLE] [--top K]
     nas-engine migrate DIR
     nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
-                      --evaluations N --epochs T [--out DIR] [--seed K] [--json]
+                      --evaluations N --epochs T [--protocol small|nb201] [--out DIR] [--seed K] [--json]
                       [--executor inline|processes|ray] [--workers W] ...
+
+Every option has a default (``nas-engine search`` alone runs a small search on
+the embedded digits, see :data:`PROTOCOLS`); ``nas-engine COMMAND --help``
+lists them.
 
 ``--strategy-arg KEY=VALUE`` / ``--estimator-arg KEY=VALUE`` pass constructor
 arguments to the plugins (values are parsed as JSON when possible, e.g.
@@ -27,6 +33,54 @@ __all__ = ["main"]
 
 # the TSE-paper estimators (mirrors nas_engine.correlate.DEFAULT_ESTIMATORS; kept here so parsing stays light)
 _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
+
+#: what ``--protocol`` sets: the network size ``C``/``N``, ``batch_size``, ``lr`` and the schedule's length
+#: ``schedule_epochs`` (T_end; a longer ``--epochs`` T extends it to T), and ``T``: the default ``--epochs``
+#: of a search's estimator (when its constructor takes ``epochs``; None: the estimator's own default).
+#: Everything else is :class:`~nas_engine.training.Protocol`'s default (SGD, Nesterov momentum 0.9, weight
+#: decay 5e-4, cosine to 0, augmentation).  Explicit ``--C``/``--N``/``--batch-size``/``--lr``/
+#: ``--schedule-epochs``/``--epochs`` override either.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    # about 0.5 s per candidate on the embedded digits on 2 CPU cores: a bare search (20 evaluations) in ~15 s
+    "small": {"C": 8, "N": 1, "batch_size": 128, "lr": 0.1, "schedule_epochs": 50, "T": 5},
+    # NAS-Bench-201's CIFAR-10 recipe and network size (Protocol's defaults)
+    "nb201": {"C": 16, "N": 5, "batch_size": 256, "lr": 0.1, "schedule_epochs": 200, "T": None},
+}
+#: the evaluations budget of a search given no budget at all
+DEFAULT_EVALUATIONS = 20
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, unless its help already says it or the default is
+    None/False (there the help says what happens without the option)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" in text or "default:" in text or not action.option_strings
+                or action.default is None or action.default is False or action.default == argparse.SUPPRESS
+                or action.default == []):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help shows the defaults (and so do its subcommands' parsers)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    """The installed package's version, else ``nas_engine.__version__``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("nas-engine")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -51,66 +105,107 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a dataset's own option, e.g. labels=coarse for cifar100, flip=true for imagefolder")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument("--n-train", type=int, default=None, help="class-balanced training subset size")
-    p.add_argument("--n-val", type=int, default=None, help="validation images held out of training")
-    p.add_argument("--resolution", type=int, default=None, help="resize images to this side length")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="class-balanced training subset size (default: the dataset's whole training split)")
+    p.add_argument("--n-val", type=int, default=None,
+                   help="validation images held out of training (default: the dataset's own split)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="resize images to this side length (default: the dataset's own)")
     p.add_argument("--side", type=int, default=None,
                    help="synthetic-cifar10 only: generate side x side images (default 32, the paper's)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs T per candidate (estimator budget)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="nb201",
+                   help="training recipe: " + "; ".join(
+                       f"{name}: C={v['C']}, N={v['N']}, batch {v['batch_size']}, lr {v['lr']}, "
+                       f"{v['schedule_epochs']}-epoch schedule" + (f", search's T={v['T']}" if v["T"] else "")
+                       for name, v in PROTOCOLS.items()) + " (the options below override it)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs T per candidate: search: the estimator's budget (default: with "
+                        "--protocol small 5, else the estimator's own, 10 for the curve estimators); correlate: "
+                        "the longest budget scored, bench build: the whole schedule (required by both)")
     p.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length T_end of the training schedule (cosine); default max(200, T)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--C", type=int, default=None, help="network width (initial channels)")
-    p.add_argument("--N", type=int, default=None, help="cells per stage")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=None)
+                   help="length T_end of the cosine training schedule that T epochs are a prefix of "
+                        "(default: the protocol's, or T if longer)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the protocol's)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the protocol's)")
+    p.add_argument("--C", type=int, default=None, help="network width, initial channels (default: the protocol's)")
+    p.add_argument("--N", type=int, default=None, help="cells per stage (default: the protocol's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="mixed precision (default: none, float32)")
 
 
 def _parser() -> argparse.ArgumentParser:
     from .executors import available_executors  # light: standard library only
+    from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
 
-    p = argparse.ArgumentParser(prog="nas-engine", description="Neural architecture search engine.")
-    sub = p.add_subparsers(dest="command", required=True)
+    plugins = list_plugins()
+
+    def one_of(kind: str) -> str:
+        return "one of: " + ", ".join(plugins[kind])
+
+    p = _Parser(prog="nas-engine", description="Neural architecture search engine. `nas-engine COMMAND --help` "
+                                               "shows the options of a command and their defaults.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list the registered plugins per kind")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
 
-    s = sub.add_parser("search", help="run an architecture search")
-    s.add_argument("--strategy", default="regularized-evolution")
-    s.add_argument("--space", default="nb201")
-    s.add_argument("--estimator", default="tse-ema")
-    s.add_argument("--strategy-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
-    s.add_argument("--estimator-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
-    s.add_argument("--evaluations", type=int, default=None, help="budget: number of evaluations")
-    s.add_argument("--budget-epochs", type=float, default=None, help="budget: total training epochs")
-    s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds")
+    s = sub.add_parser("search", help="run an architecture search",
+                       description="Run an architecture search. Without options: regularised evolution over "
+                                   "NB201 cells, each scored by TSE-EMA after T=5 epochs of training a small "
+                                   f"network (--protocol small) on the embedded digits, {DEFAULT_EVALUATIONS} "
+                                   "evaluations.")
+    s.add_argument("--strategy", default="regularized-evolution", choices=plugins["strategy"], metavar="NAME",
+                   help="the search strategy; " + one_of("strategy"))
+    s.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
+                   help="the search space; " + one_of("space"))
+    s.add_argument("--estimator", default="tse-ema", choices=plugins["estimator"], metavar="NAME",
+                   help="what scores each candidate; " + one_of("estimator"))
+    s.add_argument("--strategy-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of the strategy (VALUE parsed as JSON when it can be), e.g. "
+                        "population_size=20; repeatable")
+    s.add_argument("--estimator-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of the estimator, e.g. gamma=0.9; repeatable")
+    s.add_argument("--evaluations", type=int, default=None,
+                   help=f"budget: number of evaluations (default: {DEFAULT_EVALUATIONS} when no other budget "
+                        "is given, else none)")
+    s.add_argument("--budget-epochs", type=float, default=None,
+                   help="budget: total training epochs (default: no limit)")
+    s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds (default: no limit)")
     s.add_argument("--budget-cost-seconds", type=float, default=None,
-                   help="budget: charged training seconds (sum of the evaluations' costs)")
+                   help="budget: charged training seconds, the sum of the evaluations' costs (default: no limit)")
     _add_training_args(s)
-    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(protocol="small")
+    s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
     s.add_argument("--executor", default="inline", choices=available_executors(),
                    help="where candidates are evaluated: this process, local worker processes, or Ray")
     s.add_argument("--workers", type=int, default=None,
-                   help="evaluations at once (processes: default one per CPU; ray: what the cluster fits)")
-    s.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE")
-    s.add_argument("--out", default=None, help="store directory (results + resume)")
+                   help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster fits)")
+    s.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of the executor, e.g. max_memory_mb=4000 or address=auto; "
+                        "repeatable")
+    s.add_argument("--out", default=None, metavar="DIR",
+                   help="store directory: results as they complete, and resume with the same command "
+                        "(default: nothing is stored)")
     s.add_argument("--top", type=int, default=10, help="rows of the results table to print")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     c = sub.add_parser("correlate", help="rank correlation of estimators vs ground truth (TSE paper Fig. 1)")
-    c.add_argument("--space", default="nb201")
+    c.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
+                   help="the search space; " + one_of("space"))
     c.add_argument("--archs", type=int, default=20, help="number of distinct architectures to sample")
     c.add_argument("--estimators", default=",".join(_DEFAULT_ESTIMATORS),
                    help="comma-separated curve estimators scored at every budget t=1..T, and zero-cost "
                         "proxies (synflow, snip, grasp, fisher, grad-norm, plain, jacov, nwot, params, flops) "
                         "scored once at initialisation")
-    c.add_argument("--truth", required=True,
-                   help="ground truth: an NB201 CSV (cifar10_test_acc) or an engine JSONL table")
+    c.add_argument("--truth", required=True, metavar="TABLE",
+                   help="ground truth (required): an NB201 CSV (cifar10_test_acc) or an engine JSONL table")
     _add_training_args(c)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", required=True, help="output directory (store, criteria.csv, figure)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
+    c.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store, "
+                                                                "criteria.csv, figure")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sh = sub.add_parser("show", help="summary of a search's store (running or finished); reads without writing")
@@ -120,22 +215,36 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--csv", default=None, metavar="PATH",
                     help="also write every evaluation as CSV to PATH ('-': standard output, instead of the table)")
 
+    rp = sub.add_parser("report", help="an HTML page of a search's store (running or finished): progress, "
+                                       "scores, best cells, failures; reads the store without writing to it",
+                        description="Write a self-contained HTML page (figures embedded, and as PNG files "
+                                    "beside it) about the search stored in DIR.")
+    rp.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
+    rp.add_argument("--out", default=None, metavar="PATH",
+                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
+                         "(default: DIR/report/index.html)")
+    rp.add_argument("--truth", default=None, metavar="TABLE",
+                    help="ground truth, an NB201 CSV or an engine JSONL table: adds the score against the true "
+                         "accuracy with Spearman's rho and Kendall's tau (default: none)")
+    rp.add_argument("--top", type=int, default=3, help="best architectures drawn as cells")
+
     mg = sub.add_parser("migrate", help="convert a JSONL store of an earlier version into a database store "
                                         "(the old files move to DIR/legacy-jsonl)")
-    mg.add_argument("store", metavar="DIR")
+    mg.add_argument("store", metavar="DIR", help="the store directory to convert")
 
     b = sub.add_parser("bench", help="tabular benchmarks")
-    bsub = b.add_subparsers(dest="bench_command", required=True)
+    bsub = b.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
     bb = bsub.add_parser("build", help="train architectures for a whole schedule and write a table")
-    bb.add_argument("--space", default="nb201")
-    bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample")
+    bb.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
+                    help="the search space; " + one_of("space"))
+    bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample (required)")
     _add_training_args(bb)
-    bb.add_argument("--seed", type=int, default=0)
-    bb.add_argument("--out", required=True, help="output directory (store + table.jsonl)")
+    bb.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
+    bb.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store + table.jsonl")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
     bt = bsub.add_parser("table", help="write DIR/table.jsonl from the architectures a (stopped or running) "
                                        "build in DIR has finished")
-    bt.add_argument("--out", required=True, help="the build's output directory")
+    bt.add_argument("--out", required=True, metavar="DIR", help="the build's output directory (required)")
 
     t = sub.add_parser("train", help="train one architecture to completion (checkpointed every epoch, resumable) "
                                      "and export it (docs/final-training.md)")
@@ -166,9 +275,11 @@ def _parser() -> argparse.ArgumentParser:
 def _protocol(args, T: int):
     from .training import Protocol
 
-    kw = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
-                            "amp": args.amp}.items() if v is not None}
-    return Protocol(epochs=args.schedule_epochs or max(200, T), device=args.device, **kw)
+    preset = PROTOCOLS[args.protocol]
+    kw = {k: preset[k] for k in ("C", "N", "batch_size", "lr")}
+    kw.update({k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
+                                 "amp": args.amp}.items() if v is not None})
+    return Protocol(epochs=args.schedule_epochs or max(preset["schedule_epochs"], T), device=args.device, **kw)
 
 
 def _data(args):
@@ -186,20 +297,13 @@ def _cmd_correlate(args) -> int:
     from .costs import model_costs
     from .estimators.zero_cost import MEASURES, zero_cost_scores
     from .registry import spaces
+    from .report import load_truth_table
     from .spaces.base import Enumerable
 
     if args.epochs is None:
         raise ValueError("correlate needs --epochs T (the longest budget to score)")
     space = spaces.create(args.space)
-    truth_path = Path(args.truth)
-    if truth_path.suffix == ".csv":
-        from .benchmarks import NB201Table
-
-        table = NB201Table(truth_path)
-    else:
-        from .benchmarks import JsonlCurveTable
-
-        table = JsonlCurveTable(truth_path)
+    table = load_truth_table(args.truth)
     truth = table.ground_truth()
     names = [e.strip() for e in args.estimators.split(",") if e.strip()]
     data, protocol = _data(args), _protocol(args, args.epochs)
@@ -324,36 +428,67 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _stored_evaluations(out: str | None) -> int:
+    """How many evaluations the store ``out`` holds before a search resumes it (0 for none or a new one)."""
+    from .store import RunStore, StoreError
+
+    if out is None or not RunStore(out).database.exists():
+        return 0
+    try:
+        return len(RunStore(out).records())
+    except StoreError:  # empty or damaged: the search's own open reports what is wrong
+        return 0
+
+
 def _cmd_search(args) -> int:
+    import time
+
     from .executors import create_executor
-    from .registry import create
+    from .registry import create, estimators
     from .search import Budget, Search
 
     est_kw = dict(args.estimator_arg)
     if args.epochs is not None:
         est_kw["epochs"] = args.epochs
+    elif PROTOCOLS[args.protocol]["T"] is not None and "epochs" not in est_kw:
+        factory = estimators.get(args.estimator)
+        if "epochs" in getattr(factory, "param_names", lambda: [])():
+            est_kw["epochs"] = PROTOCOLS[args.protocol]["T"]
     strategy = create("strategy", args.strategy, **dict(args.strategy_arg))
     estimator = create("estimator", args.estimator, **est_kw)
     protocol = _protocol(args, getattr(estimator, "epochs", 1))
     data = _data(args)
     if all(v is None for v in (args.evaluations, args.budget_epochs, args.budget_seconds, args.budget_cost_seconds)):
-        args.evaluations = 10
+        args.evaluations = DEFAULT_EVALUATIONS
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
                     cost_seconds=args.budget_cost_seconds)
     executor = create_executor(args.executor, args.workers, **dict(args.executor_arg))
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
+    earlier = _stored_evaluations(args.out)
+    t0 = time.perf_counter()
     result = search.run()
-    return _report(result, args, label=repr(estimator), out=args.out)
+    this_run = {"seconds": time.perf_counter() - t0, "evaluations": len(result.history) - earlier,
+                "earlier_evaluations": earlier}
+    return _report(result, args, label=repr(estimator), out=args.out, this_run=this_run,
+                   extra={"this_run": this_run})
 
 
-def _report(result, args, *, label: str, out: str | None = None, extra: dict[str, Any] | None = None) -> int:
+def _report(result, args, *, label: str, out: str | None = None, extra: dict[str, Any] | None = None,
+            this_run: dict[str, Any] | None = None) -> int:
     """Print a search result as a table or (``--json``) strict JSON; 1 when no evaluation succeeded.
 
     Both outputs, and ``--csv``, start from the one serialisation of an
-    evaluation (:meth:`~nas_engine.results.Evaluation.to_row`).
+    evaluation (:meth:`~nas_engine.results.Evaluation.to_row`); the table adds
+    an ``accuracy`` column where the evaluations have one
+    (:func:`~nas_engine.report.evaluation_accuracy`).  ``this_run`` (a search
+    command): this run's seconds and evaluations, told apart from the stored
+    total of a resumed search.
     """
+    from .report import accuracies, estimator_class, format_score
+
     best = result.best
+    description = getattr(estimator_class(result.config), "score_description", "") or None
     status = 0 if best is not None else 1
     if getattr(args, "csv", None):
         df = result.to_dataframe()
@@ -365,7 +500,9 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
         print(json.dumps({
             **(extra or {}),
             "config": result.config,
-            "best": None if best is None else {**best.to_row(), "canonical": result.space.canonical(best.arch)},
+            "score_description": description,
+            "best": None if best is None else {**best.to_row(), "canonical": result.space.canonical(best.arch),
+                                               "accuracy": accuracies(result)[best.index]},
             "evaluations": [e.to_row() for e in result.history],
             "failed": sum(not e.ok for e in result.history),
             "seconds": result.seconds, "setup_seconds": result.setup_seconds,
@@ -376,22 +513,40 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     import pandas as pd
 
     if len(df):
+        accs = accuracies(result)
         with pd.option_context("display.max_colwidth", 100, "display.width", 200):
             cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
+            if any(a is not None for a in accs):
+                df["accuracy"] = [float("nan") if a is None else a for a in accs]
+                cols.insert(3, "accuracy")
             print(df.sort_values("score", ascending=False)[cols].head(args.top).to_string(index=False))
     n_failed = int((df["status"] != "ok").sum())
-    print(f"\n{len(df)} evaluations ({n_failed} failed) in {result.seconds:.1f} s; "
-          f"training time {result.total_cost_seconds:.1f} s")
+    head = f"\n{len(df)} evaluations ({n_failed} failed)"
+    if this_run is None:  # a stored search, shown
+        print(f"{head} in {result.seconds:.1f} s (the stored total of all its runs); "
+              f"training time {result.total_cost_seconds:.1f} s")
+    elif this_run["earlier_evaluations"]:  # a resumed search
+        def n(k: int) -> str:
+            return f"{k} evaluation{'' if k == 1 else 's'}"
+
+        print(f"{head}; this run: {this_run['seconds']:.1f} s ({n(this_run['evaluations'])}); "
+              f"stored total: {result.seconds:.1f} s ({n(this_run['earlier_evaluations'])} from earlier runs); "
+              f"training time {result.total_cost_seconds:.1f} s (all runs)")
+    else:
+        print(f"{head}; this run: {this_run['seconds']:.1f} s; training time {result.total_cost_seconds:.1f} s")
     if best is None:
         print("no successful evaluation")
         return 1
-    print(f"best: {best.arch.string}  score={best.score:.6g}  ({label})")
+    print(f"best: {best.arch.string}  score={format_score(best.score)}  ({label})")
+    if description:
+        print(f"score: {description}")
     if out:
         print(f"results stored in {out}")
     return 0
 
 
 def _cmd_show(args) -> int:
+    from .report import describe_plugin
     from .results import SearchResult
     from .store import RunStore
 
@@ -401,19 +556,7 @@ def _cmd_show(args) -> int:
     running = ("running: " + (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
                               if holder else "holder unknown")) if holder is not None else "not running"
     cfg = result.config or {}
-
-    def short(v):
-        if isinstance(v, (list, tuple, dict)) and len(v) > 3:
-            return f"<{len(v)} items>"
-        text = repr(v)
-        return text if len(text) <= 40 else text[:37] + "..."
-
-    def plugin(c):
-        if isinstance(c, dict):
-            params = ", ".join(f"{k}={short(v)}" for k, v in c.get("params", {}).items())
-            return f"{c.get('name')}({params})"
-        return str(c)
-
+    plugin = describe_plugin
     label = plugin(cfg.get("estimator"))
     if not args.json and args.csv != "-":
         legacy = " (JSONL store of an earlier version, read-only)" if store.is_legacy else ""
@@ -426,6 +569,16 @@ def _cmd_show(args) -> int:
     return _report(result, args, label=label, extra=extra)
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    report = write_report(args.store, args.out, truth=args.truth, top=args.top)
+    n = report.numbers
+    print(f"wrote {report.path} ({n['evaluations']} evaluations, {n['failed']} failed; figures "
+          f"{', '.join(p.name for p in report.figures.values()) or 'none'} beside it)")
+    return 0
+
+
 def _cmd_migrate(args) -> int:
     from .store import migrate
 
@@ -436,8 +589,13 @@ def _cmd_migrate(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error: argparse has printed what it had to say
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        if args.command == "report":
+            return _cmd_report(args)
         return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
                 "migrate": _cmd_migrate, "bench": _cmd_bench, "train": _cmd_train}[args.command](args)
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:

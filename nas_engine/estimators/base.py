@@ -45,6 +45,14 @@ class Estimator(Configurable, ABC):
     #: estimators of inherited weights); :mod:`nas_engine.testing` sets it up before checking the estimator
     conformance_strategy: str | None = None
 
+    #: what the score is, in one line (printed by ``nas-engine search``/``show`` and the report); every
+    #: built-in estimator sets it, e.g. TSE-EMA: "negated discounted sum of training losses, higher is better"
+    score_description: str = ""
+
+    #: whether the score is an accuracy (a fraction): then the CLI's tables and the report show it in
+    #: their ``accuracy`` column too (see :func:`nas_engine.report.evaluation_accuracy`)
+    score_is_accuracy: bool = False
+
     @abstractmethod
     def estimate(self, arch: Architecture, ctx: Context) -> Estimate:
         """Score ``arch``; raise :class:`~nas_engine.training.TrainingFailed` on divergence/OOM."""

@@ -272,6 +272,10 @@ class FEAR(Estimator):
         threshold_cache: directory for the on-disk cache of computed thresholds.
     """
 
+    score_description = ("training accuracy after stage 2, the few epochs with all but the last cells frozen "
+                         "(validation accuracy with score='val_acc')")
+    score_is_accuracy = True
+
     def __init__(self, threshold: float | None = None, *, max_epochs: int | None = None, stage2_epochs: int = 5,
                  stage2_batch_size: int | None = None, stage2_lr: float | None = None, unfrozen_cells: int = 1,
                  unfrozen: Sequence[str] | None = None, score: str = "train_acc",

@@ -62,6 +62,9 @@ class _InheritedEstimator(Estimator):
 class InheritedValAcc(_InheritedEstimator):
     """Accuracy of the inherited weights on the whole validation split (no training)."""
 
+    score_description = "validation accuracy of the weights inherited from the supernet (no training)"
+    score_is_accuracy = True
+
     def estimate(self, arch, ctx: Context) -> Estimate:
         self.validate_context(ctx)
         return self._evaluate(arch, ctx, ctx.data.x_val, ctx.data.y_val)
@@ -70,6 +73,9 @@ class InheritedValAcc(_InheritedEstimator):
 @estimators.register("valacc-mini")
 class InheritedValAccMini(_InheritedEstimator):
     """Accuracy of the inherited weights on one random validation minibatch of ``batch_size`` images."""
+
+    score_description = "accuracy of the inherited weights on one random validation minibatch (no training)"
+    score_is_accuracy = True
 
     def __init__(self, batch_size: int = 64):
         # at least 2 images: BatchNorm normalises with the minibatch's statistics

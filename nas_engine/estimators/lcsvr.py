@@ -132,6 +132,9 @@ class LcSVR(Estimator):
     ``nu`` (uniform).  ``seed`` seeds the folds and the draws.
     """
 
+    score_description = ("predicted final validation accuracy from the first T epochs (the measured one for "
+                         "the first n_fit architectures, trained fully to fit the predictor)")
+
     def __init__(self, epochs: int = 10, *, n_fit: int = 100, fit_epochs: int | None = None,
                  arch_features: Sequence[str] = ARCH_FEATURES, cv: int = 3, n_iter: int = 100,
                  C: Sequence[float] = (1e-2, 1e3), gamma: Sequence[float] = (1e-4, 1.0),

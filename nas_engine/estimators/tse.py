@@ -27,6 +27,8 @@ __all__ = ["TSE", "TSEE", "TSEEMA", "TLMini", "SoVL"]
 class TSE(CurveEstimator):
     """Sum of the per-epoch training losses over epochs 1..T (negated)."""
 
+    score_description = "negated sum of the per-epoch training losses over T epochs, higher is better"
+
     def _score(self, curve: LearningCurve) -> float:
         return -math.fsum(self._need(curve, "train_loss", "TSE"))
 
@@ -34,6 +36,8 @@ class TSE(CurveEstimator):
 @estimators.register("tse-e")
 class TSEE(CurveEstimator):
     """Sum of the per-epoch training losses over the last ``E`` epochs (negated)."""
+
+    score_description = "negated sum of the training losses of the last E of T epochs, higher is better"
 
     def __init__(self, epochs: int = 10, *, E: int = 1, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
@@ -46,6 +50,9 @@ class TSEE(CurveEstimator):
 @estimators.register("tse-ema")
 class TSEEMA(CurveEstimator):
     """Exponentially weighted sum sum_t gamma^(T-t) L_t of the training losses (negated)."""
+
+    score_description = ("negated discounted sum of training losses (sum of gamma^(T-t) L_t over T epochs), "
+                         "higher is better")
 
     def __init__(self, epochs: int = 10, *, gamma: float = 0.999, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
@@ -60,6 +67,8 @@ class TSEEMA(CurveEstimator):
 @estimators.register("tlmini")
 class TLMini(CurveEstimator):
     """The training loss of one minibatch of epoch T (``batch``: its index, default the last)."""
+
+    score_description = "negated training loss of one minibatch of epoch T, higher is better"
 
     def __init__(self, epochs: int = 10, *, batch: int = -1, validate: bool | None = None):
         super().__init__(epochs, validate=validate)
@@ -79,6 +88,7 @@ class SoVL(CurveEstimator):
     """Sum of the validation losses over epochs 1..T (negated)."""
 
     needs_validation = True
+    score_description = "negated sum of the validation losses over T epochs, higher is better"
 
     def _score(self, curve: LearningCurve) -> float:
         return -math.fsum(self._need(curve, "val_loss", "SoVL"))

@@ -14,6 +14,8 @@ class ValAcc(CurveEstimator):
     """Validation accuracy after ``epochs`` epochs of the protocol's schedule."""
 
     needs_validation = True
+    score_description = "validation accuracy after T epochs (a fraction), higher is better"
+    score_is_accuracy = True
 
     def _score(self, curve: LearningCurve) -> float:
         return self._need(curve, "val_acc", "ValAcc")[-1]

@@ -360,6 +360,7 @@ class SynFlow(ZeroCostEstimator):
     """SynFlow (data-free): ``sum |theta * dR/dtheta|``, R the logit sum for |theta| and an all-ones input."""
 
     measure = "synflow"
+    score_description = "SynFlow saliency of the network at initialisation (data-free), higher is better"
 
 
 @estimators.register("snip")
@@ -367,6 +368,7 @@ class SNIP(ZeroCostEstimator):
     """SNIP: ``sum |theta * dL/dtheta|`` at initialisation."""
 
     measure = "snip"
+    score_description = "SNIP saliency sum |theta * dL/dtheta| at initialisation, higher is better"
 
 
 @estimators.register("grasp")
@@ -374,6 +376,7 @@ class GraSP(ZeroCostEstimator):
     """GraSP: ``sum -theta * H g`` at initialisation."""
 
     measure = "grasp"
+    score_description = "GraSP score sum -theta * H g at initialisation, higher is better"
 
 
 @estimators.register("fisher")
@@ -381,6 +384,7 @@ class Fisher(ZeroCostEstimator):
     """Fisher: channel-wise ``0.5 * mean (sum a * dL/da)^2``, weighted by parameters per channel."""
 
     measure = "fisher"
+    score_description = "Fisher saliency of the activations at initialisation, higher is better"
 
 
 @estimators.register("grad-norm")
@@ -388,6 +392,7 @@ class GradNorm(ZeroCostEstimator):
     """grad_norm: sum over conv/linear layers of the gradient's L2 norm."""
 
     measure = "grad-norm"
+    score_description = "sum of the layers' gradient norms at initialisation, higher is better"
 
 
 @estimators.register("plain")
@@ -395,6 +400,7 @@ class Plain(ZeroCostEstimator):
     """plain: ``sum theta * dL/dtheta`` at initialisation."""
 
     measure = "plain"
+    score_description = "sum theta * dL/dtheta at initialisation, higher is better"
 
 
 @estimators.register("jacov")
@@ -402,6 +408,7 @@ class JacCov(ZeroCostEstimator):
     """Jacobian covariance (Mellor et al., NASWOT v1)."""
 
     measure = "jacov"
+    score_description = "Jacobian covariance score at initialisation (NASWOT v1), higher is better"
 
 
 @estimators.register("nwot")
@@ -409,6 +416,7 @@ class NWOT(ZeroCostEstimator):
     """NASWOT / relu_logdet (Mellor et al., v2): log-determinant of the ReLU-code kernel."""
 
     measure = "nwot"
+    score_description = "log-determinant of the ReLU-code kernel at initialisation (NASWOT), higher is better"
 
 
 @estimators.register("params")
@@ -416,6 +424,7 @@ class Params(ZeroCostEstimator):
     """#params of the network."""
 
     measure = "params"
+    score_description = "number of parameters of the network"
 
 
 @estimators.register("flops")
@@ -423,6 +432,7 @@ class FLOPs(ZeroCostEstimator):
     """Forward FLOPs of the network for one image."""
 
     measure = "flops"
+    score_description = "forward FLOPs of the network for one image"
 
 
 # ---------------------------------------------------------------------------------

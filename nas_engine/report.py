@@ -1,0 +1,531 @@
+"""The report of a search: one self-contained HTML page (``nas-engine report DIR``).
+
+:func:`write_report` reads a run store (running or finished; it only reads:
+:meth:`~nas_engine.results.SearchResult.load` and
+:class:`~nas_engine.store.RunStore`) and writes ``index.html`` with its figures
+embedded as base64 PNG, and the same PNGs beside it:
+
+* ``progress.png``  the best score so far against the number of evaluations
+  and against the charged seconds (the strategy's set-up plus the cumulative
+  ``cost_seconds`` of the evaluations), every evaluation's score as a dot and
+  the failed ones marked below the axis;
+* ``scores.png``    the distribution of the successful evaluations' scores;
+* ``cells.png``     the best few distinct architectures drawn as graphs
+  (``space.to_graph(arch)``: nodes are feature maps, each edge labelled with its
+  ``op``);
+* ``truth.png``     with a ground-truth table: the score against the table's
+  true accuracy of every evaluated architecture it holds, with Spearman's rho
+  and Kendall's tau (:mod:`nas_engine.criteria`).
+
+Beside the figures the page has a summary table (the stored configuration:
+strategy, space and estimator with their parameters, what the score is, data,
+protocol, seed, execution; the counts; the best architecture and its score; the
+time), the best evaluations, and the failed evaluations counted by the prefix
+of their reason (``diverged``, ``out-of-memory``, ``ValueError``, ...).  Every
+number on the page is read from the store (and the table); figures are drawn
+with matplotlib's Agg canvas, without pyplot and without changing the
+process's matplotlib backend.
+
+:func:`evaluation_accuracy` is the ``accuracy`` column of the CLI's tables and
+of the page: the score itself when the estimator's score is an accuracy
+(:attr:`Estimator.score_is_accuracy <nas_engine.estimators.base.Estimator.score_is_accuracy>`),
+else a final validation accuracy the evaluation recorded (``info["final_val_acc"]``,
+or the last entry of its curve's ``val_acc``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .results import Evaluation, SearchResult
+from .store import RunStore, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .benchmarks.table import CurveTable
+
+__all__ = ["write_report", "Report", "evaluation_accuracy", "accuracies", "estimator_class", "describe_plugin",
+           "reason_prefix", "failure_counts", "best_so_far", "charged_seconds", "truth_pairs", "load_truth_table",
+           "format_score", "REPORT_DIR"]
+
+#: the report's directory inside a store when no ``out`` is given
+REPORT_DIR = "report"
+#: architectures drawn as cells, and rows of the best-evaluations table
+TOP_CELLS, TOP_ROWS = 3, 10
+
+
+def format_score(score: float | None) -> str:
+    """A score as the page (and the CLI's summary line) prints it: 6 significant digits."""
+    return "n/a" if score is None or not math.isfinite(score) else f"{score:.6g}"
+
+
+def _fmt_acc(acc: float | None) -> str:
+    return "" if acc is None else f"{acc:.4f}"
+
+
+# -- what the stored configuration says -----------------------------------------------------------------
+def estimator_class(config: dict[str, Any] | None) -> type | None:
+    """The registered class of the stored configuration's estimator (None when unknown or not a class)."""
+    from .registry import estimators
+
+    cfg = (config or {}).get("estimator")
+    name = cfg.get("name") if isinstance(cfg, dict) else cfg
+    if not isinstance(name, str):
+        return None
+    try:
+        factory = estimators.get(name)
+    except LookupError:
+        return None
+    return factory if isinstance(factory, type) else None
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, (list, tuple, dict)) and len(v) > 3:
+        return f"<{len(v)} items>"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_plugin(cfg: Any) -> str:
+    """``name(param=value, ...)`` of a stored plugin configuration ``{"name", "params"}`` (or its name)."""
+    if isinstance(cfg, dict):
+        params = ", ".join(f"{k}={_short(v)}" for k, v in cfg.get("params", {}).items())
+        return f"{cfg.get('name')}({params})"
+    return str(cfg)
+
+
+def evaluation_accuracy(ev: Evaluation, score_is_accuracy: bool) -> float | None:
+    """The accuracy of a successful evaluation, or None (see the module docstring)."""
+    if not ev.ok:
+        return None
+    if score_is_accuracy:
+        return ev.score
+    candidates = [ev.info.get("final_val_acc")]
+    if ev.curve is not None and ev.curve.val_acc:
+        candidates.append(ev.curve.val_acc[-1])
+    for v in candidates:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    return None
+
+
+def accuracies(result: SearchResult) -> list[float | None]:
+    """:func:`evaluation_accuracy` of every evaluation of ``result``, for its stored estimator."""
+    cls = estimator_class(result.config)
+    is_acc = bool(getattr(cls, "score_is_accuracy", False))
+    return [evaluation_accuracy(e, is_acc) for e in result.history]
+
+
+# -- the numbers of the page ----------------------------------------------------------------------------
+def reason_prefix(reason: str | None) -> str:
+    """The kind of a failure: its reason up to the first colon (``"diverged"``, ``"ValueError"``, ...)."""
+    if not reason:
+        return "(no reason recorded)"
+    return reason.split(":", 1)[0].strip() or reason
+
+
+def failure_counts(history: Sequence[Evaluation]) -> list[dict[str, Any]]:
+    """The failed evaluations grouped by :func:`reason_prefix`, most frequent first:
+    ``[{"prefix", "count", "example", "indices"}]`` (``example``: the first full reason)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for e in history:
+        if e.ok:
+            continue
+        g = groups.setdefault(reason_prefix(e.reason), {"prefix": reason_prefix(e.reason), "count": 0,
+                                                       "example": e.reason or "", "indices": []})
+        g["count"] += 1
+        g["indices"].append(e.index)
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["indices"][0]))
+
+
+def best_so_far(history: Sequence[Evaluation]) -> list[float]:
+    """The best successful score after each evaluation (NaN before the first success)."""
+    out, best = [], -math.inf
+    for e in history:
+        if e.ok and math.isfinite(e.score):
+            best = max(best, e.score)
+        out.append(best if math.isfinite(best) else math.nan)
+    return out
+
+
+def charged_seconds(result: SearchResult) -> list[float]:
+    """The charged seconds after each evaluation: the strategy's set-up plus the cumulative costs."""
+    out, total = [], float(result.setup_seconds)
+    for e in result.history:
+        total += e.cost_seconds
+        out.append(total)
+    return out
+
+
+def load_truth_table(path: str | os.PathLike) -> CurveTable:
+    """A ground-truth table: an NB201 accuracy CSV (``.csv``) or an engine JSON Lines table (anything else)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        from .benchmarks.nb201_table import NB201Table
+
+        return NB201Table(path)
+    from .benchmarks.table import JsonlCurveTable
+
+    return JsonlCurveTable(path)
+
+
+def truth_pairs(history: Sequence[Evaluation], table: CurveTable) -> tuple[list[str], list[float], list[float]]:
+    """``(archs, scores, true accuracies)`` of the distinct successfully evaluated architectures the table has
+    a final accuracy for, in the order first evaluated."""
+    archs, scores, truths, seen = [], [], [], set()
+    for e in history:
+        s = e.arch.string
+        if not e.ok or s in seen or not math.isfinite(e.score):
+            continue
+        seen.add(s)
+        try:  # not ``s in table``: that asks for a recorded curve, and e.g. an NB201 CSV has accuracies only
+            t = table.final_accuracy(s)
+        except (KeyError, ValueError):  # not in the table, or a row without a final accuracy
+            continue
+        archs.append(s)
+        scores.append(e.score)
+        truths.append(float(t))
+    return archs, scores, truths
+
+
+# -- figures ----------------------------------------------------------------------------------------------
+def _figure(figsize):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _plot_progress(result: SearchResult, path: Path) -> Path:
+    hist = result.history
+    n = range(1, len(hist) + 1)
+    best = best_so_far(hist)
+    cost = charged_seconds(result)
+    ok = [(i, e.score, c) for i, e, c in zip(n, hist, cost) if e.ok and math.isfinite(e.score)]
+    failed = [(i, c) for i, e, c in zip(n, hist, cost) if not e.ok]
+    fig = _figure((10, 3.6))
+    for ax, xs, xlabel, fx in ((fig.add_subplot(1, 2, 1), list(n), "evaluations", [f[0] for f in failed]),
+                               (fig.add_subplot(1, 2, 2), cost, "charged seconds (set-up + evaluations' costs)",
+                                [f[1] for f in failed])):
+        k = 0 if xlabel == "evaluations" else 2
+        ax.plot([o[k] for o in ok], [o[1] for o in ok], ".", color="0.6", ms=5, label="score")
+        ax.step(xs, best, where="post", color="C0", lw=2, label="best so far")
+        if fx:
+            ax.plot(fx, [0.0] * len(fx), "x", color="C3", ms=6, clip_on=False,
+                    transform=ax.get_xaxis_transform(), label=f"failed ({len(fx)})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("score")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def _plot_scores(scores: list[float], best: float, path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure((6, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.hist(scores, bins=max(5, min(30, len(scores) // 2)), color="C0", alpha=0.8)
+    ax.axvline(best, color="C3", lw=1.5, label=f"best {format_score(best)}")
+    ax.set_xlabel("score")
+    ax.set_ylabel("evaluations")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _draw_cell(ax, graph, title: str) -> None:
+    """A DAG with nodes in topological order on a line; straight edges between neighbours, arcs above
+    (even span) or below (odd span) otherwise; ``op`` as the edge's (or node's) label."""
+    import networkx as nx
+    from matplotlib.patches import Circle, FancyArrowPatch
+
+    order = list(nx.topological_sort(graph)) if nx.is_directed_acyclic_graph(graph) else list(graph.nodes)
+    step = 2.4  # room for an op's name between neighbouring nodes
+    pos = {v: (step * i, 0.0) for i, v in enumerate(order)}
+    heights = [0.0]
+    for u, v, data in graph.edges(data=True):
+        (x0, y0), (x1, y1) = pos[u], pos[v]
+        span = round(abs(x1 - x0) / step)
+        rad = 0.0 if span <= 1 else (-0.5 if span % 2 == 0 else 0.45)
+        op = str(data.get("op", ""))
+        none = op == "none"
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                                     mutation_scale=10, shrinkA=9, shrinkB=9, lw=0.8 if none else 1.4,
+                                     linestyle=":" if none else "-", color="0.65" if none else "0.15"))
+        # the label sits at the middle of the arc: half way from the chord's middle to arc3's control point
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        lx, ly = mx + 0.5 * rad * (y1 - y0), my - 0.5 * rad * (x1 - x0)
+        heights.append(ly)
+        if op:
+            ax.text(lx, ly, op, ha="center", va="center", fontsize=7, color="0.45" if none else "black",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9})
+    for v, (x, y) in pos.items():
+        ax.add_patch(Circle((x, y), 0.3, fc="#dbe8f6", ec="0.2", lw=1, zorder=3))
+        node_op = graph.nodes[v].get("op")
+        ax.text(x, y, str(v) if node_op is None else f"{v}\n{node_op}", ha="center", va="center",
+                fontsize=8, zorder=4)
+    ax.set_xlim(-0.5, step * max(len(order) - 1, 1) + 0.5)
+    ax.set_ylim(min(heights) - 0.5, max(heights) + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+
+
+def _plot_cells(space, picks: list[tuple[int, Evaluation]], path: Path) -> Path:
+    k = len(picks)
+    fig = _figure((4.6 * k, 2.6))
+    for j, (rank, e) in enumerate(picks):
+        ax = fig.add_subplot(1, k, j + 1)
+        _draw_cell(ax, space.to_graph(e.arch), f"#{rank}: score {format_score(e.score)} (evaluation {e.index})")
+    return _save(fig, path)
+
+
+def _plot_truth(scores: list[float], truths: list[float], rho: float, tau: float, path: Path) -> Path:
+    fig = _figure((5.6, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(truths, scores, "o", ms=4, alpha=0.8, color="C0")
+    ax.set_xlabel("true accuracy (table)")
+    ax.set_ylabel("estimator score")
+    ax.set_title(f"Spearman {rho:.4f}, Kendall {tau:.4f}, n = {len(scores)}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+# -- the page -------------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What :func:`write_report` wrote: the page, its figures, and the numbers it states."""
+
+    path: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]], *, raw: bool = False) -> str:
+    """An HTML table; cells are escaped unless ``raw`` (then they are HTML already)."""
+    head = "" if header is None else "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead>"
+    body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f3f7; }
+td.arch, span.arch { font-family: monospace; }
+img { max-width: 100%; }
+.note { color: #555; }
+"""
+
+
+def _summary_rows(result: SearchResult, store: RunStore, holder, numbers: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, HTML cell) pairs of the summary table."""
+    cfg = result.config or {}
+    cls = estimator_class(cfg)
+    desc = getattr(cls, "score_description", "") or "(the estimator documents no description of its score)"
+    if holder is not None:
+        status = ("running: " + (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+                                 if holder else "holder unknown") + "; the page shows the evaluations stored so far")
+    else:
+        status = "not running"
+    rows = [("store", _e(store.path) + (" (JSONL store of an earlier version)" if store.is_legacy else "")),
+            ("status", _e(status)),
+            ("strategy", _e(describe_plugin(cfg.get("strategy")))),
+            ("space", _e(describe_plugin(cfg.get("space")))),
+            ("estimator", _e(describe_plugin(cfg.get("estimator")))),
+            ("score", _e(desc))]
+    if cfg.get("data") is not None or "table" not in cfg:
+        rows.append(("data", _e(cfg.get("data"))))
+    if cfg.get("table") is not None:
+        rows.append(("tabular benchmark", _e(cfg["table"])))
+    if isinstance(cfg.get("protocol"), dict):
+        rows.append(("protocol", _e(", ".join(f"{k}={v}" for k, v in cfg["protocol"].items()))))
+    rows.append(("seed", _e(cfg.get("seed"))))
+    if cfg.get("execution"):
+        rows.append(("execution", _e(", ".join(f"{k}={v}" for k, v in cfg["execution"].items()))))
+    n = numbers
+    rows += [
+        ("evaluations", f'<span id="n-evaluations">{n["evaluations"]}</span> '
+                        f'(<span id="n-ok">{n["ok"]}</span> ok, <span id="n-failed">{n["failed"]}</span> failed, '
+                        f'{n["cached"]} repeated proposal{"" if n["cached"] == 1 else "s"} answered from '
+                        'earlier results)'),
+        ("distinct architectures", _e(n["distinct"])),
+    ]
+    if n["best"] is not None:
+        b = n["best"]
+        acc = f"; accuracy {_fmt_acc(b['accuracy'])}" if b["accuracy"] is not None else ""
+        rows.append(("best", f'<span class="arch" id="best-arch">{_e(b["arch"])}</span><br>score '
+                             f'<span id="best-score">{_e(format_score(b["score"]))}</span>{_e(acc)} '
+                             f'(evaluation {b["index"]}, reached after {b["index"] + 1} evaluations and '
+                             f'{b["charged_seconds"]:.1f} charged seconds)'))
+    else:
+        rows.append(("best", "no successful evaluation"))
+    rows += [
+        ("time", _e(f"{n['seconds']:.1f} s wall-clock: the search's clock as stored (for a resumed search, the sum "
+                    f"of all its runs)")),
+        ("charged seconds", _e(f"{n['charged_seconds']:.1f} s: evaluations' costs {n['cost_seconds']:.1f} s "
+                               f"+ strategy set-up {n['setup_seconds']:.1f} s"
+                               + (f"; {n['cost_seconds'] / n['trained']:.2f} s per trained evaluation"
+                                  if n["trained"] else ""))),
+    ]
+    return rows
+
+
+def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                 truth: str | os.PathLike | CurveTable | None = None, top: int = TOP_CELLS) -> Report:
+    """Write the HTML report of the search stored in ``store`` (see the module docstring).
+
+    ``out``: the page's path (``.html``) or a directory for ``index.html``;
+    default ``STORE/report/index.html``.  The PNG figures are written beside
+    the page.  ``truth``: a ground-truth table (a path for
+    :func:`load_truth_table`, or a :class:`~nas_engine.benchmarks.table.CurveTable`).
+    ``top``: the number of best architectures drawn.  Reads the store only.
+    """
+    run_store = RunStore(store)
+    if not run_store.exists():
+        raise StoreError(f"store {str(run_store.path)!r}: no store here (expected {RunStore.DATABASE})")
+    result = SearchResult.load(store)
+    holder = run_store.holder()
+    table = load_truth_table(truth) if isinstance(truth, (str, os.PathLike)) else truth
+
+    page = Path(out) if out is not None else run_store.path / REPORT_DIR / "index.html"
+    if page.suffix.lower() not in (".html", ".htm"):
+        page = page / "index.html"
+    folder = page.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the report directory {str(folder)!r} ({exc.strerror or exc}); "
+                      "choose another place with --out PATH") from None
+
+    hist = result.history
+    accs = accuracies(result)
+    acc_of = {e.index: a for e, a in zip(hist, accs)}
+    charged = charged_seconds(result)
+    ok = [e for e in hist if e.ok and math.isfinite(e.score)]
+    best = result.best
+    numbers: dict[str, Any] = {
+        "evaluations": len(hist), "ok": len(ok), "failed": sum(not e.ok for e in hist),
+        "cached": sum(e.cached for e in hist), "distinct": len({e.arch.string for e in hist}),
+        "seconds": result.seconds, "setup_seconds": result.setup_seconds,
+        "cost_seconds": math.fsum(e.cost_seconds for e in hist), "charged_seconds": result.total_cost_seconds,
+        "trained": sum(not e.cached for e in hist),
+        "best": None if best is None else {"arch": best.arch.string, "score": best.score, "index": best.index,
+                                           "accuracy": acc_of[best.index], "charged_seconds": charged[best.index]},
+        "failures": failure_counts(hist),
+    }
+    report = Report(page, numbers=numbers)
+    sections: list[str] = []
+
+    # progress and score distribution
+    if hist:
+        report.figures["progress"] = _plot_progress(result, folder / "progress.png")
+        sections.append("<h2>Progress</h2><p class='note'>The best score so far (line) and every successful "
+                        "evaluation's score (dots), against the number of evaluations and against the charged "
+                        "seconds; failed evaluations are marked x below the axis.</p>"
+                        + _img(report.figures["progress"], "best score so far"))
+    if ok:
+        report.figures["scores"] = _plot_scores([e.score for e in ok], best.score, folder / "scores.png")
+        sections.append(f"<h2>Score distribution</h2><p class='note'>The scores of the {len(ok)} successful "
+                        "evaluations.</p>" + _img(report.figures["scores"], "score histogram"))
+
+    # the best cells and the best evaluations
+    distinct, seen = [], set()
+    for e in sorted(ok, key=lambda e: (-e.score, e.index)):
+        if e.arch.string not in seen:
+            seen.add(e.arch.string)
+            distinct.append(e)
+    picks = list(enumerate(distinct[:max(0, top)], start=1))
+    if picks:
+        try:
+            report.figures["cells"] = _plot_cells(result.space, picks, folder / "cells.png")
+            cells = _img(report.figures["cells"], "best cells")
+        except NotImplementedError as exc:  # a space without graphs
+            cells = f"<p class='note'>the space draws no graphs ({_e(exc)})</p>"
+        sections.append(f"<h2>The best {len(picks)} architectures</h2><p class='note'>Each cell as "
+                        f"<code>space.to_graph(arch)</code>: nodes are feature maps, edges carry their op "
+                        f"(dotted: <code>none</code>).</p>" + cells)
+    show_acc = any(a is not None for a in accs)
+    if ok:
+        rows = []
+        for rank, e in enumerate(distinct[:TOP_ROWS], start=1):
+            row = [rank, e.index, f'<span class="arch">{_e(e.arch.string)}</span>', _e(format_score(e.score))]
+            if show_acc:
+                row.append(_e(_fmt_acc(acc_of[e.index])))
+            rows.append(row + [_e(f"{e.cost_seconds:.2f}"), _e(f"{e.epochs:g}")])
+        header = ["rank", "evaluation", "architecture", "score", *(["accuracy"] if show_acc else []),
+                  "cost seconds", "epochs"]
+        sections.append("<h2>Best evaluations</h2>" + _table(header, rows, raw=True))
+
+    # failures
+    if numbers["failures"]:
+        rows = [[g["prefix"], g["count"], g["example"], ", ".join(map(str, g["indices"][:20]))
+                 + (", ..." if len(g["indices"]) > 20 else "")] for g in numbers["failures"]]
+        sections.append(f"<h2>Failures</h2><p class='note'>{numbers['failed']} of {len(hist)} evaluations failed "
+                        "(score -inf, recorded with a reason), counted by the reason's prefix.</p>"
+                        + _table(["reason", "count", "first reason in full", "evaluations"], rows))
+    else:
+        sections.append("<h2>Failures</h2><p>no failed evaluation</p>")
+
+    # ground truth
+    if table is not None:
+        from .criteria import kendall, spearman
+
+        archs, scores, truths = truth_pairs(hist, table)
+        numbers["truth"] = {"table": repr(table), "n": len(archs)}
+        if len(archs) >= 2:
+            rho, tau = spearman(scores, truths), kendall(scores, truths)
+            numbers["truth"].update(spearman=rho, kendall=tau)
+            report.figures["truth"] = _plot_truth(scores, truths, rho, tau, folder / "truth.png")
+            sections.append(
+                f"<h2>Score against ground truth</h2><p class='note'>{_e(table)}: the {len(archs)} distinct "
+                "successfully evaluated architectures it has a final accuracy for.</p>"
+                + _table(["architectures", "Spearman rho", "Kendall tau"],
+                         [[len(archs), f'<span id="spearman">{rho:.4f}</span>',
+                           f'<span id="kendall">{tau:.4f}</span>']], raw=True)
+                + _img(report.figures["truth"], "score against true accuracy"))
+        else:
+            sections.append(f"<h2>Score against ground truth</h2><p>{_e(table)} holds {len(archs)} of the "
+                            "successfully evaluated architectures: too few for a rank correlation (2 needed).</p>")
+
+    summary = _table(None, [(f"<b>{_e(k)}</b>", v) for k, v in _summary_rows(result, run_store, holder, numbers)],
+                     raw=True)
+    title = f"nas-engine report: {run_store.path}"
+    doc = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+           f"<style>{_CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n<h2>Summary</h2>{summary}\n"
+           + ("" if hist else "<p>The store holds no evaluation yet.</p>\n")
+           + "\n".join(sections) + "\n</body></html>\n")
+    tmp = page.with_name(page.name + ".tmp")
+    try:
+        tmp.write_text(doc, encoding="utf-8")
+        os.replace(tmp, page)
+    except OSError as exc:
+        raise OSError(f"cannot write the report {str(page)!r} ({exc.strerror or exc}); "
+                      "choose another place with --out PATH") from None
+    return report
