@@ -150,12 +150,32 @@ def python_job(file: str, tmp: Path) -> str | None:
     return None
 
 
+CLI_RUNNER = """\
+import sys
+from nas_engine.cli import main
+for where, argv in COMMANDS:
+    print("$ nas-engine " + " ".join(argv), flush=True)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's --help / --version
+        rc = exc.code or 0
+    if rc:
+        print(f"DOC COMMAND FAILED: {where}: exited {rc}", file=sys.stderr)
+        sys.exit(1)
+"""
+
+
 def cli_job(file: str, tmp: Path) -> str | None:
-    for b in ALL[file]:
-        if b.lang in ("bash", "sh") and b.not_run is None:
-            for at, args in cli_commands(b):
-                if err := run_cli(args, tmp, f"{file}:{at}"):
-                    return err
+    """The file's ``nas-engine`` commands, in order, in one process (each through ``nas_engine.cli.main``, as
+    the console script runs it; one interpreter start instead of one per command)."""
+    todo = [(f"{file}:{at}", args) for b in ALL[file] if b.lang in ("bash", "sh") and b.not_run is None
+            for at, args in cli_commands(b)]
+    script = tmp / "doc_commands.py"
+    script.write_text(f"COMMANDS = {todo!r}\n" + CLI_RUNNER)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp, env=env(), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    if proc.returncode:
+        return f"a command of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return None
 
 
