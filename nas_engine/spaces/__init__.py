@@ -13,10 +13,11 @@ from .base import (
     SearchSpace,
     require_capability,
 )
+from .darts import DartsSpace
 from .nb201 import NB201Space
 from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet",
-    "require_capability", "NB201Space", "RestrictedSpace",
+    "require_capability", "DartsSpace", "NB201Space", "RestrictedSpace",
 ]
