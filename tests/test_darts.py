@@ -1,0 +1,326 @@
+"""Tests of the DARTS search space (nas_engine.spaces.darts)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from nas_engine import Budget, Search
+from nas_engine.registry import create, spaces
+from nas_engine.spaces.base import Encodable, Enumerable, HasSupernet, Mutable
+from nas_engine.spaces.darts import CELLS, EDGES, OPS, DartsNetwork, DartsSpace, layers_for
+from nas_engine.testing import check_space
+from nas_engine.training import Protocol
+
+from .conftest import shared_path
+
+SPACE = DartsSpace()
+
+# DARTS_V2 and DARTS_V1, as written in the official DARTS code's cnn/genotypes.py (quark0/darts)
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+DARTS_V1 = ("Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+            "('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])")
+# DARTS_V2 in NASLib's compact encoding (input, op index) with op indices into OPS
+DARTS_V2_COMPACT = ("[[(0, 3), (1, 3), (0, 3), (1, 3), (1, 3), (0, 2), (0, 2), (2, 5)], "
+                    "[(0, 0), (1, 0), (2, 2), (1, 0), (0, 0), (2, 2), (2, 2), (1, 0)]]")
+#: a cell in which every node reads the two cell inputs (nodes 2..5 are interchangeable up to their ops)
+PLAIN = [("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("max_pool_3x3", 0), ("skip_connect", 1),
+         ("dil_conv_3x3", 0), ("avg_pool_3x3", 1), ("sep_conv_3x3", 0), ("dil_conv_5x5", 1)]
+
+
+def arch(normal, reduce=PLAIN):
+    return SPACE.from_cells(normal, reduce)
+
+
+# -- identity and strings ------------------------------------------------------------------------
+def test_registered_with_its_capabilities():
+    assert spaces.get("darts") is DartsSpace and create("space", "darts") == SPACE
+    assert isinstance(SPACE, (Mutable, Encodable)) and not isinstance(SPACE, (Enumerable, HasSupernet))
+    assert OPS == ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+                   "dil_conv_3x3", "dil_conv_5x5")  # NASLib's compact op order
+    assert len(EDGES) == 14 and CELLS == ("normal", "reduce")
+
+
+def test_genotype_text_round_trips_exactly():
+    for text in (DARTS_V2, DARTS_V1):
+        a = SPACE.from_string(text)
+        assert a.string == SPACE.to_string(a) == str(a) == text
+        assert SPACE.from_string(a.string) == a and pickle.loads(pickle.dumps(a)) == a
+    a = SPACE.from_string(DARTS_V2)
+    assert a.spec[0][7] == ("dil_conv_3x3", 2) and SPACE.cells(a)[1][0] == ("max_pool_3x3", 0)
+
+
+def test_other_spellings_of_the_genotype_parse_to_the_same_architecture():
+    a = SPACE.from_string(DARTS_V2)
+    multi_line = DARTS_V2.replace(", normal_concat", ",\n  normal_concat").replace("[(", "[\n    (")
+    tuples = DARTS_V2.replace("[(", "((").replace(")]", "))").replace("[2, 3, 4, 5]", "(2, 3, 4, 5)")
+    positional = DARTS_V2.replace("normal=", "").replace("normal_concat=", "").replace("reduce=", "").replace(
+        "reduce_concat=", "")
+    for text in (multi_line, tuples, positional, "  " + DARTS_V2 + "\n", DARTS_V2_COMPACT):
+        assert SPACE.from_string(text) == a, text
+
+
+def test_compact_encoding_both_ways():
+    a = SPACE.from_string(DARTS_V2)
+    assert SPACE.to_compact(a) == DARTS_V2_COMPACT
+    assert SPACE.from_compact(DARTS_V2_COMPACT) == a
+    nested = ((tuple(p) for p in cell) for cell in json.loads(DARTS_V2_COMPACT.replace("(", "[").replace(")", "]")))
+    assert SPACE.from_compact([list(c) for c in nested]) == a
+    assert SPACE.from_compact(DARTS_V2_COMPACT.replace("[", "(").replace("]", ")")) == a  # NASLib's tuple form
+
+
+def test_every_peer_architecture_round_trips_through_both_strings():
+    """All 725 architectures of NASLib's zero-cost NAS-Bench-301 file (keys = compact encodings)."""
+    path = shared_path("peer-reference", "naslib_zc_nasbench301.json")
+    records = json.loads(path.read_text())["cifar10"]
+    assert len(records) == 725
+    canon = set()
+    for key, rec in records.items():
+        assert rec["arch"] == key
+        a = SPACE.from_string(key)
+        assert SPACE.to_compact(a) == key
+        b = SPACE.from_string(a.string)
+        assert b == a and b.string == a.string and SPACE.to_compact(b) == key
+        canon.add(SPACE.canonical(a))
+    assert len(canon) == 725  # no two of NASLib's sampled architectures are equivalent
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "not a DARTS architecture string: ''; expected \"Genotype\\("),
+    ("resnet18", "not a DARTS architecture string: 'resnet18'"),
+    ("Genotype(normal=[", "malformed Genotype text"),
+    ("Genotype(normal=__import__('os').getcwd(), normal_concat=[2, 3, 4, 5], reduce=[], reduce_concat=[2, 3, 4, 5])",
+     "Genotype field 'normal' in .* is not a literal list"),
+    ("Genotypes(normal=[])", "expected a single Genotype\\(...\\) call"),
+    (DARTS_V2.replace("normal_concat", "normal_cat"), "unknown Genotype field 'normal_cat'"),
+    (DARTS_V2.replace(", reduce_concat=[2, 3, 4, 5]", ""), "lacks field\\(s\\) reduce_concat"),
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[4, 5]"),
+     "normal_concat must be \\[2, 3, 4, 5\\] .* got \\[4, 5\\]"),
+    (DARTS_V2.replace("'dil_conv_3x3', 2", "'conv_7x1_1x7', 2"),
+     "unknown op 'conv_7x1_1x7' in pair 7 \\(node 5\\) of the normal cell; valid ops: max_pool_3x3"),
+    (DARTS_V2.replace("('sep_conv_3x3', 1), ('sep_conv_3x3', 0)", "('sep_conv_3x3', 1), ('sep_conv_3x3', 3)", 1),
+     "input 3 of pair 2 of the normal cell: node 3 reads an integer input 0..2"),
+    (DARTS_V2.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1)", "('sep_conv_3x3', 0), ('sep_conv_3x3', 0)", 1),
+     "node 2 of the normal cell reads input 0 twice; a node's two inputs must be distinct"),
+    (DARTS_V2.replace("('max_pool_3x3', 1)]", "]"), "the reduce cell must be a list of 8 \\(op, input\\) pairs"),
+    ("[[(0, 3)], []]", "the compact normal cell must be 8 \\(input, op index\\) pairs"),
+    (DARTS_V2_COMPACT.replace("(2, 5)", "(2, 7)"), "op index 7 in pair 7 of the compact normal cell; expected 0..6"),
+    ("[[(0, 3)] * 8, []]", "malformed compact DARTS text"),
+])
+def test_bad_strings_raise_one_line_errors_naming_the_bad_part(text, message):
+    with pytest.raises(ValueError, match=message) as info:
+        SPACE.from_string(text)
+    assert "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="expected a DARTS Genotype or compact string, got int"):
+        SPACE.from_string(3)
+
+
+# -- graphs -----------------------------------------------------------------------------------------------
+def test_to_graph_holds_both_cells_with_ops_on_edges():
+    a = SPACE.from_string(DARTS_V2)
+    g = SPACE.to_graph(a)
+    assert isinstance(g, nx.DiGraph) and nx.is_directed_acyclic_graph(g)
+    assert g.number_of_nodes() == 14 and g.number_of_edges() == 2 * (8 + 4)
+    assert nx.number_weakly_connected_components(g) == 2
+    assert g.edges[("normal", 2), ("normal", 5)]["op"] == "dil_conv_3x3"
+    assert g.edges[("reduce", 1), ("reduce", 2)]["op"] == "max_pool_3x3"
+    assert g.edges[("reduce", 3), ("reduce", 6)]["op"] == "concat"
+    assert g.nodes["normal", 0]["role"] == "input" and g.nodes["reduce", 6]["role"] == "output"
+    cell = SPACE.cell_graph(a, "normal")
+    assert sorted(cell.predecessors(4)) == [0, 1] and cell.edges[0, 4]["op"] == "skip_connect"
+    assert sorted(cell.predecessors(6)) == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match="cell must be 'normal' or 'reduce', got 'x'"):
+        SPACE.cell_graph(a, "x")
+
+
+# -- sampling, mutation, encoding ------------------------------------------------------------------
+def test_sample_is_uniform_over_distinct_input_pairs_and_ops():
+    rng = np.random.default_rng(0)
+    archs = [SPACE.sample(rng) for _ in range(400)]
+    assert SPACE.sample(np.random.default_rng(5)) == SPACE.sample(np.random.default_rng(5))
+    assert len({a.string for a in archs}) == 400
+    ops, node5 = np.zeros(len(OPS)), {}
+    for a in archs:
+        for cell in SPACE.cells(a):
+            for i in range(4):
+                (o1, j1), (o2, j2) = cell[2 * i: 2 * i + 2]
+                assert j1 < j2 < 2 + i  # distinct, ascending, before the node
+                ops[OPS.index(o1)] += 1
+                ops[OPS.index(o2)] += 1
+            node5[cell[6][1], cell[7][1]] = node5.get((cell[6][1], cell[7][1]), 0) + 1
+    assert len(node5) == 10  # every pair of node 5's five possible inputs occurs
+    expected = 400 * 2 * 8 / len(OPS)
+    assert np.all(np.abs(ops - expected) < 5 * np.sqrt(expected))
+
+
+def test_mutate_changes_one_op_or_one_input_and_never_gives_an_equivalent_architecture():
+    rng = np.random.default_rng(1)
+    kinds = set()
+    for _ in range(300):
+        a = SPACE.sample(rng)
+        m = SPACE.mutate(a, rng)
+        assert m != a and SPACE.canonical(m) != SPACE.canonical(a)
+        diff = [(c, k) for c in range(2) for k in range(8) if a.spec[c][k] != m.spec[c][k]]
+        assert len(diff) == 1
+        c, k = diff[0]
+        (op, j), (op2, j2) = a.spec[c][k], m.spec[c][k]
+        kinds.add("op" if j == j2 else "input")
+        assert (op == op2) != (j == j2)
+        assert j2 != m.spec[c][k ^ 1][1]
+    assert kinds == {"op", "input"}
+
+
+def test_encode_is_a_fixed_one_hot_that_ignores_pair_order():
+    a = SPACE.from_string(DARTS_V2)
+    x = SPACE.encode(a)
+    assert x.shape == (2, 14, 7) and x.dtype == np.float32 and x.sum() == 16
+    assert x[0, EDGES.index((2, 5)), OPS.index("dil_conv_3x3")] == 1
+    assert x.sum(axis=2).max() == 1  # at most one op per edge
+    swapped = [PLAIN[1], PLAIN[0], *PLAIN[2:]]
+    assert np.array_equal(SPACE.encode(arch(PLAIN)), SPACE.encode(arch(swapped)))
+    other_node = arch([*PLAIN[:6], ("sep_conv_3x3", 2), PLAIN[7]])  # node 5 reads node 2, not c_{k-2}
+    assert not np.array_equal(SPACE.encode(arch(PLAIN)), SPACE.encode(other_node))
+
+
+# -- canonical -------------------------------------------------------------------------------------------
+def test_canonical_merges_swapped_pairs_and_renumbered_nodes():
+    base = arch(PLAIN)
+    swapped = arch([PLAIN[1], PLAIN[0], *PLAIN[2:]])  # node 2's two pairs in the other order
+    renumbered = arch([*PLAIN[2:4], *PLAIN[0:2], *PLAIN[4:]])  # nodes 2 and 3 exchanged (both read only 0, 1)
+    reversed_nodes = arch(PLAIN[6:8] + PLAIN[4:6] + PLAIN[2:4] + PLAIN[0:2])
+    assert len({base, swapped, renumbered, reversed_nodes}) == 4  # different strings ...
+    assert len({SPACE.canonical(a) for a in (base, swapped, renumbered, reversed_nodes)}) == 1  # ... one class
+    # renumbering with a dependency: node 3 reads node 2; exchanging them means node 2 reads node 3 -> relabel
+    chain = [("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 0), ("dil_conv_3x3", 2),
+             ("max_pool_3x3", 1), ("avg_pool_3x3", 0), ("sep_conv_3x3", 3), ("sep_conv_3x3", 4)]
+    # same DAG with the independent node 4 (reads 0, 1) numbered 2 and the chain shifted: 2->3, 3->4
+    chain2 = [("avg_pool_3x3", 0), ("max_pool_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 1),
+              ("skip_connect", 0), ("dil_conv_3x3", 3), ("sep_conv_3x3", 4), ("sep_conv_3x3", 2)]
+    assert arch(chain) != arch(chain2) and SPACE.canonical(arch(chain)) == SPACE.canonical(arch(chain2))
+    # the key is the Genotype text of a member of the class
+    key = SPACE.canonical(arch(chain))
+    assert SPACE.canonical(SPACE.from_string(key)) == key
+
+
+def test_canonical_keeps_functionally_different_architectures_apart():
+    base = arch(PLAIN)
+    inputs_exchanged = arch([(op, 1 - j) for op, j in PLAIN])  # c_{k-2} and c_{k-1} are different feature maps
+    cells_exchanged = SPACE.from_cells(PLAIN, SPACE.cells(SPACE.from_string(DARTS_V2))[0])
+    v2 = SPACE.from_string(DARTS_V2)
+    v2_cells_exchanged = SPACE.from_cells(SPACE.cells(v2)[1], SPACE.cells(v2)[0])
+    op_moved = arch([("sep_conv_5x5", 0), ("sep_conv_3x3", 1), *PLAIN[2:]])  # ops exchanged between inputs
+    chain = [("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 0), ("dil_conv_3x3", 2),
+             ("max_pool_3x3", 1), ("avg_pool_3x3", 0), ("sep_conv_3x3", 3), ("sep_conv_3x3", 4)]
+    chain_other_source = chain[:3] + [("dil_conv_3x3", 1)] + chain[4:]  # node 3 reads c_{k-1}, not node 2
+    pairs = [(base, inputs_exchanged), (base, op_moved), (v2, v2_cells_exchanged), (base, cells_exchanged),
+             (arch(chain), arch(chain_other_source)), (v2, SPACE.from_string(DARTS_V1))]
+    for a, b in pairs:
+        assert SPACE.canonical(a) != SPACE.canonical(b), (a, b)
+
+
+def test_canonical_is_invariant_on_random_relabelings():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        a = SPACE.sample(rng)
+        cells = []
+        for cell in SPACE.cells(a):
+            pairs = [list(cell[2 * i: 2 * i + 2]) for i in range(4)]
+            for p in pairs:
+                if rng.random() < 0.5:
+                    p.reverse()
+            cells.append([x for p in pairs for x in p])
+        b = SPACE.from_cells(*cells)
+        assert SPACE.canonical(a) == SPACE.canonical(b)
+
+
+# -- networks ---------------------------------------------------------------------------------------------
+def test_darts_v2_parameter_count_is_the_official_codes():
+    """DARTS_V2 (official cnn/genotypes.py) at C=36, layers=20, auxiliary=True, 10 classes.
+
+    The official cnn/train.py logs ``param size = %fMB`` with utils.count_parameters_in_MB, which counts the
+    parameters whose name lacks "auxiliary" (in millions); its log for DARTS_V2 reads ``param size =
+    3.349342MB`` (quoted in an annotated copy of train.py in the code corpus; the DARTS paper rounds it to
+    3.3M).  The same count here is 3,349,342 exactly.
+    """
+    net = SPACE.build(SPACE.from_string(DARTS_V2), 10, C=36, layers=20, auxiliary=True)
+    count = sum(p.numel() for name, p in net.named_parameters() if "auxiliary" not in name)
+    assert count == 3_349_342
+    assert sum(p.numel() for p in net.auxiliary_head.parameters()) > 0  # the head exists, and is excluded
+    same = SPACE.build(SPACE.from_string(DARTS_V2), 10, C=36, N=6, auxiliary=True)  # layers = 3 * 6 + 2
+    assert sum(p.numel() for p in same.parameters()) == sum(p.numel() for p in net.parameters())
+
+
+def test_network_structure_follows_network_cifar():
+    net = SPACE.build(SPACE.from_string(DARTS_V2), 10, C=8, layers=8)
+    assert isinstance(net, DartsNetwork) and len(net.cells) == 8
+    assert [c.reduction for c in net.cells] == [False, False, True, False, False, True, False, False]
+    assert net.stem[0].out_channels == 24  # 3C
+    first_after_reduction = net.cells[3]
+    assert type(first_after_reduction.preprocess0).__name__ == "FactorizedReduce"
+    reduce = net.cells[2]
+    assert type(reduce.ops[2]).__name__ == "Identity"  # skip_connect from node 2: stride 1
+    reduce_v1 = SPACE.build(SPACE.from_string(DARTS_V1), 10, C=8, layers=8).cells[2]
+    assert type(reduce_v1.ops[7]).__name__ == "AvgPool2d" and reduce_v1.ops[7].stride == 2
+    normal_skip = net.cells[0].ops[5]
+    assert isinstance(normal_skip, torch.nn.Identity)
+    assert net.classifier.in_features == 4 * 32  # 4 nodes x 4C channels in the last stage
+
+
+def test_sizes_map_n_to_layers_and_refuse_contradictions():
+    a = SPACE.sample(np.random.default_rng(0))
+    assert layers_for(1) == 5 and layers_for(2) == 8 and layers_for(6) == 20
+    assert len(SPACE.build(a, 10, C=4).cells) == 8  # default: the DARTS search network's 8 cells
+    assert len(SPACE.build(a, 10, C=4, N=1).cells) == 5
+    assert len(SPACE.build(a, 10, C=4, layers=3).cells) == 3
+    assert len(SPACE.build(a, 10, C=4, N=1, layers=5).cells) == 5
+    with pytest.raises(ValueError, match="layers=6 and N=1 disagree"):
+        SPACE.build(a, 10, C=4, N=1, layers=6)
+    with pytest.raises(ValueError, match="drop_path_prob must be a finite number >= 0 and < 1"):
+        SPACE.build(a, 10, drop_path_prob=1.0)
+
+
+def test_tiny_network_runs_on_8px_digits_and_trains_with_drop_path_and_the_auxiliary_head():
+    a = SPACE.sample(np.random.default_rng(3))
+    torch.manual_seed(0)
+    net = SPACE.build(a, 10, in_channels=1, C=4, N=1)  # 8x8 -> 4x4 -> 2x2
+    x = torch.randn(4, 1, 8, 8)
+    assert net.eval()(x).shape == (4, 10)
+    net = SPACE.build(a, 10, C=4, layers=5, auxiliary=True, drop_path_prob=0.3)
+    net.train()
+    logits, aux = net(torch.randn(4, 3, 32, 32))  # the auxiliary head expects 8x8 maps: 32px input
+    assert logits.shape == aux.shape == (4, 10)
+    (logits.sum() + 0.4 * aux.sum()).backward()
+    assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # evaluation: logits only
+
+
+def test_space_passes_the_conformance_suite():
+    check_space(SPACE)
+
+
+# -- searches -----------------------------------------------------------------------------------------------
+TINY_DARTS = Protocol(epochs=2, batch_size=128, lr=0.05, C=4, N=1, device="cpu")
+
+
+@pytest.mark.parametrize("strategy, kw", [("regularized-evolution", {"population_size": 3, "sample_size": 2}),
+                                          ("random", {}), ("bo", {"initial_points": 2, "pool_size": 20,
+                                                                  "fit_maxiter": 10})])
+def test_query_based_searches_run_on_the_darts_space(strategy, kw):
+    if strategy == "bo":
+        pytest.importorskip("botorch", reason='bo needs BoTorch: pip install "nas-engine[bo]"')
+    result = Search(create("strategy", strategy, **kw), "darts", create("estimator", "tse-ema", epochs=1),
+                    data="digits", protocol=TINY_DARTS, budget=Budget(evaluations=4), seed=0, progress=False).run()
+    assert len(result.history) == 4 and all(e.status == "ok" for e in result.history)
+    assert all(e.arch.space_name == "darts" for e in result.history)
+    assert np.isfinite(result.best.score)
