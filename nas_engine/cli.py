@@ -128,7 +128,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the protocol's)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the protocol's)")
     p.add_argument("--C", type=int, default=None, help="network width, initial channels (default: the protocol's)")
-    p.add_argument("--N", type=int, default=None, help="cells per stage (default: the protocol's)")
+    p.add_argument("--N", type=int, default=None,
+                   help="cells per stage (default: the protocol's); darts: normal cells per stage, 3N+2 cells "
+                        "in all")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="mixed precision (default: none, float32)")

@@ -324,3 +324,14 @@ def test_query_based_searches_run_on_the_darts_space(strategy, kw):
     assert len(result.history) == 4 and all(e.status == "ok" for e in result.history)
     assert all(e.arch.space_name == "darts" for e in result.history)
     assert np.isfinite(result.best.score)
+
+
+def test_cli_searches_the_darts_space_with_the_size_options(capsys):
+    from nas_engine.cli import main
+
+    assert main(["search", "--space", "darts", "--strategy", "random", "--estimator", "tse-ema", "--data", "digits",
+                 "--evaluations", "2", "--epochs", "1", "--C", "4", "--N", "1", "--batch-size", "128",
+                 "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["evaluations"]) == 2 and out["best"]["arch"].startswith("Genotype(normal=[")
+    assert SPACE.from_string(out["best"]["arch"]).string == out["best"]["arch"]
