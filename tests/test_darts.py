@@ -9,6 +9,8 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nas_engine import Budget, Search
 from nas_engine.registry import create, spaces
@@ -125,6 +127,54 @@ def test_bad_strings_raise_one_line_errors_naming_the_bad_part(text, message):
     assert "\n" not in str(info.value)
     with pytest.raises(TypeError, match="expected a DARTS Genotype or compact string, got int"):
         SPACE.from_string(3)
+
+
+@st.composite
+def cells(draw):
+    """A valid cell: per node two distinct inputs before it, in either order, and two ops."""
+    pairs = []
+    for node in range(2, 6):
+        j1, j2 = draw(st.lists(st.integers(0, node - 1), min_size=2, max_size=2, unique=True))
+        pairs += [(draw(st.sampled_from(OPS)), j1), (draw(st.sampled_from(OPS)), j2)]
+    return pairs
+
+
+@settings(max_examples=60, deadline=None)
+@given(cells(), cells(), st.randoms(use_true_random=False))
+def test_property_round_trips_and_canonical_invariance(normal, reduce, rnd):
+    a = SPACE.from_cells(normal, reduce)
+    assert SPACE.from_string(a.string) == a and SPACE.from_string(SPACE.to_compact(a)) == a
+    assert SPACE.from_string(a.string.replace(", ", ",")) == a
+    # renumber the intermediate nodes along a random topological order and shuffle each node's pairs
+    relabeled = []
+    for cell in (normal, reduce):
+        g = nx.DiGraph([(j, 2 + k // 2) for k, (_, j) in enumerate(cell)])
+        order, free = [], {n for n in range(2, 6) if all(j < 2 for _, j in cell[2 * (n - 2): 2 * (n - 2) + 2])}
+        while free:
+            n = rnd.choice(sorted(free))
+            free.remove(n)
+            order.append(n)
+            free |= {m for m in g.successors(n) if all(p in order or p < 2 for p in g.predecessors(m))}
+        new = {0: 0, 1: 1, **{n: 2 + i for i, n in enumerate(order)}}
+        nodes = [None] * 4
+        for n in range(2, 6):
+            pairs = [(op, new[j]) for op, j in cell[2 * (n - 2): 2 * (n - 2) + 2]]
+            rnd.shuffle(pairs)
+            nodes[new[n] - 2] = pairs
+        relabeled.append([p for pairs in nodes for p in pairs])
+    b = SPACE.from_cells(*relabeled)
+    assert SPACE.canonical(b) == SPACE.canonical(a)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60) | st.sampled_from([DARTS_V2[:n] for n in range(0, len(DARTS_V2), 7)]))
+def test_property_any_text_parses_or_raises_a_one_line_value_error(text):
+    try:
+        a = SPACE.from_string(text)
+    except ValueError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert SPACE.from_string(a.string) == a
 
 
 # -- graphs -----------------------------------------------------------------------------------------------
