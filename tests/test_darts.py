@@ -385,3 +385,9 @@ def test_cli_searches_the_darts_space_with_the_size_options(capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["evaluations"]) == 2 and out["best"]["arch"].startswith("Genotype(normal=[")
     assert SPACE.from_string(out["best"]["arch"]).string == out["best"]["arch"]
+
+
+def test_one_shot_strategies_are_refused_until_the_space_has_a_supernet():
+    with pytest.raises(TypeError, match="needs a search space with the HasSupernet capability; space 'darts'"):
+        Search("randnas", "darts", create("estimator", "tse-ema", epochs=1), data="digits", protocol=TINY_DARTS,
+               budget=Budget(evaluations=1), progress=False).run()
