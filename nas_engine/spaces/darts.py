@@ -424,11 +424,12 @@ def _sort_key(cell: Cell):
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv2d(no bias) -> BatchNorm2d (DARTS ``ReLUConvBN``; the cells' 1x1 preprocessing)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True,
+                 track_running_stats: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
 
 
@@ -436,13 +437,13 @@ class DilConv(nn.Sequential):
     """ReLU -> dilated depthwise conv -> pointwise 1x1 conv -> BatchNorm2d (DARTS ``DilConv``)."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, dilation: int,
-                 affine: bool = True):
+                 affine: bool = True, track_running_stats: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=c_in,
                       bias=False),
             nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
 
 
@@ -452,52 +453,55 @@ class SepConv(nn.Sequential):
     The first block carries the stride; both keep ``c_in`` channels until the last pointwise conv.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True,
+                 track_running_stats: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_in, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_in, affine=affine),
+            nn.BatchNorm2d(c_in, affine=affine, track_running_stats=track_running_stats),
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=1, padding=padding, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, padding=0, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
 
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution: ReLU, two stride-2 1x1 convs (the second offset by one pixel), concat, BN."""
 
-    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
 
 
-def _make_op(op: str, C: int, stride: int) -> nn.Module:
-    """DARTS ``OPS[op](C, stride, affine=True)``."""
+def _make_op(op: str, C: int, stride: int, bn: dict | None = None) -> nn.Module:
+    """DARTS ``OPS[op](C, stride, affine)``; ``bn`` holds the BatchNorms' ``affine`` / ``track_running_stats``
+    (default: both on, the evaluation network's)."""
+    bn = bn or {}
     if op == "max_pool_3x3":
         return nn.MaxPool2d(3, stride=stride, padding=1)
     if op == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
     if op == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(C, C)
+        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, **bn)
     if op == "sep_conv_3x3":
-        return SepConv(C, C, 3, stride, 1)
+        return SepConv(C, C, 3, stride, 1, **bn)
     if op == "sep_conv_5x5":
-        return SepConv(C, C, 5, stride, 2)
+        return SepConv(C, C, 5, stride, 2, **bn)
     if op == "dil_conv_3x3":
-        return DilConv(C, C, 3, stride, 2, 2)
+        return DilConv(C, C, 3, stride, 2, 2, **bn)
     if op == "dil_conv_5x5":
-        return DilConv(C, C, 5, stride, 4, 2)
+        return DilConv(C, C, 5, stride, 4, 2, **bn)
     raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
 
 
@@ -510,6 +514,13 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x / keep * mask
 
 
+def _preprocessing(c_prev_prev: int, c_prev: int, C: int, reduction_prev: bool, bn: dict) -> tuple[nn.Module,
+                                                                                                  nn.Module]:
+    """A cell's ``preprocess0`` (FactorizedReduce after a reduction cell, else 1x1 ReLUConvBN) and ``preprocess1``."""
+    pre0 = FactorizedReduce(c_prev_prev, C, **bn) if reduction_prev else ReLUConvBN(c_prev_prev, C, 1, 1, 0, **bn)
+    return pre0, ReLUConvBN(c_prev, C, 1, 1, 0, **bn)
+
+
 class DartsCell(nn.Module):
     """One DARTS cell (the official ``Cell``): preprocess both inputs to ``C`` channels, four nodes, concat.
 
@@ -517,15 +528,17 @@ class DartsCell(nn.Module):
     input ``c_{k-2}`` then has twice the resolution), else a 1x1 ReLUConvBN;
     ``preprocess1`` a 1x1 ReLUConvBN.  In a reduction cell the ops that read a
     cell input have stride 2.  Drop path (training only) applies to every op's
-    output except an identity ``skip_connect``.
+    output except an identity ``skip_connect``.  ``affine`` / ``track_running_stats`` configure every
+    BatchNorm (default: the official network's; the supernet's paths turn both off).
     """
 
-    def __init__(self, pairs: Cell, c_prev_prev: int, c_prev: int, C: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, pairs: Cell, c_prev_prev: int, c_prev: int, C: int, reduction: bool, reduction_prev: bool,
+                 *, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
+        bn = {"affine": affine, "track_running_stats": track_running_stats}
         self.reduction = reduction
-        self.preprocess0 = FactorizedReduce(c_prev_prev, C) if reduction_prev else ReLUConvBN(c_prev_prev, C, 1, 1, 0)
-        self.preprocess1 = ReLUConvBN(c_prev, C, 1, 1, 0)
-        self.ops = nn.ModuleList(_make_op(op, C, 2 if reduction and j < INPUTS else 1) for op, j in pairs)
+        self.preprocess0, self.preprocess1 = _preprocessing(c_prev_prev, c_prev, C, reduction_prev, bn)
+        self.ops = nn.ModuleList(_make_op(op, C, 2 if reduction and j < INPUTS else 1, bn) for op, j in pairs)
         self.indices = tuple(j for _, j in pairs)
         self.multiplier = len(CONCAT)
 
@@ -541,6 +554,33 @@ class DartsCell(nn.Module):
                 s = s + h
             states.append(s)
         return torch.cat([states[i] for i in CONCAT], dim=1)
+
+
+def _network_skeleton(net: nn.Module, in_channels: int, C: int, layers: int, bn: dict,
+                      make_cell) -> tuple[int, int]:
+    """Give ``net`` the ``NetworkCIFAR`` / ``model_search.Network`` layout: ``stem``, ``cells`` (``make_cell(
+    reduction, c_prev_prev, c_prev, c_curr, reduction_prev)`` for each of the ``layers`` cells), then (after the
+    caller's auxiliary head, if any) ``global_pooling`` and ``classifier`` (the caller's).  Shared by :class:`DartsNetwork` and
+    :class:`DartsSupernet`, so the two have the same parameter names outside the cells' ops (what lets a path
+    be extracted).  Returns the channels of cell ``2 * layers // 3``'s output (the auxiliary head's input)
+    and of the last cell's output (the classifier's).
+    """
+    c_curr = 3 * C
+    net.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr, **bn))
+    c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+    net.cells = nn.ModuleList()
+    reduction_prev = False
+    c_aux = c_prev
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            c_curr *= 2
+        net.cells.append(make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev))
+        reduction_prev = reduction
+        c_prev_prev, c_prev = c_prev, len(CONCAT) * c_curr
+        if i == 2 * layers // 3:
+            c_aux = c_prev
+    return c_aux, c_prev
 
 
 class AuxiliaryHeadCIFAR(nn.Module):
@@ -579,30 +619,25 @@ class DartsNetwork(nn.Module):
     returns ``(logits, auxiliary logits)`` as the official network does (its
     training adds ``0.4 * loss_aux``).  ``drop_path_prob`` is read at every
     forward pass (set it per epoch, as the official ``train.py`` does).
+    ``affine`` / ``track_running_stats`` configure the stem's and the cells'
+    BatchNorms (default: the official network's; :meth:`DartsSupernet.extract`
+    turns both off, like the supernet).
     """
 
     def __init__(self, cells: tuple[Cell, Cell], num_classes: int, *, C: int = 16, layers: int = 8,
-                 auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3):
+                 auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3, affine: bool = True,
+                 track_running_stats: bool = True):
         super().__init__()
         normal, reduce = cells
         self.layers, self.auxiliary, self.drop_path_prob = layers, auxiliary, drop_path_prob
         self.aux_position = 2 * layers // 3
-        c_curr = 3 * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        c_aux = None
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_curr *= 2
-            cell = DartsCell(reduce if reduction else normal, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            reduction_prev = reduction
-            self.cells.append(cell)
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-            if i == self.aux_position:
-                c_aux = c_prev
+        bn = {"affine": affine, "track_running_stats": track_running_stats}
+
+        def make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev):
+            return DartsCell(reduce if reduction else normal, c_prev_prev, c_prev, c_curr, reduction, reduction_prev,
+                             **bn)
+
+        c_aux, c_prev = _network_skeleton(self, in_channels, C, layers, bn, make_cell)
         if auxiliary:
             self.auxiliary_head = AuxiliaryHeadCIFAR(c_aux, num_classes)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
