@@ -9,13 +9,14 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas_engine import Budget, Search
 from nas_engine.registry import create, spaces
-from nas_engine.spaces.base import Encodable, Enumerable, HasSupernet, Mutable
-from nas_engine.spaces.darts import CELLS, EDGES, OPS, DartsNetwork, DartsSpace, layers_for
+from nas_engine.spaces.base import Encodable, Enumerable, FixedEdgeOps, HasSupernet, Mutable
+from nas_engine.spaces.darts import CELLS, EDGES, OPS, DartsNetwork, DartsSpace, DartsSupernet, layers_for
 from nas_engine.testing import check_space
 from nas_engine.training import Protocol
 
@@ -49,7 +50,8 @@ def arch(normal, reduce=PLAIN):
 # -- identity and strings ------------------------------------------------------------------------
 def test_registered_with_its_capabilities():
     assert spaces.get("darts") is DartsSpace and create("space", "darts") == SPACE
-    assert isinstance(SPACE, (Mutable, Encodable)) and not isinstance(SPACE, (Enumerable, HasSupernet))
+    assert all(isinstance(SPACE, c) for c in (Mutable, Encodable, HasSupernet))
+    assert not isinstance(SPACE, (Enumerable, FixedEdgeOps))  # FairNAS's strict fairness does not apply
     assert OPS == ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
                    "dil_conv_3x3", "dil_conv_5x5")  # NASLib's compact op order
     assert len(EDGES) == 14 and CELLS == ("normal", "reduce")
@@ -387,7 +389,104 @@ def test_cli_searches_the_darts_space_with_the_size_options(capsys):
     assert SPACE.from_string(out["best"]["arch"]).string == out["best"]["arch"]
 
 
-def test_one_shot_strategies_are_refused_until_the_space_has_a_supernet():
-    with pytest.raises(TypeError, match="needs a search space with the HasSupernet capability; space 'darts'"):
-        Search("randnas", "darts", create("estimator", "tse-ema", epochs=1), data="digits", protocol=TINY_DARTS,
+# -- the supernet ---------------------------------------------------------------------------------------------
+def tiny_supernet(seed=0, **size):
+    torch.manual_seed(seed)
+    return SPACE.supernet(10, in_channels=1, **({"C": 4, "N": 1} | size))
+
+
+def test_supernet_layout_follows_the_search_network():
+    net = SPACE.supernet(10, C=4)  # default: 8 cells, the DARTS search network's depth
+    assert isinstance(net, DartsSupernet) and len(net.cells) == 8 and net.size == {"C": 4, "layers": 8}
+    assert [c.reduction for c in net.cells] == [False, False, True, False, False, True, False, False]
+    assert net.stem[0].out_channels == 12 and net.classifier.in_features == 4 * 16
+    assert type(net.cells[3].preprocess0).__name__ == "FactorizedReduce"
+    for cell in net.cells:
+        assert len(cell.edges) == len(EDGES) and all(tuple(edge) == OPS for edge in cell.edges)
+        for (j, _), edge in zip(EDGES, cell.edges):  # ops reading a cell input of a reduction cell: stride 2
+            stride = 2 if cell.reduction and j < 2 else 1
+            assert edge["max_pool_3x3"].stride == stride
+            assert type(edge["skip_connect"]).__name__ == ("FactorizedReduce" if stride == 2 else "Identity")
+    # every cell position has its own weights (normal and reduction cells alike)
+    assert net.cells[0].edges[0]["sep_conv_3x3"][1].weight is not net.cells[1].edges[0]["sep_conv_3x3"][1].weight
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(not m.affine and not m.track_running_stats for m in bns)
+    assert SPACE.supernet(10, N=2).layers == 8 and SPACE.supernet(10, layers=5).layers == 5
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
+        SPACE.supernet(0)
+    with pytest.raises(ValueError, match="layers=8 and N=1 disagree"):
+        SPACE.supernet(10, N=1, layers=8)
+    x = torch.zeros(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="unknown op 'conv'"):
+        tiny_supernet()(x, [[("conv", 0)] * 8, PLAIN])
+    with pytest.raises(ValueError, match="a DARTS supernet path is an architecture of the space"):
+        tiny_supernet()(x, "sep_conv_3x3")
+
+
+def test_extract_is_the_evaluation_network_computing_the_supernet_path():
+    net = tiny_supernet().eval()  # layers=5: cells 1 and 3 reduce, so both cells of each path run
+    x = torch.randn(16, 1, 8, 8)
+    rng = np.random.default_rng(0)
+    archs = [SPACE.from_string(DARTS_V2), SPACE.from_string(DARTS_V1), arch(PLAIN)] + \
+        [SPACE.sample(rng) for _ in range(4)]
+    shared = {p.data_ptr() for p in net.parameters()}
+    for a in archs:
+        sub = net.extract(a).eval()
+        assert isinstance(sub, DartsNetwork) and sub.drop_path_prob == 0 and not sub.auxiliary
+        torch.testing.assert_close(sub(x), net(x, a), rtol=0, atol=1e-6)
+        torch.testing.assert_close(sub(x), net(x, SPACE.cells(a)), rtol=0, atol=1e-6)  # a path given as cells
+        assert not any(p.data_ptr() in shared for p in sub.parameters())  # copies
+        fresh = DartsNetwork(SPACE.cells(a), 10, C=4, layers=5, in_channels=1, affine=False,
+                             track_running_stats=False)
+        assert sum(p.numel() for p in sub.parameters()) == sum(p.numel() for p in fresh.parameters())
+        # each pair's op holds the weights of the supernet module of that op on that edge of that cell position
+        for c, (cell, sub_cell) in enumerate(zip(net.cells, sub.cells)):
+            for k, (op, j) in enumerate(SPACE.cells(a)[1 if cell.reduction else 0]):
+                module = cell.edges[EDGES.index((j, 2 + k // 2))][op]
+                assert type(module) is type(sub_cell.ops[k])
+                mine = sub_cell.ops[k].state_dict()
+                assert mine.keys() == module.state_dict().keys()
+                assert all(torch.equal(mine[key], v) for key, v in module.state_dict().items()), (c, k)
+
+
+def test_weight_sharing_is_real():
+    """A gradient step through path A changes the op module path B reads on a shared edge, and B's output."""
+    net = tiny_supernet()
+    normal_b = list(PLAIN)
+    normal_b[1] = ("dil_conv_5x5", 1)  # B differs from A only in the second op of node 2 of the normal cell
+    a, b = arch(PLAIN), arch(normal_b)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    out_b = net(x, b).detach()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    F.cross_entropy(net(x, a), y).backward()
+    opt.step()
+    after = net.state_dict()
+    shared = f"cells.0.edges.{EDGES.index((0, 2))}.sep_conv_3x3.1.weight"  # used by A and B
+    assert not torch.equal(before[shared], after[shared])
+    unused = f"cells.0.edges.{EDGES.index((1, 2))}.dil_conv_5x5.1.weight"  # B's own op on that edge
+    assert torch.equal(before[unused], after[unused])
+    off_path = f"cells.0.edges.{EDGES.index((2, 3))}.sep_conv_3x3.1.weight"  # an edge A does not use
+    assert torch.equal(before[off_path], after[off_path])
+    assert not torch.allclose(net(x, b), out_b)
+
+
+TINY_ONESHOT = {"epochs": 1, "finetune_batches": 5}
+
+
+@pytest.mark.parametrize("strategy, kw", [("spos", {"population_size": 3, "sample_size": 2}), ("randnas", {})])
+def test_one_shot_searches_run_on_the_darts_space(strategy, kw):
+    result = Search(create("strategy", strategy, **TINY_ONESHOT, **kw), "darts", create("estimator", "tse", epochs=1),
+                    data="digits", protocol=TINY_DARTS, budget=Budget(evaluations=3), seed=0, progress=False).run()
+    assert len(result.history) == 3 and all(e.ok and e.arch.space_name == "darts" for e in result.history)
+    assert all(e.curve.info["source"] == "fine-tuned" and e.curve.info["inherited_from"] == strategy
+               for e in result.history)
+    assert result.setup_seconds > 0 and np.isfinite(result.best.score)
+
+
+def test_fairnas_is_refused_on_darts_for_lack_of_fixed_edge_ops():
+    """FairNAS's strict fairness (every op on every edge once per step) needs a path per op assignment; a
+    DARTS node also chooses its inputs, so the space does not offer FixedEdgeOps (see docs/oneshot.md)."""
+    with pytest.raises(TypeError, match="needs a search space with the FixedEdgeOps capability; space 'darts'"):
+        Search("fairnas", "darts", create("estimator", "tse-ema", epochs=1), data="digits", protocol=TINY_DARTS,
                budget=Budget(evaluations=1), progress=False).run()

@@ -83,10 +83,10 @@ from torch import nn
 
 from nas_engine.config import check_bool, check_float, check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, Mutable, SearchSpace
+from nas_engine.spaces.base import Architecture, Encodable, HasSupernet, Mutable, SearchSpace
 
-__all__ = ["OPS", "CELLS", "DartsSpace", "DartsNetwork", "DartsCell", "AuxiliaryHeadCIFAR", "ReLUConvBN",
-           "SepConv", "DilConv", "FactorizedReduce", "drop_path", "layers_for"]
+__all__ = ["OPS", "CELLS", "DartsSpace", "DartsNetwork", "DartsCell", "DartsSupernet", "DartsSupernetCell",
+           "AuxiliaryHeadCIFAR", "ReLUConvBN", "SepConv", "DilConv", "FactorizedReduce", "drop_path", "layers_for"]
 
 #: The seven DARTS ops, in NASLib's compact-encoding order (op index = position here).
 OPS: tuple[str, ...] = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
@@ -125,7 +125,7 @@ def _short(s: str, n: int = 80) -> str:
 
 
 @spaces.register("darts")
-class DartsSpace(SearchSpace, Mutable, Encodable):
+class DartsSpace(SearchSpace, Mutable, Encodable, HasSupernet):
     """The DARTS space of normal + reduction cells (see the module docstring).
 
     The space has no configuration; :meth:`build` takes the network size
@@ -375,22 +375,38 @@ class DartsSpace(SearchSpace, Mutable, Encodable):
         linearly over the epochs).
         """
         who = "DartsSpace.build"
-        num_classes = check_int(num_classes, "num_classes", who=who)
-        in_channels = check_int(in_channels, "in_channels", who=who)
-        C = check_int(C, "C", who=who)
-        if N is not None:
-            N = check_int(N, "N", who=who)
-        if layers is not None:
-            layers = check_int(layers, "layers", low=3, who=who)
-            if N is not None and layers != layers_for(N):
-                raise ValueError(f"{who}: layers={layers} and N={N} disagree (layers = 3 * N + 2 = {layers_for(N)});"
-                                 " give one of them")
-        else:
-            layers = layers_for(N) if N is not None else 8
+        num_classes, in_channels, C, layers = _sizes(who, num_classes, in_channels, C, N, layers)
         check_bool(auxiliary, "auxiliary", who=who)
         check_float(drop_path_prob, "drop_path_prob", low=0, high=1, high_open=True, who=who)
         return DartsNetwork(self.cells(a), num_classes, C=C, layers=layers, auxiliary=auxiliary,
                             drop_path_prob=drop_path_prob, in_channels=in_channels)
+
+    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int | None = None,
+                 layers: int | None = None) -> DartsSupernet:
+        """A weight-sharing supernet over the whole space (see :class:`DartsSupernet`), freshly initialised.
+
+        Sizes as :meth:`build` (``layers`` cells, default 8 = the DARTS search
+        network, or ``N`` normal cells per stage); no auxiliary head, no drop path.
+        """
+        num_classes, in_channels, C, layers = _sizes("DartsSpace.supernet", num_classes, in_channels, C, N, layers)
+        return DartsSupernet(self, num_classes, in_channels=in_channels, C=C, layers=layers)
+
+
+def _sizes(who: str, num_classes, in_channels, C, N, layers) -> tuple[int, int, int, int]:
+    """``num_classes, in_channels, C, layers``, checked; ``layers`` from ``N`` (``3 * N + 2``) or given, default 8."""
+    num_classes = check_int(num_classes, "num_classes", who=who)
+    in_channels = check_int(in_channels, "in_channels", who=who)
+    C = check_int(C, "C", who=who)
+    if N is not None:
+        N = check_int(N, "N", who=who)
+    if layers is not None:
+        layers = check_int(layers, "layers", low=3, who=who)
+        if N is not None and layers != layers_for(N):
+            raise ValueError(f"{who}: layers={layers} and N={N} disagree (layers = 3 * N + 2 = {layers_for(N)});"
+                             " give one of them")
+    else:
+        layers = layers_for(N) if N is not None else 8
+    return num_classes, in_channels, C, layers
 
 
 def _canonical_cell(cell: Cell) -> Cell:
@@ -655,3 +671,134 @@ class DartsNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layers={self.layers}, auxiliary={self.auxiliary}, drop_path_prob={self.drop_path_prob}"
+
+
+# ---------------------------------------------------------------------------------
+# the weight-sharing supernet (the layout of the official cnn/model_search.py Network, run one path at a time)
+# ---------------------------------------------------------------------------------
+#: every BatchNorm of the supernet and of its extracted paths: affine-free, batch statistics only
+_SUPERNET_BN = {"affine": False, "track_running_stats": False}
+
+
+class DartsSupernetCell(nn.Module):
+    """A search cell: the preprocessing of :class:`DartsCell`, and on each of the 14 candidate edges
+    (:data:`EDGES`: node ``i`` may read nodes ``0..i-1``) one module per op of :data:`OPS` (``edges[e][op]``),
+    shared by every path that uses that op on that edge.  Ops reading a cell input of a reduction cell have
+    stride 2, as in the evaluation cell.
+
+    ``forward(s0, s1, pairs)`` runs the 8 ``(op, input)`` pairs of one cell: node ``i`` sums its two chosen
+    edges, each through its chosen op; the other 6 edges and the other ops are not run.
+    """
+
+    def __init__(self, c_prev_prev: int, c_prev: int, C: int, reduction: bool, reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0, self.preprocess1 = _preprocessing(c_prev_prev, c_prev, C, reduction_prev, _SUPERNET_BN)
+        self.edges = nn.ModuleList(
+            nn.ModuleDict({op: _make_op(op, C, 2 if reduction and j < INPUTS else 1, _SUPERNET_BN) for op in OPS})
+            for j, _ in EDGES
+        )
+        self.multiplier = len(CONCAT)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, pairs: Cell) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(STEPS):
+            s = 0
+            for k in (2 * i, 2 * i + 1):  # the same order of summation as DartsCell
+                op, j = pairs[k]
+                s = s + self.edges[_EDGE_INDEX[(j, INPUTS + i)]][op](states[j])
+            states.append(s)
+        return torch.cat([states[i] for i in CONCAT], dim=1)
+
+
+class DartsSupernet(nn.Module):
+    """The DARTS weight-sharing supernet (one-shot model), run one path at a time.
+
+    Layout: the official search network (``model_search.py``'s ``Network``),
+    which is also the evaluation network's (:class:`DartsNetwork`) at the same
+    ``C`` and ``layers``: stem (3x3 conv to ``3C`` + BN), ``layers`` cells with
+    reduction cells at ``layers // 3`` and ``2 * layers // 3``, each cell's
+    ``preprocess0`` / ``preprocess1`` as in the evaluation cell, global average
+    pooling and a linear classifier.  Each cell (:class:`DartsSupernetCell`)
+    holds all seven ops on each of its 14 candidate edges, with its own
+    weights per cell position (normal and reduction cells alike, as
+    ``model_search.py``'s ``MixedOp`` per cell and edge).
+
+    ``supernet(x, arch)`` runs the single path ``arch`` (an
+    :class:`Architecture` of the space, or a ``(normal, reduce)`` pair of
+    8-pair cells): every normal cell runs the normal cell's pairs, every
+    reduction cell the reduction cell's; node ``i`` adds its two chosen edges'
+    chosen ops.  Unlike ``model_search.py`` no continuous mixture is computed
+    (no architecture weights, no ``none`` op: the space has none), and the
+    pooling ops carry no extra BatchNorm (so a path has exactly the evaluation
+    network's modules and can be extracted).
+
+    BatchNorm policy (as :class:`~nas_engine.spaces.nb201.NB201Supernet`):
+    every BatchNorm, the stem's included, is affine-free and keeps no running
+    statistics, normalising with the statistics of the batch it sees in
+    training and evaluation alike (``model_search.py``: ``affine=False`` in
+    the cells, an affine stem BN, running statistics everywhere).
+
+    :meth:`extract` gives a standalone :class:`DartsNetwork` for one path (same
+    BatchNorm policy, no auxiliary head, no drop path) holding a copy of the
+    path's weights.
+    """
+
+    def __init__(self, space: DartsSpace, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8):
+        super().__init__()
+        self.space = space
+        self.num_classes, self.in_channels, self.C, self.layers = num_classes, in_channels, C, layers
+
+        def make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev):
+            return DartsSupernetCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+
+        _, c_prev = _network_skeleton(self, in_channels, C, layers, _SUPERNET_BN, make_cell)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {"C": self.C, "layers": self.layers}
+
+    def path_cells(self, arch) -> tuple[Cell, Cell]:
+        """The ``(normal, reduce)`` cells of ``arch`` (an architecture of the space, or two cells), validated."""
+        if isinstance(arch, Architecture):
+            return self.space.cells(arch)
+        if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence) or len(arch) != len(CELLS):
+            raise ValueError(f"a DARTS supernet path is an architecture of the space or a (normal, reduce) pair of "
+                             f"cells, got {_short(repr(arch))}")
+        return self.space.from_cells(*arch).spec
+
+    def forward(self, x: torch.Tensor, arch) -> torch.Tensor:
+        normal, reduce = self.path_cells(arch)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+
+    def extract(self, arch) -> DartsNetwork:
+        """A standalone network for path ``arch`` initialised with a copy of the supernet's weights.
+
+        The network is a :class:`DartsNetwork` at the supernet's size with the
+        supernet's BatchNorm policy (affine-free, batch statistics), on the
+        supernet's device; its output equals ``self(x, arch)`` for every input.
+        """
+        cells = self.path_cells(arch)
+        p = next(self.parameters())
+        net = DartsNetwork(cells, self.num_classes, C=self.C, layers=self.layers, in_channels=self.in_channels,
+                           **_SUPERNET_BN).to(device=p.device)
+        shared = self.state_dict()
+        state = {}
+        for key in net.state_dict():
+            parts = key.split(".")
+            if parts[0] == "cells" and parts[2] == "ops":  # cells.<c>.ops.<k>.<rest> -> cells.<c>.edges.<e>.<op>.<rest>
+                k = int(parts[3])
+                op, j = cells[1 if self.cells[int(parts[1])].reduction else 0][k]
+                parts[2:4] = ["edges", str(_EDGE_INDEX[(j, INPUTS + k // 2)]), op]
+            state[key] = shared[".".join(parts)]
+        net.load_state_dict(state)  # copies: the network owns its tensors
+        return net
+
+    def extra_repr(self) -> str:
+        return (f"C={self.C}, layers={self.layers}, num_classes={self.num_classes}, "
+                f"ops per edge={len(OPS)}, edges per cell={len(EDGES)}")
