@@ -574,11 +574,11 @@ class DartsCell(nn.Module):
 
 def _network_skeleton(net: nn.Module, in_channels: int, C: int, layers: int, bn: dict,
                       make_cell) -> tuple[int, int]:
-    """Give ``net`` the ``NetworkCIFAR`` / ``model_search.Network`` layout: ``stem``, ``cells`` (``make_cell(
-    reduction, c_prev_prev, c_prev, c_curr, reduction_prev)`` for each of the ``layers`` cells), then (after the
-    caller's auxiliary head, if any) ``global_pooling`` and ``classifier`` (the caller's).  Shared by :class:`DartsNetwork` and
-    :class:`DartsSupernet`, so the two have the same parameter names outside the cells' ops (what lets a path
-    be extracted).  Returns the channels of cell ``2 * layers // 3``'s output (the auxiliary head's input)
+    """Give ``net`` the ``NetworkCIFAR`` / ``model_search.Network`` layout: ``stem`` and ``cells``
+    (``make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev)`` for each of the ``layers`` cells);
+    the caller adds its auxiliary head, if any, ``global_pooling`` and ``classifier``.  Shared by
+    :class:`DartsNetwork` and :class:`DartsSupernet`, so the two have the same parameter names outside the
+    cells' ops (what lets a path be extracted).  Returns the channels of cell ``2 * layers // 3``'s output (the auxiliary head's input)
     and of the last cell's output (the classifier's).
     """
     c_curr = 3 * C
