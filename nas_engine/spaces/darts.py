@@ -578,8 +578,8 @@ def _network_skeleton(net: nn.Module, in_channels: int, C: int, layers: int, bn:
     (``make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev)`` for each of the ``layers`` cells);
     the caller adds its auxiliary head, if any, ``global_pooling`` and ``classifier``.  Shared by
     :class:`DartsNetwork` and :class:`DartsSupernet`, so the two have the same parameter names outside the
-    cells' ops (what lets a path be extracted).  Returns the channels of cell ``2 * layers // 3``'s output (the auxiliary head's input)
-    and of the last cell's output (the classifier's).
+    cells' ops (what lets a path be extracted).  Returns the channels of cell ``2 * layers // 3``'s output
+    (the auxiliary head's input) and of the last cell's output (the classifier's).
     """
     c_curr = 3 * C
     net.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr, **bn))
