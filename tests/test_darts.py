@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas_engine import Budget, Search
+from nas_engine.data import load_dataset
 from nas_engine.registry import create, spaces
 from nas_engine.spaces.base import Encodable, Enumerable, FixedEdgeOps, HasSupernet, Mutable
 from nas_engine.spaces.darts import CELLS, EDGES, OPS, DartsNetwork, DartsSpace, DartsSupernet, layers_for
+from nas_engine.strategies.oneshot import SupernetTrainer, uniform_paths
 from nas_engine.testing import check_space
 from nas_engine.training import Protocol
 
@@ -411,7 +413,7 @@ def test_supernet_layout_follows_the_search_network():
     assert net.cells[0].edges[0]["sep_conv_3x3"][1].weight is not net.cells[1].edges[0]["sep_conv_3x3"][1].weight
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.affine and not m.track_running_stats for m in bns)
-    assert SPACE.supernet(10, N=2).layers == 8 and SPACE.supernet(10, layers=5).layers == 5
+    assert SPACE.supernet(10, C=2, N=2).layers == 8 and SPACE.supernet(10, C=2, layers=5).layers == 5
     with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
         SPACE.supernet(0)
     with pytest.raises(ValueError, match="layers=8 and N=1 disagree"):
@@ -482,6 +484,19 @@ def test_one_shot_searches_run_on_the_darts_space(strategy, kw):
     assert all(e.curve.info["source"] == "fine-tuned" and e.curve.info["inherited_from"] == strategy
                for e in result.history)
     assert result.setup_seconds > 0 and np.isfinite(result.best.score)
+
+
+@pytest.mark.parametrize("sampler, meta", [(uniform_paths(2), {}), (uniform_paths(1), {"inner_steps": 2}),
+                                           (uniform_paths(1), {"inner_steps": 2, "prox": 10.0})],
+                         ids=["multipath", "reptile", "metaprox"])
+def test_the_other_supernet_trainings_step_the_darts_supernet(sampler, meta):
+    """multipath's k paths per step and the meta-learning step (reptile, metaprox) train the DARTS supernet too."""
+    net = tiny_supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    proto = TINY_DARTS.replace(epochs=1, batch_size=2000, augment=False)  # one step on the whole training split
+    trainer = SupernetTrainer(net, SPACE, load_dataset("digits"), proto, sampler, seed=0, **meta)
+    assert np.isfinite(trainer.train_epoch()) and trainer.paths_trained == (2 if not meta else 1)
+    assert not torch.equal(before["stem.0.weight"], net.state_dict()["stem.0.weight"])
 
 
 def test_fairnas_is_refused_on_darts_for_lack_of_fixed_edge_ops():

@@ -68,6 +68,17 @@ passes ``C`` and ``N`` (``Protocol.size``); for DARTS ``N`` is the number of
 normal cells per stage, so ``layers = 3 * N + 2`` (the DARTS search network
 ``layers=8`` is ``N=2``, the evaluation network ``layers=20`` is ``N=6``).
 ``layers`` can also be passed directly (any value >= 3).
+
+Supernet
+--------
+:meth:`DartsSpace.supernet` is a weight-sharing supernet in the layout of the
+official search network (``cnn/model_search.py``'s ``Network``): all seven
+ops on every candidate edge of every cell position, run one path at a time;
+:meth:`DartsSupernet.extract` gives the evaluation network of a path with a
+copy of its weights (see :class:`DartsSupernet` for what differs from
+``model_search.py``).  The space is not :class:`~nas_engine.spaces.base.FixedEdgeOps`:
+a path also chooses each node's inputs, so FairNAS's strict fairness (every
+op on every edge once per step) is not defined on it.
 """
 
 from __future__ import annotations
