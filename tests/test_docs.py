@@ -142,7 +142,7 @@ def python_job(file: str, tmp: Path) -> str | None:
     script = tmp / "doc_blocks.py"
     script.write_text(f"BLOCKS = {todo!r}\n" + RUNNER)
     work = tmp / "work"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env(), capture_output=True, text=True,
                           timeout=TIMEOUT)
     if proc.returncode:
@@ -208,72 +208,56 @@ def _cli_files():
 
 @pytest.fixture(scope="module")
 def jobs(request, tmp_path_factory):
-    """Start the selected tests' subprocess jobs at once, at most two at a time (each is one-threaded)."""
-    wanted = {}
+    """Start the selected tests' subprocess jobs at once, at most two at a time (each is one-threaded): one job
+    per documentation file, and the Makefile demo.  Maps each test's key to a call that waits for its error."""
+    per_file: dict[str, set[str]] = {}
+    demo = False
     for item in request.session.items:
         if getattr(item, "module", None) is not sys.modules[__name__]:
             continue
         name, params = item.originalname, getattr(getattr(item, "callspec", None), "params", {})
         if name == "test_makefile_demo_runs":
-            wanted["demo"] = demo_job
-        elif name == "test_python_blocks_run":
-            wanted[("python", params["file"])] = lambda tmp, f=params["file"]: python_job(f, tmp)
-        elif name == "test_cli_blocks_run":
-            wanted[("cli", params["file"])] = lambda tmp, f=params["file"]: cli_job(f, tmp)
+            demo = True
+        elif name in ("test_python_blocks_run", "test_cli_blocks_run"):
+            per_file.setdefault(params["file"], set()).add("python" if name == "test_python_blocks_run" else "cli")
     workers = int(os.environ.get("NAS_ENGINE_DOC_JOBS", min(2, os.cpu_count() or 1)))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {}
-        for key, fn in wanted.items():
-            if key[0] == "cli" and ("python", key[1]) in wanted:
-                continue  # run after the file's python blocks, in their directory (they may make its data)
-            if key[0] == "python" and ("cli", key[1]) in wanted:
-                futures[key] = pool.submit(_python_then_cli, key[1], tmp_path_factory.mktemp("docjob"))
-                futures[("cli", key[1])] = futures[key]
-            else:
-                futures[key] = pool.submit(fn, tmp_path_factory.mktemp("docjob"))
-        yield _Results(futures)
+        futures = {f: pool.submit(file_job, f, kinds, tmp_path_factory.mktemp("docjob"))
+                   for f, kinds in per_file.items()}
+        waits = {(kind, f): (lambda f=f, kind=kind: futures[f].result()[kind])
+                 for f, kinds in per_file.items() for kind in kinds}
+        if demo:
+            waits["demo"] = pool.submit(demo_job, tmp_path_factory.mktemp("docjob")).result
+        yield waits
 
 
-def _python_then_cli(file: str, tmp: Path) -> tuple[str | None, str | None]:
-    """A file's python blocks, then its shell commands in the same directory (as a reader would run them)."""
-    py = python_job(file, tmp)
-    return py, (cli_job(file, tmp / "work") if py is None else f"{file}: not run, its python blocks failed")
-
-
-class _Results(dict):
-    """Job results by key; a combined python-then-CLI job answers each of its two keys with its own part."""
-
-    def __init__(self, futures):
-        super().__init__(futures)
-
-    def __getitem__(self, key):
-        future = super().__getitem__(key)
-
-        class _Part:
-            @staticmethod
-            def result():
-                r = future.result()
-                if isinstance(r, tuple):
-                    return r[0] if key[0] == "python" else r[1]
-                return r
-
-        return _Part()
+def file_job(file: str, kinds: set[str], tmp: Path) -> dict[str, str | None]:
+    """A file's python blocks, then its shell commands in the same directory (as a reader would run them:
+    the commands may use what the blocks wrote); the failure message of each, or None."""
+    out: dict[str, str | None] = {}
+    if "python" in kinds:
+        out["python"] = python_job(file, tmp)
+    if "cli" in kinds:
+        (tmp / "work").mkdir(exist_ok=True)
+        out["cli"] = (cli_job(file, tmp / "work") if out.get("python") is None
+                      else f"{file}: not run, its python blocks failed")
+    return out
 
 
 @pytest.mark.parametrize("file", _python_files())
 def test_python_blocks_run(file, jobs):
-    err = jobs[("python", file)].result()
+    err = jobs[("python", file)]()
     assert err is None, err
 
 
 @pytest.mark.parametrize("file", _cli_files())
 def test_cli_blocks_run(file, jobs):
-    err = jobs[("cli", file)].result()
+    err = jobs[("cli", file)]()
     assert err is None, err
 
 
 def test_makefile_demo_runs(jobs):
-    err = jobs["demo"].result()
+    err = jobs["demo"]()
     assert err is None, err
 
 
