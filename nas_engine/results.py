@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .config import check_float, check_int
 from .curves import LearningCurve
 
@@ -55,20 +57,13 @@ def jsonable(obj: Any, where: str = "value") -> Any:
         return out
     if isinstance(obj, (list, tuple)):
         return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    np = _numpy()
-    if np is not None:
-        if isinstance(obj, np.ndarray):
-            return jsonable(obj.tolist(), where)
-        if isinstance(obj, np.generic):
-            return jsonable(obj.item(), where)
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist(), where)
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item(), where)
     raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which JSON cannot hold "
                     "(expected numbers, strings, booleans, None, lists, dicts, numpy scalars or arrays)")
 
-
-def _numpy():
-    import sys
-
-    return sys.modules.get("numpy")  # a numpy value can only exist if numpy was imported
 
 
 @dataclass(frozen=True)
@@ -215,8 +210,7 @@ class SearchResult:
         store = RunStore(path)
         if not store.exists():
             raise StoreError(f"store {str(store.path)!r}: no store here (expected {RunStore.DATABASE})")
-        config = store.config()
-        records, state = store.load()
+        config, records, state = store.read()
         if space is None:
             cfg = config.get("space") if isinstance(config, dict) else None
             try:

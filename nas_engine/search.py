@@ -101,13 +101,14 @@ from __future__ import annotations
 
 import math
 import pickle
-import sys
 import time
 import traceback
 import warnings
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from .benchmarks.table import CurveTable
 from .context import Context
@@ -122,7 +123,7 @@ from .results import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jso
 from .safeload import checkpoint_manifests
 from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
-from .store import RunStore, StoreError, dumps_strict
+from .store import RunStore, StoreError
 from .strategies.base import Strategy
 from .training import Protocol, TrainingFailed, is_out_of_memory
 
@@ -191,12 +192,10 @@ def _real(x: Any) -> float | None:
         return None
     if isinstance(x, (int, float)):
         return float(x)
-    np = sys.modules.get("numpy")
-    if np is not None:
-        if isinstance(x, np.ndarray) and x.ndim == 0:
-            x = x[()]
-        if isinstance(x, (np.integer, np.floating)):
-            return float(x)
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x[()]
+    if isinstance(x, (np.integer, np.floating)):
+        return float(x)
     return None
 
 
@@ -238,7 +237,7 @@ def check_estimate(est: Any, seconds: float) -> Outcome:
     try:
         info = jsonable(est.info, "info")
         if est.curve is not None:
-            dumps_strict(jsonable(est.curve.to_dict(), "curve"))
+            jsonable(est.curve.to_dict(), "curve")  # raises for what JSON cannot hold
     except (TypeError, ValueError) as exc:
         return invalid(f"invalid output: {exc}", epochs=epochs, curve=None)
     score = _real(est.score)
@@ -544,8 +543,7 @@ class _Run:
         rec = None
         if self.store is not None:
             try:
-                rec = ev.to_record()
-                dumps_strict(rec["info"])
+                rec = ev.to_record()  # its info is plain JSON data (jsonable), or it raises
             except (TypeError, ValueError) as exc:  # e.g. an executor of its own returned odd data
                 ev = replace(ev, score=WORST_SCORE, status="failed", info={}, curve=None,
                              reason=f"unstorable result: {exc}")

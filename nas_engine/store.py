@@ -510,14 +510,20 @@ class RunStore:
 
     def load(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The evaluations and the state, read in one transaction (so they agree)."""
+        return self.read()[1:]
+
+    def read(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+        """The configuration, the evaluations and the state, read through one connection in one transaction
+        (what :meth:`~nas_engine.results.SearchResult.load` needs)."""
         if self.is_legacy:
             legacy = _Legacy(self.path)
-            return legacy.records(), legacy.state()
+            return legacy.config(), legacy.records(), legacy.state()
         if not self.database.exists():
-            return [], None
+            return None, [], None
         with self._reader() as con, self._translate():
             con.execute("BEGIN")
             try:
+                config = self._config_from(con)
                 rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM evaluations ORDER BY idx").fetchall()
                 st = con.execute("SELECT n_records, body FROM state WHERE id = 1").fetchone()
             finally:
@@ -535,7 +541,7 @@ class RunStore:
         for i, r in enumerate(records):
             if r["index"] != i:
                 raise self._err(f"is inconsistent: evaluation {i} has index {r['index']}")
-        return records, state
+        return config, records, state
 
     def artifacts(self) -> dict[str, dict[str, Any]]:
         """The files referenced from the database: ``{name: {"sha256", "size", "meta"}}``."""

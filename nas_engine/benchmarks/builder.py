@@ -107,8 +107,7 @@ def table_from_store(out: str | Path, space: SearchSpace | None = None) -> Jsonl
     from ..store import RunStore
 
     out = Path(out)
-    store = RunStore(out / "store")
-    config = store.config()
+    config, records, _ = RunStore(out / "store").read()
     if config is None:
         raise FileNotFoundError(f"no benchmark build in {str(out)!r}: expected a search store at {str(out / 'store')!r}"
                                 " (written by build_table / nas-engine bench build)")
@@ -117,7 +116,7 @@ def table_from_store(out: str | Path, space: SearchSpace | None = None) -> Jsonl
     protocol = {k: v for k, v in config["protocol"].items() if k != "device"}
     rows: list[dict[str, Any]] = []
     failed = []
-    for rec in store.records():
+    for rec in records:
         ev = Evaluation.from_record(rec, space)
         if ev.cached:
             continue
