@@ -31,21 +31,13 @@ from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import RunStore, StoreError
 
 from .conftest import TINY
+from .faulty import archs
 
 SPACE = NB201Space()
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def distinct_archs(n: int, seed: int = 0) -> list[str]:
-    rng, out = np.random.default_rng(seed), []
-    while len(out) < n:
-        a = SPACE.sample(rng).string
-        if a not in out:
-            out.append(a)
-    return out
-
-
-ARCHS = distinct_archs(6)
+ARCHS = archs(6)
 UNLUCKY = ARCHS[2]
 
 

@@ -33,6 +33,7 @@ from nas_engine.store import RunStore, StoreError, StoreLockedError, StoreMismat
 from nas_engine.strategies import FixedList, RandomSearch
 
 from .conftest import stored_records
+from .faulty import archs as distinct_archs
 from .store_driver import make_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,20 +381,9 @@ class Scripted(Estimator):
         return Estimate(score=float(i), cost_seconds=self.default_cost, epochs=1)
 
 
-def _archs(n: int) -> list[str]:
-    space = make_search(None, 1).space
-    rng = np.random.default_rng(0)
-    out: list[str] = []
-    while len(out) < n:
-        s = space.sample(rng).string
-        if s not in out:
-            out.append(s)
-    return out
-
-
 @pytest.mark.parametrize("executor", ["inline", "processes"])
 def test_bad_estimates_fail_their_evaluation_and_the_search_goes_on(tmp_path, executor, capsys):
-    archs = _archs(16)
+    archs = distinct_archs(16)
     ex = InlineExecutor(threads=1) if executor == "inline" else ProcessExecutor(workers=2, threads=1)
     store = tmp_path / "s"
     r = Search(FixedList(archs), "nb201", Scripted(archs), data=None, budget=Budget(evaluations=16),
