@@ -71,10 +71,12 @@ def sample_architectures(space: SearchSpace, n: int, seed: int = 0, *, dedupe: s
 
 def collect_curves(space: SearchSpace, archs: Sequence[Architecture | str], *, epochs: int,
                    data: Dataset | None = None, protocol: Protocol | None = None, table=None,
-                   seed: int = 0, store: str | None = None, progress: bool = True
-                   ) -> dict[str, LearningCurve | None]:
+                   seed: int = 0, store: str | None = None, progress: bool = True,
+                   executor=None, workers: int | None = None) -> dict[str, LearningCurve | None]:
     """Train (or read) each architecture once for ``epochs`` epochs with validation.
 
+    ``executor`` / ``workers`` choose where the candidates train, as for
+    :class:`~nas_engine.search.Search` (e.g. ``"processes"``, 2: two at a time).
     Returns ``{arch string: curve}``; a candidate whose training failed maps to
     its partial curve marked by ``info["failed"]``, or None when nothing was recorded.
     """
@@ -85,7 +87,7 @@ def collect_curves(space: SearchSpace, archs: Sequence[Architecture | str], *, e
     kw = {"table": table} if table is not None else {}
     result = Search(FixedList(archs), space, create("estimator", "valacc", epochs=epochs), data=data,
                     protocol=protocol, budget=Budget(evaluations=len(archs)), seed=seed, store=store,
-                    progress=progress, **kw).run()
+                    progress=progress, executor=executor, workers=workers, **kw).run()
     out: dict[str, LearningCurve | None] = {}
     for ev in result.history:
         curve = ev.curve
@@ -165,8 +167,10 @@ def _score_or_nan(est, curve: LearningCurve | None) -> float:
         return float("nan")
 
 
-def plot_correlation(df: pd.DataFrame, path: str, *, criterion: str = "spearman", title: str | None = None):
-    """Plot ``criterion`` against the budget t, one line per estimator; save to ``path``."""
+def plot_correlation(df: pd.DataFrame, path: str, *, criterion: str = "spearman", title: str | None = None,
+                     baselines: Sequence[str] = ("params", "flops")):
+    """Plot ``criterion`` against the budget t, one line per estimator (dashed, no markers: the ``baselines``,
+    scored once); save to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +179,7 @@ def plot_correlation(df: pd.DataFrame, path: str, *, criterion: str = "spearman"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, g in df.groupby("estimator", sort=False):
         g = g.sort_values("epochs")
-        style = "--" if name in ("params", "flops") else "-"
+        style = "--" if name in baselines else "-"
         ax.plot(g["epochs"], g[criterion], style, marker="o" if style == "-" else None, ms=3, label=name)
     ax.set_xlabel("training budget T (epochs)")
     ax.set_ylabel(criterion)

@@ -37,7 +37,10 @@ tiers (data-free on all, then the data-dependent ones on the first
 ``--limit``, then grasp on the first ``--grasp-limit``), so an interrupted
 run leaves each proxy scored on a uniformly random subset; rerun with
 ``--resume`` to continue.  ``summary.md`` / ``summary.csv`` are rewritten at
-the end (``--summarize`` rebuilds them from the CSVs alone).
+the end (``--summarize`` rebuilds them from the CSVs alone).  ``--start N`` begins the
+data-dependent tiers at the N-th architecture of the order, so that two
+processes (different ``--out``) can share the work; their ``scores.csv`` rows
+are then concatenated.
 
     OMP_NUM_THREADS=1 python reproduce/darts_peer_check.py [--shared ../shared/data] [--out DIR]
 
@@ -244,10 +247,12 @@ def compute_scores(args, peer: pd.DataFrame, path: Path) -> None:
         t0 = time.time()
         for tier in (FREE, DATA, EXPENSIVE):
             limit = len(order) if limits[tier] is None else min(limits[tier], len(order))
+            free = tier == FREE
             tier = [p for p in tier if p in args.proxies]
             if not tier:
                 continue
-            for i, key in enumerate(order[:limit]):
+            start = 0 if free else min(args.start, limit)
+            for i, key in enumerate(order[start:limit], start):
                 arch = space.from_compact(key)
                 for p in tier:
                     if (key, p) in done:
@@ -314,6 +319,9 @@ def main(argv=None) -> int:
                    help="data-dependent proxies on the first N architectures of the seeded order (default: all 725)")
     p.add_argument("--grasp-limit", type=int, default=None, metavar="N",
                    help="grasp on the first N architectures of the seeded order (default: --limit)")
+    p.add_argument("--start", type=int, default=0, metavar="N",
+                   help="data-dependent proxies and grasp from the N-th architecture of the seeded order on "
+                   "(to split the work between processes writing to different --out directories)")
     p.add_argument("--no-costs", action="store_true", help="skip part 1 (params and FLOPs)")
     p.add_argument("--n-train", type=int, default=10000, help="training pool the minibatch is drawn from")
     p.add_argument("--seed", type=int, default=0)
