@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 # lint-imports: the import layering contracts of setup.cfg ([importlinter])
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-logo
-	$(PY) -m pytest -q -m "not slow" --timeout 600
+	$(PY) -m pytest -q -m "not slow" --timeout 600 -n auto --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check nas_engine tests benchmarks

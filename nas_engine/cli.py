@@ -180,10 +180,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_training_args(s)
     s.set_defaults(protocol="small")
     s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
-    s.add_argument("--executor", default="inline", choices=available_executors(),
-                   help="where candidates are evaluated: this process, local worker processes, or Ray")
+    s.add_argument("--executor", default=None, choices=available_executors(),
+                   help="where candidates are evaluated: this process, local worker processes, or Ray "
+                        "(default: processes, one per CPU, when several CPUs are available and the "
+                        "candidates train on the CPU; else inline)")
     s.add_argument("--workers", type=int, default=None,
-                   help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster fits)")
+                   help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
+                        "fits); --workers 1 is the one-worker, reproducible mode")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch threads per evaluation (default: the engine's thread policy, one for small "
+                        "candidates); part of the stored configuration")
     s.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the executor, e.g. max_memory_mb=4000 or address=auto; "
                         "repeatable")
@@ -464,7 +470,7 @@ def _cmd_search(args) -> int:
         args.evaluations = DEFAULT_EVALUATIONS
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
                     cost_seconds=args.budget_cost_seconds)
-    executor = create_executor(args.executor, args.workers, **dict(args.executor_arg))
+    executor = create_executor(*_default_executor(args, protocol), **dict(args.executor_arg))
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
     earlier = _stored_evaluations(args.out)
@@ -472,8 +478,38 @@ def _cmd_search(args) -> int:
     result = search.run()
     this_run = {"seconds": time.perf_counter() - t0, "evaluations": len(result.history) - earlier,
                 "earlier_evaluations": earlier}
-    return _report(result, args, label=repr(estimator), out=args.out, this_run=this_run,
-                   extra={"this_run": this_run})
+    ex = search.executor
+    ran_on = {"executor": ex.name, "workers": ex.workers, "threads": search.threads,
+              "threads_from_policy": ex.threads_from_policy}
+    status = _report(result, args, label=repr(estimator), out=args.out, this_run=this_run,
+                     extra={"this_run": this_run, "ran_on": ran_on})
+    if not args.json:
+        print(f"ran on: the {ex.name} executor, {ex.workers} worker{'s' if ex.workers > 1 else ''}, "
+              f"{search.threads} torch thread{'s' if search.threads > 1 else ''} per evaluation"
+              f"{' (the thread policy)' if ex.threads_from_policy else ''}")
+    return status
+
+
+def _default_executor(args, protocol) -> tuple[str, int | None]:
+    """(executor name, workers): the given ones, else processes with one worker per CPU when several CPUs are
+    available, more than one worker is allowed and the candidates train on the CPU, else inline."""
+    from .threads import available_cpus
+    from .training import resolve_device
+
+    if args.threads is not None:
+        args.executor_arg.append(("threads", args.threads))
+    if args.executor is not None:
+        return args.executor, args.workers
+    if args.workers is not None:
+        return ("inline", None) if args.workers == 1 else ("processes", args.workers)
+    try:
+        on_cpu = resolve_device(protocol.device).type == "cpu"
+    except ValueError:  # e.g. --device cuda without a GPU: the search reports it
+        on_cpu = False
+    cpus = available_cpus()
+    if cpus > 1 and on_cpu:
+        return "processes", cpus
+    return "inline", None
 
 
 def _report(result, args, *, label: str, out: str | None = None, extra: dict[str, Any] | None = None,

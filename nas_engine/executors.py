@@ -11,8 +11,8 @@ as it completes.  Three executors, chosen by name or passed as an instance
 * ``"processes"`` (:class:`ProcessExecutor`): ``workers`` local worker
   processes (``concurrent.futures`` pools started with ``forkserver`` or
   ``spawn``: torch and ``fork`` do not mix), one candidate per worker, each
-  with ``max(1, cpus // workers)`` torch threads; optionally a memory cap per
-  worker (``max_memory_mb``).
+  with the thread policy's torch threads (:mod:`nas_engine.threads`; one for
+  small candidates); optionally a memory cap per worker (``max_memory_mb``).
 * ``"ray"`` (:class:`RayExecutor`, extra ``nas-engine[ray]``): one Ray task per
   evaluation with ``num_cpus``/``num_gpus`` resources (fractional GPUs
   allowed), on an existing cluster (``address=``) or a local one it starts.
@@ -25,7 +25,8 @@ when the process running the task died (killed, crashed, its node lost); the
 search retries such a candidate up to ``executor.max_retries`` times.
 
 Every executor runs its tasks with a set number of torch threads
-(``threads``; inline leaves torch's own setting unless given one): the float
+(``threads``; when not given, the search loop applies the engine's thread
+policy, :func:`nas_engine.threads.policy_threads`): the float
 results of training depend on it (reduction order), so two executors give
 bit-identical scores when their ``threads`` agree (see :mod:`nas_engine.search`
 for the determinism guarantee).
@@ -48,7 +49,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 from .config import check_int
-from .threads import _set_torch_threads, torch_threads
+from .threads import _set_torch_threads, available_cpus, policy_threads, torch_threads
 
 __all__ = [
     "Executor",
@@ -75,11 +76,8 @@ class MemoryCapTooLow(ValueError):
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+    """CPUs this process may use (:func:`nas_engine.threads.available_cpus`: affinity mask and cgroup quota)."""
+    return available_cpus()
 
 
 def _positive_int(value, what: str) -> int:
@@ -224,6 +222,18 @@ class Executor(ABC):
             raise ValueError(f"{type(self).__name__}: max_retries must be a non-negative integer, got {max_retries!r}")
         self.max_retries = max_retries
         self.threads = None if threads is None else _positive_int(threads, f"{type(self).__name__}: threads")
+        self._given_threads = self.threads
+
+    @property
+    def threads_from_policy(self) -> bool:
+        """Whether ``threads`` is left to the engine's thread policy (not given to the constructor)."""
+        return self._given_threads is None
+
+    def use_policy_threads(self, n: int) -> None:
+        """Run tasks with ``n`` torch threads, the policy's choice, unless the constructor was given ``threads``
+        (the search loop calls this with :func:`nas_engine.threads.policy_threads` for its candidates)."""
+        if self._given_threads is None:
+            self.threads = _positive_int(n, f"{type(self).__name__}: threads")
 
     @property
     def workers(self) -> int:
@@ -282,7 +292,8 @@ class InlineExecutor(Executor):
     """Runs each task in the driver process when it is submitted (one worker; the default).
 
     ``threads`` fixes torch's threads during a task (restored afterwards);
-    ``None`` leaves torch's setting alone.  A task's ``Exception`` is kept and
+    ``None`` lets the search loop apply the engine's thread policy (used
+    outside a search, it leaves torch's setting alone).  A task's ``Exception`` is kept and
     re-raised by :meth:`result`; ``KeyboardInterrupt`` propagates at once.
     """
 
@@ -320,7 +331,8 @@ class ProcessExecutor(Executor):
     ``start_method`` (default ``"forkserver"`` where available, else
     ``"spawn"``), ignore ``SIGINT`` (the driver handles Ctrl-C and kills them),
     exit within a second of the driver's death, and run ``threads`` torch
-    threads (default ``max(1, cpus // workers)``).  Objects passed to
+    threads (default: the thread policy's choice, which the search loop makes
+    from the candidates' size; outside a search, one).  Objects passed to
     :meth:`share` (the dataset) reach each worker once, when it starts.
 
     ``max_memory_mb`` caps each worker's address space (``RLIMIT_AS``, Unix):
@@ -339,8 +351,7 @@ class ProcessExecutor(Executor):
                  max_memory_mb: int | None = None, start_method: str | None = None):
         cpus = cpu_count()
         workers = cpus if workers is None else _positive_int(workers, "ProcessExecutor: workers")
-        super().__init__(workers, max_retries=max_retries,
-                         threads=max(1, cpus // workers) if threads is None else threads)
+        super().__init__(workers, max_retries=max_retries, threads=threads)
         self.max_memory_mb = check_int(max_memory_mb, "max_memory_mb", none=True, who="ProcessExecutor")
         self._cap_checked = False  # whether a worker has started under max_memory_mb
         methods = multiprocessing.get_all_start_methods()
@@ -354,6 +365,10 @@ class ProcessExecutor(Executor):
         self._pools: list[ProcessPoolExecutor | None] = [None] * workers
         self._pool_shares = [0] * workers  # how many shared objects each pool's worker received
         self._slot_of: dict[Future, int] = {}
+
+    def task_threads(self) -> int:
+        """The torch threads of a worker: ``threads``, or the policy's choice for ``workers`` at once when unset."""
+        return self.threads if self.threads is not None else policy_threads(self.workers)
 
     def share(self, obj: Any) -> _Shared:
         self._shared.append(obj)
@@ -376,7 +391,8 @@ class ProcessExecutor(Executor):
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(_WORKER_MODULES)  # workers fork with torch imported
         pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(list(self._shared), self.threads, self.max_memory_mb, os.getpid()))
+                                   initargs=(list(self._shared), self.task_threads(), self.max_memory_mb,
+                                             os.getpid()))
         self._pools[slot], self._pool_shares[slot] = pool, len(self._shared)
         return pool
 

@@ -308,6 +308,7 @@ class Search:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
         self.executor = create_executor(executor, workers)
+        self._policy_threads: int | None = None
         self.store = RunStore(store) if store is not None else None
         if progress not in (True, False, "all"):
             raise ValueError(f"progress must be True, False or 'all', got {progress!r}")
@@ -353,14 +354,43 @@ class Search:
 
     def execution(self) -> dict[str, Any]:
         """What of the execution changes a live evaluation's floats: the torch threads of each evaluation
-        (``executor.threads``; the inline executor's default is torch's current setting) and the kind of
-        device (``cpu``, ``cuda``, ``mps``).  Part of the stored configuration."""
-        import torch
-
+        (:attr:`threads`) and the kind of device (``cpu``, ``cuda``, ``mps``).  Part of the stored
+        configuration."""
         from .training import resolve_device
 
-        threads = self.executor.threads if self.executor.threads is not None else torch.get_num_threads()
-        return {"threads": int(threads), "device": resolve_device(self.protocol.device).type}
+        return {"threads": self.threads, "device": resolve_device(self.protocol.device).type}
+
+    @property
+    def threads(self) -> int:
+        """The torch threads of each evaluation: the executor's ``threads`` when given, else the engine's
+        policy (:func:`nas_engine.threads.policy_threads`) for the executor's workers and the size of a
+        typical candidate (one sampled with the search seed, at the protocol's size and batch)."""
+        if not self.executor.threads_from_policy:
+            return int(self.executor.threads)
+        if self._policy_threads is None:
+            from .threads import policy_threads
+            from .training import resolve_device
+
+            device = resolve_device(self.protocol.device).type
+            gflop = self._gflop_per_batch() if device == "cpu" and self.table is None else None
+            self._policy_threads = policy_threads(self.executor.workers, gflop, device=device)
+        return self._policy_threads
+
+    def _gflop_per_batch(self) -> float | None:
+        """Forward GFLOPs of one training minibatch of a candidate sampled with the search seed (None when the
+        search has no data or the space cannot build it: the policy then takes one thread)."""
+        if self.data is None:
+            return None
+        from .costs import count_flops
+        from .training import build_model
+
+        try:
+            arch = self.space.sample(np.random.default_rng(self.seed))
+            model = build_model(self.space, arch, self.data, self.protocol, self.seed)
+            flops = count_flops(model, self.data.x_train[:1].float())
+        except Exception:  # noqa: BLE001 - a space that cannot build shows when its candidates are evaluated
+            return None
+        return flops * self.protocol.batch_size / 1e9
 
     # -- the loop -----------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -452,6 +482,8 @@ class _Run:
 
             self.bar = tqdm(total=search.budget.evaluations, initial=len(self.history), desc="search", unit="arch")
         try:
+            if self.executor.threads_from_policy:
+                self.executor.use_policy_threads(search.threads)
             self.executor.start()
             ctx = (replace(search.ctx, strategy=self.strategy.for_workers(), progress=False)
                    if self.executor.remote else search.ctx)

@@ -1,15 +1,80 @@
-"""Torch's intra-op thread count: :func:`torch_threads` sets it for a block.
+"""Torch's intra-op thread count: the engine's policy for it, and :func:`torch_threads` to set it for a block.
 
-A low-level helper (standard library only; torch is imported when it is
-used), shared by the executors and by strategies that run torch themselves
-(BO's GP fit); :mod:`nas_engine.executors` re-exports it.
+Low-level helpers (standard library only; torch is imported when it is
+used), shared by the search loop, the executors and strategies that run torch
+themselves (BO's GP fit); :mod:`nas_engine.executors` re-exports them.
+
+**The policy** (:func:`policy_threads`): a candidate trains with one thread
+unless its training step is big enough for more threads to pay, and never with
+more threads than its share of the CPUs this process may use
+(:func:`available_cpus`: the affinity mask, capped by a cgroup CPU quota).
+Intra-op threads pay less than parallel candidates (2 threads on 2 idle
+cores: 1.36-1.83x, larger networks gaining more) and collapse as soon as
+threads outnumber free cores (next to one busy process 2 threads ran
+0.35-0.81x as fast as 1, for every network size measured; 13-48x slower under
+heavier load): cores are used by evaluating candidates in parallel instead,
+and a single candidate never takes every CPU.  The threshold
+:data:`MULTI_THREAD_GFLOP` is measured (``benchmarks/threads.py``,
+docs/executors.md, "Threads").
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
+from pathlib import Path
 
-__all__ = ["torch_threads"]
+__all__ = ["torch_threads", "available_cpus", "policy_threads", "MULTI_THREAD_GFLOP"]
+
+#: forward GFLOPs of one training minibatch (torch's counter, 2 per multiply-add) from which a candidate
+#: may get more than one thread (measured on 2 idle cores: 2 threads gave 1.50-1.83x from 0.37 GFLOP per
+#: minibatch up, 1.36-1.45x below; see docs/executors.md#threads)
+MULTI_THREAD_GFLOP = 1.0
+
+
+def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by its cgroup's CPU quota (rounded up)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit)))
+    return max(1, cpus)
+
+
+def policy_threads(workers: int = 1, gflop_per_batch: float | None = None, *, cpus: int | None = None,
+                   device: str = "cpu") -> int:
+    """The torch threads of one evaluation under the engine's policy (see the module docstring).
+
+    ``workers``: evaluations running at once on this machine; ``gflop_per_batch``:
+    forward GFLOPs of one training minibatch of a typical candidate (None:
+    unknown, one thread); ``cpus``: default :func:`available_cpus`.  On a GPU
+    the host side needs one thread.
+    """
+    if device != "cpu" or gflop_per_batch is None or gflop_per_batch < MULTI_THREAD_GFLOP:
+        return 1
+    cpus = available_cpus() if cpus is None else cpus
+    # its share of the CPUs, but never all of them: one CPU stays free for everything else on the machine
+    # (next to one busy process, 2 threads on 2 cores ran 0.35-0.81x as fast as 1, for every size measured)
+    return max(1, min(cpus // max(1, workers), cpus - 1))
 
 
 def _set_torch_threads(n: int) -> int:

@@ -38,6 +38,36 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def pytest_configure(config):
+    """Every test process trains with the engine's thread policy for small candidates (one thread): the
+    suite's networks are tiny, so threads gain nothing, and with ``pytest -n 2`` two processes with two
+    threads each would outnumber the cores and collapse (see nas_engine/threads.py)."""
+    import torch
+
+    from nas_engine.threads import policy_threads
+
+    torch.set_num_threads(policy_threads())
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``pytest -n auto``: one test process per CPU this process may use (affinity and cgroup quota, as the
+    engine counts them; pytest-xdist's own count would take psutil's physical cores)."""
+    from nas_engine.threads import available_cpus
+
+    return available_cpus()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``): the Ray tests share one worker (one local Ray at a time), and
+    the documentation tests of one file share one (its python blocks and its commands are one job)."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif item.module.__name__.endswith("test_docs"):
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            item.add_marker(pytest.mark.xdist_group(f"docs:{params.get('file', item.name)}"))
+
+
 @pytest.fixture
 def tiny_protocol() -> Protocol:
     return TINY

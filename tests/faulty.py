@@ -143,3 +143,11 @@ class Batches(Strategy):
 def probe() -> tuple[int, int, bool]:
     """(pid, torch threads, whether SIGINT is ignored) of the process running it."""
     return os.getpid(), torch.get_num_threads(), signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+class Threads(Estimator):
+    """Scores a candidate by the torch threads its evaluation ran with (no training)."""
+
+    def estimate(self, arch, ctx):
+        return Estimate(score=float(torch.get_num_threads()), cost_seconds=0.0, epochs=1.0,
+                        info={"pid": os.getpid()})

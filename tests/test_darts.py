@@ -513,3 +513,22 @@ def test_fairnas_is_refused_on_darts_for_lack_of_fixed_edge_ops():
     with pytest.raises(TypeError, match="needs a search space with the FixedEdgeOps capability; space 'darts'"):
         Search("fairnas", "darts", create("estimator", "tse-ema", epochs=1), data="digits", protocol=TINY_DARTS,
                budget=Budget(evaluations=1), progress=False).run()
+
+
+def test_inherited_weights_cross_to_workers_as_one_buffer():
+    """A DARTS supernet has hundreds of tensors; sent to worker processes tensor by tensor (one file
+    descriptor each) it failed with "too many fds" (the docs' SPOS-on-DARTS search runs it through worker
+    processes): it travels as one bytes object, weights intact."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from nas_engine.context import FineTuning
+    from nas_engine.strategies.oneshot.base import InheritedWeights
+
+    net = SPACE.supernet(10, C=4, N=1)
+    assert len(net.state_dict()) > 253  # more than one message may carry as file descriptors
+    weights = InheritedWeights(net, FineTuning(Protocol(epochs=1, C=4, N=1), 2), "spos")
+    assert isinstance(weights.__getstate__()["supernet"], bytes)
+    back = pickle.loads(ForkingPickler.dumps(weights))
+    arch = SPACE.sample(np.random.default_rng(0))
+    a, b = weights.initial_weights(arch).state_dict(), back.initial_weights(arch).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

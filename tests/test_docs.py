@@ -124,16 +124,18 @@ def run_cli(args: list[str], cwd: Path, where: str) -> str | None:
     return None
 
 
+# the runners are scripts with a main guard: worker processes (forkserver/spawn) import the main module again
 RUNNER = """\
 import sys, traceback
-ns = {"__name__": "__main__"}
-for where, src in BLOCKS:
-    try:
-        exec(compile(src, where, "exec"), ns)
-    except BaseException:
-        traceback.print_exc()
-        print("DOC BLOCK FAILED: " + where, file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":
+    ns = {"__name__": "__main__"}
+    for where, src in BLOCKS:
+        try:
+            exec(compile(src, where, "exec"), ns)
+        except BaseException:
+            traceback.print_exc()
+            print("DOC BLOCK FAILED: " + where, file=sys.stderr)
+            sys.exit(1)
 """
 
 
@@ -153,15 +155,16 @@ def python_job(file: str, tmp: Path) -> str | None:
 CLI_RUNNER = """\
 import sys
 from nas_engine.cli import main
-for where, argv in COMMANDS:
-    print("$ nas-engine " + " ".join(argv), flush=True)
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse's --help / --version
-        rc = exc.code or 0
-    if rc:
-        print(f"DOC COMMAND FAILED: {where}: exited {rc}", file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":
+    for where, argv in COMMANDS:
+        print("$ nas-engine " + " ".join(argv), flush=True)
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse's --help / --version
+            rc = exc.code or 0
+        if rc:
+            print(f"DOC COMMAND FAILED: {where}: exited {rc}", file=sys.stderr)
+            sys.exit(1)
 """
 
 
@@ -220,6 +223,18 @@ def jobs(request, tmp_path_factory):
             demo = True
         elif name in ("test_python_blocks_run", "test_cli_blocks_run"):
             per_file.setdefault(params["file"], set()).add("python" if name == "test_python_blocks_run" else "cli")
+    if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-xdist spreads the files over its workers (one group per
+        done: dict[str, dict[str, str | None]] = {}  # file, see conftest): each job runs when its test asks
+
+        def wait(f: str, kind: str) -> str | None:
+            if f not in done:
+                done[f] = file_job(f, per_file[f], tmp_path_factory.mktemp("docjob"))
+            return done[f][kind]
+
+        waits = {(kind, f): (lambda f=f, kind=kind: wait(f, kind)) for f, kinds in per_file.items() for kind in kinds}
+        waits["demo"] = lambda: demo_job(tmp_path_factory.mktemp("docjob"))
+        yield waits
+        return
     workers = int(os.environ.get("NAS_ENGINE_DOC_JOBS", min(2, os.cpu_count() or 1)))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {f: pool.submit(file_job, f, kinds, tmp_path_factory.mktemp("docjob"))

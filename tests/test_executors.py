@@ -25,7 +25,6 @@ from nas_engine.executors import (
     RayExecutor,
     WorkerDied,
     available_executors,
-    cpu_count,
     create_executor,
 )
 from nas_engine.search import evaluate_candidate
@@ -53,7 +52,8 @@ def test_create_executor_by_name_instance_and_errors():
     assert available_executors() == ["inline", "processes", "ray"]
     assert isinstance(create_executor(None), InlineExecutor) and isinstance(create_executor("inline"), InlineExecutor)
     ex = create_executor("processes", 3, max_memory_mb=4000)
-    assert isinstance(ex, ProcessExecutor) and ex.workers == 3 and ex.threads == max(1, cpu_count() // 3)
+    assert isinstance(ex, ProcessExecutor) and ex.workers == 3 and ex.threads is None
+    assert ex.threads_from_policy and ex.task_threads() == 1  # outside a search: the policy, size unknown
     assert ex.max_retries == 2 and ex.max_memory_mb == 4000 and ex.start_method in ("forkserver", "spawn")
     assert create_executor(ex) is ex
     with pytest.raises(ValueError, match="unknown executor 'slurm'; available: 'inline', 'processes', 'ray'"):

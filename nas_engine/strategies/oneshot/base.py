@@ -40,6 +40,7 @@ them to its clock and its result (see :mod:`nas_engine.search`).
 from __future__ import annotations
 
 import copy
+import pickle
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,15 @@ class InheritedWeights:
 
     def initial_weights(self, arch: Architecture) -> torch.nn.Module:
         return self.supernet.extract(arch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the supernet crosses to worker processes as one bytes object (its tensors copied): through torch's
+        # multiprocessing reductions every tensor would take a file descriptor of its own, and a large supernet
+        # (DARTS) fails with "too many fds".  In-memory, from this process to its own workers; no file involved.
+        return {**self.__dict__, "supernet": pickle.dumps(self.supernet, protocol=pickle.HIGHEST_PROTOCOL)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "supernet": pickle.loads(state["supernet"])})  # noqa: S301 - see __getstate__
 
     def __repr__(self) -> str:
         return f"InheritedWeights({self.name!r})"
