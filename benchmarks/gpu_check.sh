@@ -20,3 +20,6 @@ for cfg in "--data digits --n-train 1150 --C 16 --N 5 --epochs 3" \
     timeout 150 $PY benchmarks/overhead.py $cfg --device cuda --repeats 3 --json "$OUT/overhead_$tag.json" \
         2>&1 | tail -3 | tee -a "$OUT/overhead.log"
 done
+# several candidates at once on the GPU (the CIFAR-10 subset must be reachable: SHARED=path/to/shared/data)
+timeout 420 $PY benchmarks/gpu_throughput.py --data-root "${SHARED:-../shared/data}" \
+    --json "$OUT/gpu_throughput.json" 2>&1 | tee "$OUT/gpu_throughput.log"

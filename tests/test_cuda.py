@@ -110,3 +110,24 @@ def test_zero_cost_proxies_on_cuda(digits):
         if name not in ("jacov", "nwot"):  # TF32 rounding can move eigenvalues / ReLU codes a little
             assert a.score == pytest.approx(c.score, rel=5e-2), name
     assert (cudnn.benchmark, cudnn.deterministic) == before
+
+
+def test_several_candidates_at_once_on_one_gpu_score_as_one_at_a_time(digits):
+    """The multi-candidate GPU path: worker processes sharing the device give the scores of one at a time."""
+    from nas_engine.executors import InlineExecutor, ProcessExecutor
+    from nas_engine.strategies import FixedList
+
+    rng = __import__("numpy").random.default_rng(0)
+    archs = [SPACE.sample(rng).string for _ in range(4)]
+
+    def run(executor):
+        result = Search(FixedList(archs), SPACE, TSEEMA(epochs=2), data=digits, protocol=GPU,
+                        budget=Budget(evaluations=4), executor=executor, progress=False).run()
+        assert all(ev.ok for ev in result.history)
+        return {ev.arch.string: ev.score for ev in result.history}
+
+    one = run(InlineExecutor(threads=1))
+    many = run(ProcessExecutor(workers=4, threads=1, devices=[0]))
+    assert one.keys() == many.keys()
+    for a in archs:  # cuDNN's backward kernels may sum in another order: equal to float rounding
+        assert math.isclose(one[a], many[a], rel_tol=1e-3), (a, one[a], many[a])

@@ -123,3 +123,19 @@ def test_cli_search_reports_where_it_ran(capsys):
                  "--quiet"]) == 0
     assert "ran on: the inline executor, 1 worker, 2 torch threads per evaluation\n" in capsys.readouterr().out
 
+
+
+def test_process_executor_devices_are_checked_and_taken_in_turn():
+    with pytest.raises(ValueError, match=r"devices must be a non-empty list of CUDA device indices, e.g. \[0, 1\], "
+                                         r"got '0'"):
+        ProcessExecutor(workers=2, devices="0")
+    for bad in ([], [-1], [0.5], [True]):
+        with pytest.raises(ValueError, match="devices must be a non-empty list"):
+            ProcessExecutor(workers=2, devices=bad)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ValueError, match=rf"names CUDA device\(s\) \[{count}\] but this machine has {count}"):
+        ProcessExecutor(workers=2, devices=[count])
+    ex = ProcessExecutor(workers=3)
+    assert ex.device_of(0) is None
+    ex.devices = [0, 1]  # what ProcessExecutor(devices=[0, 1]) keeps on a machine with two GPUs
+    assert [ex.device_of(slot) for slot in range(3)] == [0, 1, 0]
