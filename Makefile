@@ -24,7 +24,8 @@ demo: $(VENV)/.installed
 # lint-imports: the import layering contracts of setup.cfg ([importlinter])
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-logo
-	$(PY) -m pytest -q -m "not slow" --timeout 600 -n auto --dist loadgroup
+	$(PY) -m pytest -q -m "not slow and not ray" --timeout 600 -n auto --dist loadgroup
+	$(PY) -m pytest -q -m "ray and not slow" --timeout 600
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check nas_engine tests benchmarks
