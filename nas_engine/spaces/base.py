@@ -3,13 +3,14 @@
 A :class:`SearchSpace` makes :class:`Architecture` values.  What a space can do
 beyond the core (sample / parse / print / graph / build) is expressed by small
 capability ABCs that a strategy can require: :class:`Mutable`,
-:class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`.
+:class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`,
+:class:`Relaxable` (a continuous relaxation, for differentiable NAS).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import networkx as nx
@@ -24,6 +25,7 @@ __all__ = [
     "Encodable",
     "Enumerable",
     "HasSupernet",
+    "Relaxable",
     "FixedEdgeOps",
     "require_capability",
 ]
@@ -168,6 +170,60 @@ class HasSupernet(ABC):
     @abstractmethod
     def supernet(self, num_classes: int, **size):
         """A weight-sharing supernet whose forward pass takes the architecture to run."""
+
+
+class Relaxable(HasSupernet):
+    """A continuous relaxation of the space (differentiable NAS: DARTS, DrNAS and their TSE variants).
+
+    Every candidate edge mixes *all* its candidate ops with weights: the mixing
+    weights are a dict ``{group: array of shape relaxation()[group]}`` whose
+    rows are edges and whose columns are :meth:`relaxed_ops` (for NB201 one
+    group ``"cell"`` of shape (6, 5); for the DARTS space ``"normal"`` and
+    ``"reduce"`` of shape (14, 8), ``none`` included).  The space's supernet
+    computes the mixture with ``supernet.mixed(x, weights)`` (weights as
+    tensors; each edge's output is the weighted sum of its ops' outputs, a
+    ``none`` op contributing zero), sharing its weights with the single paths
+    ``supernet(x, arch)`` runs.  :meth:`derive` turns mixing weights into the
+    architecture the space's rule selects (NB201: the strongest op per edge;
+    DARTS: the two strongest incoming edges per node, ``none`` excluded, each
+    with its strongest non-``none`` op).
+    """
+
+    @abstractmethod
+    def relaxation(self) -> dict[str, tuple[int, int]]:
+        """The shape ``(edges, len(relaxed_ops()))`` of each group of mixing weights, by group name."""
+
+    @abstractmethod
+    def relaxed_ops(self) -> tuple[str, ...]:
+        """The op names of the mixing weights' columns, in order."""
+
+    @abstractmethod
+    def derive(self, weights: Mapping[str, Any]) -> Architecture:
+        """The architecture the space's selection rule picks from mixing ``weights`` (arrays or tensors)."""
+
+    def check_relaxed_weights(self, weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``weights`` as float64 arrays, checked: the groups of :meth:`relaxation`, their shapes, finite values.
+
+        Raises ``ValueError`` naming the bad group or value.
+        """
+        shapes = self.relaxation()
+        if not isinstance(weights, Mapping) or set(weights) != set(shapes):
+            got = sorted(weights) if isinstance(weights, Mapping) else type(weights).__name__
+            raise ValueError(f"mixing weights for space {self.name!r} must be a dict with keys {sorted(shapes)}, "
+                             f"got {got}")
+        out = {}
+        for group, shape in shapes.items():
+            w = weights[group]
+            if hasattr(w, "detach"):
+                w = w.detach().cpu().numpy()
+            w = np.asarray(w, dtype=np.float64)
+            if w.shape != tuple(shape):
+                raise ValueError(f"mixing weights {group!r} of space {self.name!r} must have shape {tuple(shape)} "
+                                 f"(edges x ops {self.relaxed_ops()}), got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"mixing weights {group!r} of space {self.name!r} contain non-finite values")
+            out[group] = w
+        return out
 
 
 class FixedEdgeOps(ABC):

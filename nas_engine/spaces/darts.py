@@ -94,14 +94,18 @@ from torch import nn
 
 from nas_engine.config import check_bool, check_float, check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, HasSupernet, Mutable, SearchSpace
+from nas_engine.spaces.base import Architecture, Encodable, Mutable, Relaxable, SearchSpace
 
-__all__ = ["OPS", "CELLS", "DartsSpace", "DartsNetwork", "DartsCell", "DartsSupernet", "DartsSupernetCell",
-           "AuxiliaryHeadCIFAR", "ReLUConvBN", "SepConv", "DilConv", "FactorizedReduce", "drop_path", "layers_for"]
+__all__ = ["OPS", "RELAXED_OPS", "CELLS", "DartsSpace", "DartsNetwork", "DartsCell", "DartsSupernet",
+           "DartsSupernetCell", "AuxiliaryHeadCIFAR", "ReLUConvBN", "SepConv", "DilConv", "FactorizedReduce",
+           "drop_path", "layers_for"]
 
 #: The seven DARTS ops, in NASLib's compact-encoding order (op index = position here).
 OPS: tuple[str, ...] = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
                         "dil_conv_3x3", "dil_conv_5x5")
+#: The columns of the continuous relaxation's mixing weights: the official DARTS ``PRIMITIVES`` (``none`` first,
+#: then the seven ops above).  ``none`` takes part in the mixture, never in a derived architecture.
+RELAXED_OPS: tuple[str, ...] = ("none", *OPS)
 #: The two cells of an architecture, in spec / string / compact order.
 CELLS: tuple[str, ...] = ("normal", "reduce")
 #: intermediate nodes per cell and the cell inputs before them
@@ -136,7 +140,7 @@ def _short(s: str, n: int = 80) -> str:
 
 
 @spaces.register("darts")
-class DartsSpace(SearchSpace, Mutable, Encodable, HasSupernet):
+class DartsSpace(SearchSpace, Mutable, Encodable, Relaxable):
     """The DARTS space of normal + reduction cells (see the module docstring).
 
     The space has no configuration; :meth:`build` takes the network size
@@ -401,6 +405,34 @@ class DartsSpace(SearchSpace, Mutable, Encodable, HasSupernet):
         """
         num_classes, in_channels, C, layers = _sizes("DartsSpace.supernet", num_classes, in_channels, C, N, layers)
         return DartsSupernet(self, num_classes, in_channels=in_channels, C=C, layers=layers)
+
+    # -- continuous relaxation (differentiable NAS) ------------------------------------------
+    def relaxation(self) -> dict[str, tuple[int, int]]:
+        """Two groups of mixing weights, ``"normal"`` and ``"reduce"``: the 14 edges (:data:`EDGES`) x
+        :data:`RELAXED_OPS` (8, ``none`` first), as the official DARTS ``alphas_normal`` / ``alphas_reduce``."""
+        return {cell: (len(EDGES), len(RELAXED_OPS)) for cell in CELLS}
+
+    def relaxed_ops(self) -> tuple[str, ...]:
+        return RELAXED_OPS
+
+    def derive(self, weights) -> Architecture:
+        """The DARTS rule (the official ``genotype()``), per cell: for each node, the two incoming edges
+        whose strongest non-``none`` weight is largest, each with its strongest non-``none`` op.
+
+        A node's two pairs are listed strongest edge first; ties go to the lower input (edges) and to the op
+        listed first in :data:`OPS` (ops), as the official code's stable sort and argmax do.
+        """
+        w = self.check_relaxed_weights(weights)
+        cells = []
+        for cell in CELLS:
+            W = w[cell][:, 1:]  # drop the ``none`` column
+            pairs = []
+            for node in range(INPUTS, INPUTS + STEPS):
+                rows = [(j, W[_EDGE_INDEX[(j, node)]]) for j in range(node)]
+                best = sorted(rows, key=lambda r: -float(r[1].max()))[:2]
+                pairs.extend((OPS[int(np.argmax(row))], j) for j, row in best)
+            cells.append(pairs)
+        return self.from_cells(*cells)
 
 
 def _sizes(who: str, num_classes, in_channels, C, N, layers) -> tuple[int, int, int, int]:
@@ -711,6 +743,20 @@ class DartsSupernetCell(nn.Module):
         )
         self.multiplier = len(CONCAT)
 
+    def mixed(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Every edge outputs the weighted sum of its ops (``weights``: 14 edges x :data:`RELAXED_OPS`;
+        ``none`` adds zero); node ``i`` sums all its incoming edges, as ``model_search.py``'s ``Cell``."""
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(INPUTS, INPUTS + STEPS):
+            s = None
+            for j in range(i):
+                e = _EDGE_INDEX[(j, i)]
+                for o, op in enumerate(OPS, start=1):
+                    y = weights[e, o] * self.edges[e][op](states[j])
+                    s = y if s is None else s + y
+            states.append(s)
+        return torch.cat([states[i] for i in CONCAT], dim=1)
+
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, pairs: Cell) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for i in range(STEPS):
@@ -785,6 +831,21 @@ class DartsSupernet(nn.Module):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+
+    def mixed(self, x: torch.Tensor, weights) -> torch.Tensor:
+        """The continuous relaxation (the official search network's forward): every normal cell mixes with
+        ``weights["normal"]``, every reduction cell with ``weights["reduce"]`` (tensors of shape (14, 8) over
+        :data:`RELAXED_OPS`).  Unlike ``model_search.py``'s ``MixedOp`` the pooling ops carry no extra
+        BatchNorm (the paths stay extractable; see the class docstring)."""
+        shape = (len(EDGES), len(RELAXED_OPS))
+        for cell in CELLS:
+            if cell not in weights or tuple(weights[cell].shape) != shape:
+                raise ValueError(f"DARTS mixing weights must be a dict with 'normal' and 'reduce' tensors of shape "
+                                 f"{shape}, got {_short(repr({k: tuple(v.shape) for k, v in weights.items()}))}")
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell.mixed(s0, s1, weights["reduce" if cell.reduction else "normal"])
         return self.classifier(torch.flatten(self.global_pooling(s1), 1))
 
     def extract(self, arch) -> DartsNetwork:

@@ -35,7 +35,7 @@ from torch import nn
 
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, Enumerable, FixedEdgeOps, HasSupernet, Mutable, SearchSpace  # noqa: E501
+from nas_engine.spaces.base import Architecture, Encodable, Enumerable, FixedEdgeOps, Mutable, Relaxable, SearchSpace  # noqa: E501
 
 __all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
            "ResNetBasicBlock", "ReLUConvBN", "Zero"]
@@ -58,7 +58,7 @@ def _in_edges(target: int) -> list[tuple[int, int]]:
 
 
 @spaces.register("nb201")
-class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet, FixedEdgeOps):
+class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEdgeOps):
     """The NAS-Bench-201 cell space (see the module docstring).
 
     The space has no configuration; the network size is chosen in :meth:`build`
@@ -285,6 +285,22 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, HasSupernet, Fixed
         num_classes, in_channels, C, N = _sizes(num_classes=num_classes, in_channels=in_channels, C=C, N=N)
         return NB201Supernet(self, num_classes, in_channels=in_channels, C=C, N=N)
 
+    # -- continuous relaxation (differentiable NAS) ------------------------------------------
+    def relaxation(self) -> dict[str, tuple[int, int]]:
+        """One group of mixing weights, ``"cell"``: the six edges x the five ops (shared by every cell)."""
+        return {"cell": (len(EDGES), len(OPS))}
+
+    def relaxed_ops(self) -> tuple[str, ...]:
+        return OPS
+
+    def derive(self, weights) -> Architecture:
+        """The strongest op of every edge (``none`` included), as the NAS-Bench-201 code's DARTS genotype.
+
+        Ties go to the op listed first in :data:`OPS`.
+        """
+        w = self.check_relaxed_weights(weights)["cell"]
+        return self.from_ops([OPS[int(k)] for k in np.argmax(w, axis=1)])
+
 
 # ---------------------------------------------------------------------------------
 # network modules (the benchmark's TinyNetwork / InferCell)
@@ -468,6 +484,19 @@ class SupernetCell(nn.Module):
     def forward(self, x: torch.Tensor, ops: tuple[str, ...], plan) -> torch.Tensor:
         return _run_plan(x, plan, lambda k, h: self.edges[k][ops[k]](h))
 
+    def mixed(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Every edge's weighted sum of its ops (``weights``: edges x :data:`OPS`; ``none`` adds zero)."""
+        nodes = [x]
+        for node in range(1, _NUM_NODES):
+            out = None
+            for k, src in _in_edges(node):
+                h = nodes[src]
+                for op in SUPERNET_OPS:
+                    y = weights[k, _OP_INDEX[op]] * self.edges[k][op](h)
+                    out = y if out is None else out + y
+            nodes.append(out)
+        return nodes[-1]
+
 
 class NB201Supernet(nn.Module):
     """The NB201 weight-sharing supernet (one-shot model): the macro skeleton of :class:`NB201Network`
@@ -518,6 +547,22 @@ class NB201Supernet(nn.Module):
         out = self.stem(x)
         for layer in self.cells:
             out = layer(out, ops, plan) if isinstance(layer, SupernetCell) else layer(out)
+        out = self.lastact(out)
+        return self.classifier(torch.flatten(self.global_pooling(out), 1))
+
+    def mixed(self, x: torch.Tensor, weights) -> torch.Tensor:
+        """The continuous relaxation: every edge of every cell outputs the weighted sum of all its ops.
+
+        ``weights``: ``{"cell": tensor (6, 5)}`` (see :meth:`NB201Space.relaxation`), the mixing
+        weights over :data:`OPS` shared by every cell; ``none`` contributes zero, so its weight only
+        matters through the normalisation of the others.  All nodes are computed (no dead-branch pruning).
+        """
+        w = weights["cell"] if isinstance(weights, dict) else weights
+        if tuple(w.shape) != (len(EDGES), len(OPS)):
+            raise ValueError(f"NB201 mixing weights must have shape ({len(EDGES)}, {len(OPS)}), got {tuple(w.shape)}")
+        out = self.stem(x)
+        for layer in self.cells:
+            out = layer.mixed(out, w) if isinstance(layer, SupernetCell) else layer(out)
         out = self.lastact(out)
         return self.classifier(torch.flatten(self.global_pooling(out), 1))
 
