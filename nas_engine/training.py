@@ -48,6 +48,7 @@ __all__ = [
     "TrainingOutOfMemory",
     "is_out_of_memory",
     "Optimization",
+    "run_epochs",
     "autocast",
     "use_channels_last",
     "prepare_model",
@@ -493,6 +494,28 @@ def _gradients_off(params: dict[str, torch.nn.Parameter]):
     finally:
         for name, flag in requires_grad.items():
             params[name].requires_grad_(flag)
+
+
+def run_epochs(trainer, *, desc: str, on_epoch: Callable | None = None, progress: bool = False) -> None:
+    """Call ``trainer.train_epoch()`` (which returns the epoch's loss) until ``trainer.done``, then
+    ``on_epoch(trainer)`` after each epoch (e.g. to checkpoint); ``progress`` shows a bar named ``desc``
+    over ``trainer.protocol.epochs`` starting at ``trainer.epoch``.  The loop of the supernet trainers."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=trainer.protocol.epochs, initial=trainer.epoch, desc=desc, leave=False, unit="ep")
+    try:
+        while not trainer.done:
+            loss = trainer.train_epoch()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+            if on_epoch is not None:
+                on_epoch(trainer)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress_bar(epochs: int, initial: int = 0):

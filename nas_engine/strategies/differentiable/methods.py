@@ -155,10 +155,6 @@ class DifferentiableStrategy(Strategy):
         self._n_asked = int(state["n_asked"])
 
 
-def _check_T(strategy) -> None:
-    strategy.T = check_int(strategy.T, "T", who=type(strategy).__name__)
-
-
 @strategies.register("darts")
 @parameters
 class DARTS(DifferentiableStrategy):
@@ -181,29 +177,29 @@ class DARTS(DifferentiableStrategy):
         return {"order": self.order, "arch_split": self.arch_split}
 
 
-@strategies.register("darts-tse")
 @parameters
-class DARTSTSE(DifferentiableStrategy):
-    """SoTL-DARTS / DARTS-TSE (SoTL thesis §3.3.3, Algorithm 3; TSE paper §4.4): the architecture descends
-    the sum of the first-order architecture gradients of ``T`` training losses (no validation data)."""
+class _TSEUpdate(DifferentiableStrategy):
+    """The TSE architecture update: one step per ``T`` training minibatches on their summed gradients."""
 
     update: ClassVar[str] = "tse"
     T: int = 100
 
     def __post_init__(self):
         super().__post_init__()
-        _check_T(self)
+        self.T = check_int(self.T, "T", who=type(self).__name__)
 
     @classmethod
     def conformance_params(cls) -> dict[str, Any]:
         return {**super().conformance_params(), "T": 2}
 
     def trainer_options(self) -> dict[str, Any]:
-        return {"T": self.T}
+        return {**super().trainer_options(), "T": self.T}
 
 
 @parameters
-class _DrNASOptions(DifferentiableStrategy):
+class _DirichletMixing(DifferentiableStrategy):
+    """DrNAS's mixing: a pathwise Dirichlet sample per forward pass; ``kl_reg`` its optional KL regulariser."""
+
     mixing: ClassVar[str] = "dirichlet"
     kl_reg: float = 0.0
 
@@ -214,32 +210,25 @@ class _DrNASOptions(DifferentiableStrategy):
             raise ValueError(f"{type(self).__name__}: kl_reg must be finite, got {self.kl_reg!r}")
 
     def trainer_options(self) -> dict[str, Any]:
-        return {"kl_reg": self.kl_reg}
+        return {**super().trainer_options(), "kl_reg": self.kl_reg}
+
+
+@strategies.register("darts-tse")
+@parameters
+class DARTSTSE(_TSEUpdate):
+    """SoTL-DARTS / DARTS-TSE (SoTL thesis §3.3.3, Algorithm 3; TSE paper §4.4): the architecture descends
+    the sum of the first-order architecture gradients of ``T`` training losses (no validation data)."""
 
 
 @strategies.register("drnas")
 @parameters
-class DrNAS(_DrNASOptions):
+class DrNAS(_DirichletMixing):
     """DrNAS (Chen et al., 2021): mixing weights sampled from ``Dirichlet(elu(alpha) + 1)`` per forward pass,
     the concentration learnt through pathwise gradients of validation losses (first order)."""
 
 
 @strategies.register("drnas-tse")
 @parameters
-class DrNASTSE(_DrNASOptions):
+class DrNASTSE(_TSEUpdate, _DirichletMixing):
     """DrNAS-TSE (TSE paper §4.4; SoTL-DrNAS, thesis §3.3.4): DrNAS's Dirichlet mixing with SoTL-DARTS's
     architecture step on the sum of ``T`` training losses' gradients."""
-
-    update: ClassVar[str] = "tse"
-    T: int = 100
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_T(self)
-
-    @classmethod
-    def conformance_params(cls) -> dict[str, Any]:
-        return {**super().conformance_params(), "T": 2}
-
-    def trainer_options(self) -> dict[str, Any]:
-        return {**super().trainer_options(), "T": self.T}

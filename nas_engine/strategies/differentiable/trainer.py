@@ -68,7 +68,7 @@ from torch.distributions import Dirichlet, kl_divergence
 
 from ...data import Dataset, augment_batch
 from ...spaces.base import Architecture, Relaxable
-from ...training import Optimization, Protocol, TrainingDiverged, autocast, prepare_model, use_channels_last
+from ...training import Optimization, Protocol, TrainingDiverged, autocast, prepare_model, run_epochs, use_channels_last
 
 __all__ = ["RelaxedTrainer", "hessian_vector_product", "MIXINGS", "UPDATES"]
 
@@ -347,22 +347,7 @@ class RelaxedTrainer:
 
     def run(self, on_epoch: Callable[[RelaxedTrainer], None] | None = None, progress: bool = False) -> None:
         """Run the remaining epochs; ``on_epoch(trainer)`` after each (e.g. to checkpoint)."""
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.protocol.epochs, initial=self.epoch, desc="search", leave=False, unit="ep")
-        try:
-            while not self.done:
-                loss = self.train_epoch()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}")
-                if on_epoch is not None:
-                    on_epoch(self)
-        finally:
-            if bar is not None:
-                bar.close()
+        run_epochs(self, desc="search", on_epoch=on_epoch, progress=progress)
 
     # -- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ import torch
 
 from ...data import Dataset
 from ...spaces.base import Architecture, FixedEdgeOps, SearchSpace, require_capability
-from ...training import Optimization, Protocol, TrainingDiverged, prepare_model, training_batch
+from ...training import Optimization, Protocol, TrainingDiverged, prepare_model, run_epochs, training_batch
 
 __all__ = ["PathSampler", "uniform_paths", "fair_paths", "SupernetTrainer"]
 
@@ -196,22 +196,7 @@ class SupernetTrainer:
 
     def run(self, on_epoch: Callable[[SupernetTrainer], None] | None = None, progress: bool = False) -> None:
         """Train the remaining epochs; ``on_epoch(trainer)`` after each (e.g. to checkpoint)."""
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.protocol.epochs, initial=self.epoch, desc="supernet", leave=False, unit="ep")
-        try:
-            while not self.done:
-                loss = self.train_epoch()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}")
-                if on_epoch is not None:
-                    on_epoch(self)
-        finally:
-            if bar is not None:
-                bar.close()
+        run_epochs(self, desc="supernet", on_epoch=on_epoch, progress=progress)
 
     # -- checkpointing ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
