@@ -16,7 +16,7 @@ configuration (see ``docs/plugins.md`` for one worked example per kind)::
 
 Bases: :class:`SearchSpace` (with the capabilities :class:`Mutable`,
 :class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`,
-:class:`FixedEdgeOps`), :class:`Strategy`, :class:`Estimator` and
+:class:`Relaxable`, :class:`FixedEdgeOps`), :class:`Strategy`, :class:`Estimator` and
 :class:`CurveEstimator`.  Values: :class:`Architecture`, :class:`Estimate`,
 :class:`Evaluation`, :class:`LearningCurve`, :class:`Context`,
 :class:`FineTuning`, :class:`Protocol`, :class:`Dataset`, and for a dataset
@@ -55,6 +55,7 @@ from .spaces.base import (
     FixedEdgeOps,
     HasSupernet,
     Mutable,
+    Relaxable,
     SearchSpace,
     require_capability,
 )
@@ -64,7 +65,7 @@ from .training import Protocol, TrainingDiverged, TrainingFailed, TrainingOutOfM
 __all__ = [
     # bases and capabilities
     "Configurable", "SearchSpace", "Strategy", "Estimator", "CurveEstimator",
-    "Mutable", "Encodable", "Enumerable", "HasSupernet", "FixedEdgeOps", "require_capability",
+    "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable", "FixedEdgeOps", "require_capability",
     # values
     "Architecture", "Estimate", "Evaluation", "LearningCurve", "Context", "FineTuning", "Protocol", "Dataset",
     "RawData", "DatasetSpec",

@@ -10,6 +10,7 @@ from .base import (
     Enumerable,
     HasSupernet,
     Mutable,
+    Relaxable,
     SearchSpace,
     require_capability,
 )
@@ -18,6 +19,6 @@ from .nb201 import NB201Space
 from .restricted import RestrictedSpace
 
 __all__ = [
-    "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet",
+    "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable",
     "require_capability", "DartsSpace", "NB201Space", "RestrictedSpace",
 ]
