@@ -15,10 +15,11 @@ from .base import (
     require_capability,
 )
 from .darts import DartsSpace
+from .nb101 import NB101Space
 from .nb201 import NB201Space
 from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable",
-    "require_capability", "DartsSpace", "NB201Space", "RestrictedSpace",
+    "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RestrictedSpace",
 ]
