@@ -37,7 +37,8 @@ input-output path.
 The network (:class:`RandWiredNetwork`, Xie et al.'s small regime sized for CPU)
 ----------------------------------------------------------------------------------
 A 3x3 conv-BN **stem** (``in_channels -> max(1, C // 2)``, stride 1; Xie et
-al.'s conv1 has stride 2 for 224-pixel images), then ``N`` **stages**, stage
+al.'s small regime has two stride-2 3x3 convs, conv1 and conv2, for 224-pixel
+images), then ``N`` **stages**, stage
 ``s`` a random graph with ``C * 2**s`` channels, then ReLU, global average
 pooling and a linear classifier (Xie et al.'s 1x1 conv to 1280 channels before
 the pooling is left out).  The engine's ``Protocol(C=..., N=...)`` sets them:
