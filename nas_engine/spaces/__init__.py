@@ -17,9 +17,10 @@ from .base import (
 from .darts import DartsSpace
 from .nb101 import NB101Space
 from .nb201 import NB201Space
+from .randwired import RandWiredSpace
 from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable",
-    "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RestrictedSpace",
+    "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RandWiredSpace", "RestrictedSpace",
 ]
