@@ -88,7 +88,7 @@ class DifferentiableStrategy(Strategy):
 
     @classmethod
     def conformance_params(cls) -> dict[str, Any]:
-        return {"epochs": 2, "batch_size": 128}
+        return {"epochs": 2, "batch_size": 256}
 
     def trainer_options(self) -> dict[str, Any]:
         """The method's :class:`RelaxedTrainer` arguments beyond mixing and update."""
