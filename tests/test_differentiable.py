@@ -36,6 +36,11 @@ def digits():
     return load_dataset("digits")
 
 
+def small_digits():
+    """512 training and 128 validation images: enough minibatches for the trainer tests, half the time."""
+    return load_dataset("digits", n_train=512, n_val=128)
+
+
 def float64_supernet(space, seed=0, **size):
     torch.manual_seed(seed)
     return space.supernet(10, in_channels=1, **size).double()
@@ -221,7 +226,7 @@ def test_darts_derive_follows_the_darts_rule():
 
 # -- the strategies ------------------------------------------------------------------------------
 def trainer(update="darts", mixing="softmax", seed=0, data=None, protocol=TINY_SEARCH, **kw):
-    data = data if data is not None else digits()
+    data = data if data is not None else small_digits()
     torch.manual_seed(seed)
     net = NB201.supernet(data.num_classes, in_channels=data.in_channels, **protocol.size)
     torch.manual_seed(seed + 1)
@@ -234,7 +239,7 @@ def state_of(t):
 
 @pytest.mark.parametrize("mixing", ["softmax", "dirichlet"])
 def test_tse_with_T1_is_first_order_darts_on_the_training_split(mixing):
-    data = digits()
+    data = small_digits()
     a = trainer("tse", mixing, T=1, data=data, protocol=TINY_SEARCH.replace(epochs=1))
     b = trainer("darts", mixing, arch_split="train", data=data, protocol=TINY_SEARCH.replace(epochs=1))
     if mixing == "dirichlet":  # the samples come from torch's global RNG: the same stream for both
@@ -351,8 +356,9 @@ def test_cli_search_darts_tse(capsys, tmp_path):
 
 
 def test_darts_space_search_runs():
-    strategy = create("strategy", "darts-tse", epochs=1, batch_size=512, T=2)
-    ctx = Context(space=DARTS, data=digits(), protocol=TINY.replace(C=2, N=1), seed=0)
+    strategy = create("strategy", "darts-tse", epochs=1, batch_size=64, T=2)
+    data = load_dataset("digits", n_train=256, n_val=64)
+    ctx = Context(space=DARTS, data=data, protocol=TINY.replace(C=2, N=1), seed=0)
     strategy.setup(DARTS, ctx)
     w = strategy.mixing_weights()
     assert set(w) == {"normal", "reduce"} and w["normal"].shape == (14, 8)
