@@ -470,7 +470,10 @@ def _cmd_search(args) -> int:
         args.evaluations = DEFAULT_EVALUATIONS
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
                     cost_seconds=args.budget_cost_seconds)
-    executor = create_executor(*_default_executor(args, protocol), **dict(args.executor_arg))
+    executor_args = dict(args.executor_arg)
+    if args.threads is not None:
+        executor_args["threads"] = args.threads
+    executor = create_executor(*_default_executor(args, protocol), **executor_args)
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
     earlier = _stored_evaluations(args.out)
@@ -496,8 +499,6 @@ def _default_executor(args, protocol) -> tuple[str, int | None]:
     from .threads import available_cpus
     from .training import resolve_device
 
-    if args.threads is not None:
-        args.executor_arg.append(("threads", args.threads))
     if args.executor is not None:
         return args.executor, args.workers
     if args.workers is not None:

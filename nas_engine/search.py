@@ -482,8 +482,7 @@ class _Run:
 
             self.bar = tqdm(total=search.budget.evaluations, initial=len(self.history), desc="search", unit="arch")
         try:
-            if self.executor.threads_from_policy:
-                self.executor.use_policy_threads(search.threads)
+            self.executor.use_policy_threads(search.threads)  # a no-op when the executor was given threads
             self.executor.start()
             ctx = (replace(search.ctx, strategy=self.strategy.for_workers(), progress=False)
                    if self.executor.remote else search.ctx)

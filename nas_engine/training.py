@@ -500,11 +500,7 @@ def run_epochs(trainer, *, desc: str, on_epoch: Callable | None = None, progress
     """Call ``trainer.train_epoch()`` (which returns the epoch's loss) until ``trainer.done``, then
     ``on_epoch(trainer)`` after each epoch (e.g. to checkpoint); ``progress`` shows a bar named ``desc``
     over ``trainer.protocol.epochs`` starting at ``trainer.epoch``.  The loop of the supernet trainers."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=trainer.protocol.epochs, initial=trainer.epoch, desc=desc, leave=False, unit="ep")
+    bar = _progress_bar(trainer.protocol.epochs, trainer.epoch, desc) if progress else None
     try:
         while not trainer.done:
             loss = trainer.train_epoch()
@@ -518,10 +514,10 @@ def run_epochs(trainer, *, desc: str, on_epoch: Callable | None = None, progress
             bar.close()
 
 
-def _progress_bar(epochs: int, initial: int = 0):
+def _progress_bar(epochs: int, initial: int = 0, desc: str = "train"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=epochs, initial=initial, desc="train", leave=False, unit="ep")
+    return tqdm(total=epochs, initial=initial, desc=desc, leave=False, unit="ep")
 
 
 class _TrainingRun:

@@ -291,13 +291,10 @@ def test_resume_after_an_epoch_is_bit_exact(kw, tmp_path):
 
 
 def test_darts_needs_validation_data_and_refuses_bad_options():
-    data = digits()
-    no_val = data.__class__(**{**data.__dict__, "x_val": data.x_val[:0], "y_val": data.y_val[:0]}) \
-        if hasattr(data, "__dict__") else None
-    if no_val is not None:
-        with pytest.raises(ValueError, match="n_val=0"):
-            trainer("darts", data=no_val)
-        trainer("tse", data=no_val)  # the TSE variant needs none
+    no_val = load_dataset("digits", n_train=256, n_val=0)
+    with pytest.raises(ValueError, match="n_val=0"):
+        trainer("darts", data=no_val)
+    trainer("tse", data=no_val)  # the TSE variant needs none
     with pytest.raises(ValueError, match="order=2 .* DARTS only"):
         trainer("tse", order=2)
     with pytest.raises(ValueError, match="T must be an integer >= 1"):

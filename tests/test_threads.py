@@ -108,7 +108,7 @@ def test_cli_default_executor_uses_the_cpus(monkeypatch):
     assert cli._default_executor(_args(executor="inline"), cpu) == ("inline", None)
     assert cli._default_executor(_args(), gpu) == ("inline", None)  # candidates on a GPU
     args = _args(threads=2)
-    assert cli._default_executor(args, cpu) == ("processes", 4) and args.executor_arg == [("threads", 2)]
+    assert cli._default_executor(args, cpu) == ("processes", 4) and args.executor_arg == []  # args untouched
     monkeypatch.setattr(threads, "available_cpus", lambda: 1)
     assert cli._default_executor(_args(), cpu) == ("inline", None)
 

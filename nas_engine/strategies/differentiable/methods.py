@@ -83,7 +83,6 @@ class DifferentiableStrategy(Strategy):
         if self.lr_min > self.lr:
             raise ValueError(f"{who}: lr_min={self.lr_min!r} must not exceed lr={self.lr!r}")
         self.trainer: RelaxedTrainer | None = None
-        self.trajectory: list[str] = []
         self.setup_seconds = 0.0
 
     @classmethod
@@ -127,7 +126,6 @@ class DifferentiableStrategy(Strategy):
 
             trainer.run(on_epoch=checkpoint if path is not None else None, progress=ctx.progress)
         self.trainer = trainer
-        self.trajectory = list(trainer.trajectory)
         self.setup_seconds = trainer.seconds
         self._n_asked = 0
 
@@ -138,9 +136,10 @@ class DifferentiableStrategy(Strategy):
         return {g: w.detach().cpu().numpy() for g, w in self.trainer.mixing_weights(sample=False).items()}
 
     def ask(self) -> list[Architecture]:
-        if self._n_asked >= len(self.trajectory):
+        trajectory = self.trainer.trajectory
+        if self._n_asked >= len(trajectory):
             return []
-        arch = self.space.from_string(self.trajectory[self._n_asked])
+        arch = self.space.from_string(trajectory[self._n_asked])
         self._n_asked += 1
         return [arch]
 

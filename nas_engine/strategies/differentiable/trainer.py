@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch.distributions import Dirichlet, kl_divergence
 
 from ...data import Dataset, augment_batch
-from ...spaces.base import Architecture, Relaxable
+from ...spaces.base import Relaxable
 from ...training import Optimization, Protocol, TrainingDiverged, autocast, prepare_model, run_epochs, use_channels_last
 
 __all__ = ["RelaxedTrainer", "hessian_vector_product", "MIXINGS", "UPDATES"]
@@ -164,7 +164,6 @@ class RelaxedTrainer:
         self.epoch = 0
         self.seconds = 0.0
         self.arch_steps = 0
-        self.trajectory: list[str] = []
         self.history: list[dict[str, Any]] = []
 
     # -- mixing weights ------------------------------------------------------------
@@ -186,10 +185,10 @@ class RelaxedTrainer:
         total = sum(kl_divergence(Dirichlet(F.elu(a) + 1), Dirichlet(torch.ones_like(a))).sum() for a in self.alphas)
         return self.kl_reg * total
 
-    def derived(self) -> Architecture:
-        """The architecture the space's rule derives from the current (expected) mixing weights."""
-        with torch.no_grad():
-            return self.space.derive(self.mixing_weights(sample=False))
+    @property
+    def trajectory(self) -> list[str]:
+        """The architecture derived after each epoch so far, in epoch order."""
+        return [h["arch"] for h in self.history]
 
     # -- data --------------------------------------------------------------------------
     def _batch(self, split: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,10 +230,6 @@ class RelaxedTrainer:
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
         self.arch_steps += 1
-
-    def first_order_gradient(self, xb: torch.Tensor, yb: torch.Tensor) -> list[torch.Tensor]:
-        """``grad_alpha L(w, alpha)`` on the minibatch at the current weights."""
-        return list(torch.autograd.grad(self._loss(xb, yb, self.mixing_weights()), self.alphas))
 
     def unrolled_gradient(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor
                           ) -> list[torch.Tensor]:
@@ -337,10 +332,10 @@ class RelaxedTrainer:
             raise TrainingDiverged(f"the differentiable search diverged in epoch {self.epoch + 1} "
                                    f"(training loss {train_loss})")
         self.epoch += 1
-        arch = self.derived()
         with torch.no_grad():
-            weights = {g: w.cpu().tolist() for g, w in self.mixing_weights(sample=False).items()}
-        self.trajectory.append(arch.string)
+            expected = self.mixing_weights(sample=False)
+        arch = self.space.derive(expected)
+        weights = {g: w.cpu().tolist() for g, w in expected.items()}
         self.history.append({"epoch": self.epoch, "arch": arch.string, "train_loss": train_loss,
                              "arch_loss": arch_loss, "seconds": self.seconds, "weights": weights})
         return train_loss
@@ -358,7 +353,7 @@ class RelaxedTrainer:
             "model": self.supernet.state_dict(), **self.optimization.state_dict(),
             "alphas": [a.detach().clone() for a in self.alphas], "arch_optimizer": self.arch_optimizer.state_dict(),
             "generator": self.generator.get_state(), "torch_rng": rng, "epoch": self.epoch, "seconds": self.seconds,
-            "arch_steps": self.arch_steps, "trajectory": list(self.trajectory), "history": copy.deepcopy(self.history),
+            "arch_steps": self.arch_steps, "history": copy.deepcopy(self.history),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -375,5 +370,4 @@ class RelaxedTrainer:
         self.epoch = int(state["epoch"])
         self.seconds = float(state["seconds"])
         self.arch_steps = int(state["arch_steps"])
-        self.trajectory = [str(s) for s in state["trajectory"]]
         self.history = copy.deepcopy(state["history"])
