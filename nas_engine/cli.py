@@ -95,6 +95,25 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    """--executor, --workers, --threads, --executor-arg (search and bench build)."""
+    from .executors import available_executors  # light: standard library only
+
+    p.add_argument("--executor", default=None, choices=available_executors(),
+                   help="where candidates are evaluated: this process, local worker processes, or Ray "
+                        "(default: processes, one per CPU, when several CPUs are available and the "
+                        "candidates train on the CPU; else inline)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
+                        "fits); --workers 1 is the one-worker, reproducible mode")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per evaluation (default: the engine's thread policy, one for small "
+                        "candidates); part of the stored configuration")
+    p.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a constructor argument of the executor, e.g. max_memory_mb=4000 or address=auto; "
+                        "repeatable")
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     """Data and protocol options shared by ``search`` and ``correlate``."""
     p.add_argument("--data", default="digits",
@@ -137,7 +156,6 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .executors import available_executors  # light: standard library only
     from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
 
     plugins = list_plugins()
@@ -180,19 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_training_args(s)
     s.set_defaults(protocol="small")
     s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
-    s.add_argument("--executor", default=None, choices=available_executors(),
-                   help="where candidates are evaluated: this process, local worker processes, or Ray "
-                        "(default: processes, one per CPU, when several CPUs are available and the "
-                        "candidates train on the CPU; else inline)")
-    s.add_argument("--workers", type=int, default=None,
-                   help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
-                        "fits); --workers 1 is the one-worker, reproducible mode")
-    s.add_argument("--threads", type=int, default=None,
-                   help="torch threads per evaluation (default: the engine's thread policy, one for small "
-                        "candidates); part of the stored configuration")
-    s.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="a constructor argument of the executor, e.g. max_memory_mb=4000 or address=auto; "
-                        "repeatable")
+    _add_executor_args(s)
     s.add_argument("--out", default=None, metavar="DIR",
                    help="store directory: results as they complete, and resume with the same command "
                         "(default: nothing is stored)")
@@ -248,6 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample (required)")
     _add_training_args(bb)
     bb.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
+    _add_executor_args(bb)
     bb.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store + table.jsonl")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
     bt = bsub.add_parser("table", help="write DIR/table.jsonl from the architectures a (stopped or running) "
@@ -351,8 +358,9 @@ def _cmd_bench(args) -> int:
         raise ValueError(f"bench build trains whole schedules: --schedule-epochs {args.schedule_epochs} "
                          f"must equal --epochs {args.epochs} (or be left out)")
     args.schedule_epochs = args.epochs
-    table = build_table(spaces.create(args.space), _data(args), _protocol(args, args.epochs), archs=args.archs,
-                        out=args.out, seed=args.seed, progress=not args.quiet)
+    protocol = _protocol(args, args.epochs)
+    table = build_table(spaces.create(args.space), _data(args), protocol, archs=args.archs,
+                        out=args.out, seed=args.seed, progress=not args.quiet, executor=_executor(args, protocol))
     accs = sorted(table.final_accuracy(a) for a in table.archs())
     print(f"wrote {len(table)} architectures x {args.epochs} epochs to {table.path}; "
           f"final accuracy min/median/max {accs[0]:.4f}/{accs[len(accs) // 2]:.4f}/{accs[-1]:.4f}")
@@ -451,7 +459,6 @@ def _stored_evaluations(out: str | None) -> int:
 def _cmd_search(args) -> int:
     import time
 
-    from .executors import create_executor
     from .registry import create, estimators
     from .search import Budget, Search
 
@@ -470,10 +477,7 @@ def _cmd_search(args) -> int:
         args.evaluations = DEFAULT_EVALUATIONS
     budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
                     cost_seconds=args.budget_cost_seconds)
-    executor_args = dict(args.executor_arg)
-    if args.threads is not None:
-        executor_args["threads"] = args.threads
-    executor = create_executor(*_default_executor(args, protocol), **executor_args)
+    executor = _executor(args, protocol)
     search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
     earlier = _stored_evaluations(args.out)
@@ -491,6 +495,16 @@ def _cmd_search(args) -> int:
               f"{search.threads} torch thread{'s' if search.threads > 1 else ''} per evaluation"
               f"{' (the thread policy)' if ex.threads_from_policy else ''}")
     return status
+
+
+def _executor(args, protocol):
+    """The executor of ``--executor / --workers / --threads / --executor-arg``."""
+    from .executors import create_executor
+
+    executor_args = dict(args.executor_arg)
+    if args.threads is not None:
+        executor_args["threads"] = args.threads
+    return create_executor(*_default_executor(args, protocol), **executor_args)
 
 
 def _default_executor(args, protocol) -> tuple[str, int | None]:

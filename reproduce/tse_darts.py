@@ -78,11 +78,12 @@ def baselines_for(peer: pd.DataFrame, keys: list[str], strings: dict[str, str], 
     return out
 
 
-def table(df: pd.DataFrame, criterion: str, budgets) -> list[str]:
+def table(df: pd.DataFrame, criterion: str, budgets, what: str = "NB301 acc") -> list[str]:
+    """A markdown table of ``criterion`` per estimator (rows) and budget (columns); free baselines in one cell."""
     pivot = df.pivot(index="estimator", columns="epochs", values=criterion)
     order = list(dict.fromkeys(df["estimator"]))
     cols = [t for t in budgets if t in pivot.columns]
-    lines = [f"| {criterion} vs NB301 acc | " + " | ".join(f"T={t}" for t in cols) + " |",
+    lines = [f"| {criterion} vs {what} | " + " | ".join(f"T={t}" for t in cols) + " |",
              "|---|" + "---|" * len(cols)]
     for name in order:
         vals = pivot.loc[name, cols]

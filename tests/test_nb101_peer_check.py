@@ -1,0 +1,71 @@
+"""The NAS-Bench-101 peer check (reproduce/nb101_peer_check.py) and the TSE scripts built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import load_reproduce_script, shared_path
+
+RESULTS = Path(__file__).resolve().parents[1] / "reproduce" / "results"
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_reproduce_script("nb101_peer_check")
+
+
+@pytest.fixture(scope="module")
+def peer(script) -> pd.DataFrame:
+    return script.load_peer(shared_path(*script.PEER_FILE).parents[1])
+
+
+def test_params_and_flops_of_peer_cells_equal_naslibs_under_its_definition(script, peer, tmp_path):
+    order = script.seeded_order(peer, 0)
+    got = script.compute_costs(peer, tmp_path / "costs.csv", order[:3]).set_index("compact")
+    assert (got["ours_params_naslib_def"] == got["naslib_params"]).all()
+    assert (got["ours_flops_naslib_def"] == got["naslib_flops"]).all()
+    assert (got["ours_params"] == got["naslib_params"]).all()  # the same network: every parameter counted
+    # the engine's counter: 2 FLOPs per multiply-add of convs and matmuls only, NASLib's adds BN/ReLU/pool terms
+    ratio = got["ours_flops"] / got["naslib_flops"]
+    assert ((ratio > 1.9) & (ratio < 2.0)).all()
+    committed = RESULTS / "nb101_peer_check" / "costs.csv"
+    if committed.exists():
+        old = pd.read_csv(committed).set_index("compact").loc[got.index, script.COST_COLUMNS]
+        pd.testing.assert_frame_equal(got[script.COST_COLUMNS], old, check_dtype=False)
+
+
+def test_seeded_order_puts_each_distinct_cell_first(script, peer):
+    order = script.seeded_order(peer, 0)
+    assert sorted(order) == sorted(peer.index)
+    cells = [script.canonical(k) for k in order]
+    distinct = len(set(cells))
+    assert distinct == 292  # the 500 keys are 292 cells by the benchmark's hash
+    assert len(set(cells[:distinct])) == distinct  # every cell once before any repeat
+    assert script.distinct_cells(peer, 0) == order[:distinct]
+    assert script.seeded_order(peer, 0) == order and script.seeded_order(peer, 1) != order
+
+
+def test_cell_accuracy_is_the_mean_over_a_cells_keys(script, peer):
+    acc = script.cell_accuracy(peer)
+    assert len(acc) == 292
+    groups: dict[str, list[float]] = {}
+    for k in peer.index:
+        groups.setdefault(script.canonical(k), []).append(float(peer.at[k, "val_accuracy"]))
+    biggest = max(groups, key=lambda c: len(groups[c]))
+    assert len(groups[biggest]) == 55  # the bare input -> output cell
+    assert acc[biggest] == pytest.approx(np.mean(groups[biggest]))
+    assert min(groups[biggest]) < acc[biggest] < max(groups[biggest])  # its keys carry different repeats
+
+
+@pytest.mark.parametrize("name", ["nb101_peer_check", "tse_nb101", "tse_randwired"])
+def test_scripts_refuse_to_overwrite_a_non_empty_out(name, tmp_path, capsys):
+    shared = shared_path("peer-reference", "naslib_zc_nasbench101.json").parents[1]
+    (tmp_path / "summary.md").write_text("committed\n")
+    with pytest.raises(SystemExit):
+        load_reproduce_script(name).main(["--shared", str(shared), "--out", str(tmp_path)])
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "summary.md").read_text() == "committed\n"
