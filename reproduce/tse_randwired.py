@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from tse_darts import ESTIMATORS, table  # noqa: E402
+from peer_tse import ESTIMATORS, table  # noqa: E402
 
 from nas_engine.benchmarks import build_table  # noqa: E402
 from nas_engine.correlate import correlate, plot_correlation  # noqa: E402

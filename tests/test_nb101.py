@@ -385,6 +385,22 @@ def test_build_forward_at_a_tiny_size():
         SPACE.build(a, 10, stacks=0)
 
 
+def test_bn_momentum_is_configurable_and_round_trips():
+    from nas_engine.registry import from_config
+
+    a = SPACE.from_string(CHAIN)
+    fast = create("space", "nb101", bn_momentum=0.1)
+    net = fast.build(a, 10, **TINY)
+    momenta = {mod.momentum for mod in net.modules() if isinstance(mod, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}
+    assert from_config("space", fast.to_config()).bn_momentum == 0.1 and SPACE.bn_momentum == pytest.approx(0.003)
+    # the same parameters, only the running statistics' averaging differs
+    assert param_count(a, **TINY) == sum(p.numel() for p in net.parameters())
+    for bad in (0, 1.5, "0.1", True):
+        with pytest.raises(ValueError, match=r"bn_momentum must be a number in \(0, 1\].*got"):
+            create("space", "nb101", bn_momentum=bad)
+
+
 def test_build_at_the_smallest_widths_stays_consistent():
     """At widths below a cell's output fan-in (TINY protocols) a cell still builds and runs."""
     a = SPACE.from_string("011110/000001/000001/000001/000001/000000:" + ",".join([CONV3X3] * 4))

@@ -280,14 +280,28 @@ def _size(value, alias_value, name: str, alias: str, default: int, low: int = 1)
 class NB101Space(SearchSpace, Mutable, Encodable):
     """The NAS-Bench-101 cell space (see the module docstring).
 
-    The space has no configuration.  Not enumerable here (the benchmark lists
-    423,624 unique cells, found by exhaustive generation and hashing).
-    ``default_size`` is the benchmark's network: ``C`` (= ``stem_channels``)
-    128, ``N`` (= ``cells_per_stack``) 3, ``stacks`` 3.
+    Configuration: ``bn_momentum``, the BatchNorm momentum of the networks
+    :meth:`build` makes, in PyTorch's convention (default the benchmark's
+    TensorFlow decay 0.997, i.e. ``0.003``).  Its running statistics average
+    over about ``1 / bn_momentum`` = 333 steps: right for the benchmark's
+    108 epochs of 195 steps, but on a short CPU-scale schedule they lag the
+    weights by epochs and evaluation-mode accuracy (ValAcc, SoVL, test
+    accuracy) reads stale statistics; ``0.1`` (PyTorch's default, as the
+    other spaces use) fits short schedules.  Not enumerable here (the
+    benchmark lists 423,624 unique cells, found by exhaustive generation and
+    hashing).  ``default_size`` is the benchmark's network: ``C``
+    (= ``stem_channels``) 128, ``N`` (= ``cells_per_stack``) 3, ``stacks`` 3.
     """
 
     default_size = {"C": 128, "N": 3, "stacks": 3}
     OPS = OPS
+
+    def __init__(self, bn_momentum: float = BN_MOMENTUM):
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not (
+                0 < bn_momentum <= 1):
+            raise ValueError(f"NB101Space: bn_momentum must be a number in (0, 1] (PyTorch's convention; the "
+                             f"benchmark's is {BN_MOMENTUM:.3f}), got {bn_momentum!r}")
+        self.bn_momentum = float(bn_momentum)
 
     # -- construction ------------------------------------------------------------------
     def from_spec(self, matrix, ops) -> Architecture:
@@ -499,7 +513,7 @@ class NB101Space(SearchSpace, Mutable, Encodable):
         cells = _size(cells_per_stack, N, "cells_per_stack", "N", 3)
         m, labels = self.spec(a)
         return NB101Network(m, labels, num_classes, in_channels=in_channels, stem_channels=stem, stacks=stacks,
-                            cells_per_stack=cells)
+                            cells_per_stack=cells, bn_momentum=self.bn_momentum)
 
 
 # ---------------------------------------------------------------------------------
@@ -583,11 +597,13 @@ class NB101Network(nn.Module):
     stacks of ``cells_per_stack`` cells, each stack but the first preceded by a
     2x2 max-pool with stride 2 (TF 'same' padding: ``ceil_mode``) and doubling
     the channels; global average pooling; ``classifier`` (dense with bias).
-    ``forward`` returns the logits.
+    ``forward`` returns the logits.  Every BatchNorm has momentum
+    ``bn_momentum`` (default the benchmark's, see :class:`NB101Space`).
     """
 
     def __init__(self, matrix: np.ndarray, ops: Sequence[str], num_classes: int, *, in_channels: int = 3,
-                 stem_channels: int = 128, stacks: int = 3, cells_per_stack: int = 3):
+                 stem_channels: int = 128, stacks: int = 3, cells_per_stack: int = 3,
+                 bn_momentum: float = BN_MOMENTUM):
         super().__init__()
         self.stem = ConvBnRelu(in_channels, stem_channels, 3)
         layers: list[nn.Module] = []
@@ -603,6 +619,9 @@ class NB101Network(nn.Module):
                 channels = cell.out_channels
         self.layers = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels, num_classes)
+        for mod in self.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.momentum = bn_momentum
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
