@@ -109,6 +109,16 @@ def output_dir(p: argparse.ArgumentParser, args, results: Path, name: str, peer_
     return out
 
 
+def wall_all_runs(out: Path, wall: float) -> float:
+    """This run's wall time plus that of the runs before it in ``out`` (from its ``summary.json``), so that a
+    resumed run (which may only re-score) does not lose what the training cost."""
+    try:
+        before = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return wall
+    return float(before.get("wall_seconds_all_runs", before.get("wall_seconds_this_run", 0.0))) + wall
+
+
 def run(args, out: Path, *, space, archs: Mapping[str, Any], truth: Mapping[str, float], peer: pd.DataFrame,
         size_label: str, naslib_proxies: Sequence[tuple[str, str]], what: str, title: str, header: list[str],
         shown_proxies: Sequence[str], protocol_kw: dict | None = None) -> int:
@@ -138,6 +148,7 @@ def run(args, out: Path, *, space, archs: Mapping[str, Any], truth: Mapping[str,
         "archs": len(keys), "failed": sum(c is None or "failed" in c.info for c in curves.values()),
         "protocol": protocol.to_dict(), "data": data.fingerprint(), "epochs": args.epochs,
         "workers": args.workers, "train_seconds": train_seconds, "wall_seconds_this_run": wall,
+        "wall_seconds_all_runs": wall_all_runs(out, wall) if args.resume else wall,
         "seconds_per_arch_epoch": train_seconds / max(1, len(keys) * args.epochs),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -145,7 +156,8 @@ def run(args, out: Path, *, space, archs: Mapping[str, Any], truth: Mapping[str,
     lines = list(header)
     for crit in ("spearman", "kendall"):
         lines += table(df, crit, budgets, what) + [""]
-    lines.append(f"training: {train_seconds:.0f} s of candidate time, {wall:.0f} s wall this run, "
+    lines.append(f"training: {train_seconds:.0f} s of candidate time, {wall:.0f} s wall this run "
+                 f"({summary['wall_seconds_all_runs']:.0f} s all runs), "
                  f"{summary['seconds_per_arch_epoch']:.2f} s per architecture-epoch, {summary['failed']} failed")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

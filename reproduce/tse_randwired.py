@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from peer_tse import ESTIMATORS, table  # noqa: E402
+from peer_tse import ESTIMATORS, table, wall_all_runs  # noqa: E402
 
 from nas_engine.benchmarks import build_table  # noqa: E402
 from nas_engine.correlate import correlate, plot_correlation  # noqa: E402
@@ -160,6 +160,7 @@ def main(argv=None) -> int:
     summary = {"networks": len(names), "failed": len(archs) - len(names), "settings": len(SETTINGS),
                "seeds": args.seeds, "nodes": args.nodes, "protocol": protocol.to_dict(),
                "data": data.fingerprint(), "train_seconds": train_seconds, "wall_seconds_this_run": wall,
+               "wall_seconds_all_runs": wall_all_runs(out, wall) if args.resume else wall,
                "zero_cost_seconds": zc_seconds,
                "truth": {"min": float(accs.min()), "median": float(np.median(accs)), "max": float(accs.max()),
                          "std": float(accs.std())},
@@ -177,7 +178,8 @@ def main(argv=None) -> int:
         lines += table(settings_df, crit, shown, "mean test acc") + [""]
     lines += ["| setting | mean test acc | std over seeds |", "|---|---|---|"]
     lines += [f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |" for k, v in summary["truth_by_setting"].items()]
-    lines += ["", f"training: {train_seconds:.0f} s of network time, {wall:.0f} s wall this run, "
+    lines += ["", f"training: {train_seconds:.0f} s of network time, {wall:.0f} s wall this run "
+              f"({summary['wall_seconds_all_runs']:.0f} s all runs), "
               f"{train_seconds / max(1, len(names) * args.epochs):.2f} s per network-epoch, "
               f"{summary['failed']} failed; zero-cost proxies {zc_seconds:.0f} s"]
     (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -69,3 +69,16 @@ def test_scripts_refuse_to_overwrite_a_non_empty_out(name, tmp_path, capsys):
         load_reproduce_script(name).main(["--shared", str(shared), "--out", str(tmp_path)])
     assert "exists and is not empty" in capsys.readouterr().err
     assert (tmp_path / "summary.md").read_text() == "committed\n"
+
+
+def test_a_resumed_tse_run_keeps_the_wall_time_of_the_runs_before_it(tmp_path):
+    import json
+
+    peer_tse = load_reproduce_script("peer_tse")
+    assert peer_tse.wall_all_runs(tmp_path, 2.5) == 2.5  # no summary yet: this run only
+    (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds_this_run": 900.0}))
+    assert peer_tse.wall_all_runs(tmp_path, 1.5) == 901.5  # a summary written before the field existed
+    (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds_this_run": 1.5, "wall_seconds_all_runs": 901.5}))
+    assert peer_tse.wall_all_runs(tmp_path, 2.0) == 903.5
+    (tmp_path / "summary.json").write_text("{not json")
+    assert peer_tse.wall_all_runs(tmp_path, 2.0) == 2.0
