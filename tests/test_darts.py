@@ -532,3 +532,30 @@ def test_inherited_weights_cross_to_workers_as_one_buffer():
     arch = SPACE.sample(np.random.default_rng(0))
     a, b = weights.initial_weights(arch).state_dict(), back.initial_weights(arch).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_factorized_reduce_is_two_offset_stride_2_convs_and_trains_channels_last_with_few_channels():
+    """FactorizedReduce subsamples and runs stride-1 1x1 convs: the same function as DARTS's two stride-2 1x1
+    convs (checked against them in NCHW), and its backward on a channels_last input with 4 input channels
+    (below oneDNN's channel block) runs: the stride-2 form corrupts the heap there (oneDNN issue 6035)."""
+    from nas_engine.spaces.darts import FactorizedReduce
+
+    torch.manual_seed(0)
+    m = FactorizedReduce(4, 6)
+    x = torch.randn(8, 4, 8, 8, requires_grad=True)
+    out = m(x)
+    r = F.relu(x)
+    ref = m.bn(torch.cat([F.conv2d(r, m.conv_1.weight, stride=2),
+                          F.conv2d(r[:, :, 1:, 1:], m.conv_2.weight, stride=2)], 1))
+    assert out.shape == (8, 6, 4, 4)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, m.conv_1.weight, m.conv_2.weight], g)
+    want = torch.autograd.grad(ref, [x, m.conv_1.weight, m.conv_2.weight], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    m.to(memory_format=torch.channels_last)
+    for _ in range(10):
+        xc = torch.randn(64, 4, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        gw = torch.autograd.grad(m(xc).square().sum(), [m.conv_1.weight, m.conv_2.weight])
+        assert all(torch.isfinite(w).all() for w in gw)

@@ -527,20 +527,28 @@ class SepConv(nn.Sequential):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution: ReLU, two stride-2 1x1 convs (the second offset by one pixel), concat, BN."""
+    """Halve the resolution: ReLU, two stride-2 1x1 convs (the second offset by one pixel), concat, BN.
+
+    Each stride-2 1x1 conv runs as a stride-1 1x1 conv on every second pixel (``x[:, :, ::2, ::2]``
+    and ``x[:, :, 1::2, 1::2]``): the same outputs, parameters and multiply-adds.  A strided 1x1
+    conv on a channels_last input with few input channels (fewer than oneDNN's channel block: 8 with
+    AVX2, 16 with AVX-512) makes oneDNN's CPU backward-weights kernel write past its workspace
+    (oneDNN issue 6035; heap corruption, an abort, in torch 2.13's CPU build); a stride-1 1x1 conv
+    does not take that path.
+    """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, padding=0, bias=False)  # stride 2 by subsampling, see above
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, padding=0, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]), self.conv_2(x[:, :, 1::2, 1::2])], dim=1))
 
 
 def _make_op(op: str, C: int, stride: int, bn: dict | None = None) -> nn.Module:
