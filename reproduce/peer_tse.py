@@ -110,8 +110,9 @@ def output_dir(p: argparse.ArgumentParser, args, results: Path, name: str, peer_
 
 
 def wall_all_runs(out: Path, wall: float) -> float:
-    """This run's wall time plus that of the runs before it in ``out`` (from its ``summary.json``), so that a
-    resumed run (which may only re-score) does not lose what the training cost."""
+    """This run's wall time plus that of the runs before it in ``out`` (from its ``summary.json``, which only a
+    resumed run finds: a new ``out`` must be empty), so that a resumed run (which may only re-score) does not
+    lose what the training cost."""
     try:
         before = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
@@ -148,7 +149,7 @@ def run(args, out: Path, *, space, archs: Mapping[str, Any], truth: Mapping[str,
         "archs": len(keys), "failed": sum(c is None or "failed" in c.info for c in curves.values()),
         "protocol": protocol.to_dict(), "data": data.fingerprint(), "epochs": args.epochs,
         "workers": args.workers, "train_seconds": train_seconds, "wall_seconds_this_run": wall,
-        "wall_seconds_all_runs": wall_all_runs(out, wall) if args.resume else wall,
+        "wall_seconds_all_runs": wall_all_runs(out, wall),
         "seconds_per_arch_epoch": train_seconds / max(1, len(keys) * args.epochs),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     summary = {"networks": len(names), "failed": len(archs) - len(names), "settings": len(SETTINGS),
                "seeds": args.seeds, "nodes": args.nodes, "protocol": protocol.to_dict(),
                "data": data.fingerprint(), "train_seconds": train_seconds, "wall_seconds_this_run": wall,
-               "wall_seconds_all_runs": wall_all_runs(out, wall) if args.resume else wall,
+               "wall_seconds_all_runs": wall_all_runs(out, wall),
                "zero_cost_seconds": zc_seconds,
                "truth": {"min": float(accs.min()), "median": float(np.median(accs)), "max": float(accs.max()),
                          "std": float(accs.std())},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,6 @@ def test_scripts_refuse_to_overwrite_a_non_empty_out(name, tmp_path, capsys):
 
 
 def test_a_resumed_tse_run_keeps_the_wall_time_of_the_runs_before_it(tmp_path):
-    import json
-
     peer_tse = load_reproduce_script("peer_tse")
     assert peer_tse.wall_all_runs(tmp_path, 2.5) == 2.5  # no summary yet: this run only
     (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds_this_run": 900.0}))
