@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         p.error(f"needs CIFAR-10 under {args.data_root} (cifar-10-batches-py; pass --data-root)")
     data = load_dataset("cifar10", args.data_root, n_train=args.n_train, n_val=0, resolution=args.resolution,
                         seed=args.seed)
-    protocol = Protocol(epochs=100, batch_size=64, lr=0.025, C=args.C, N=args.N, device="cpu")
+    protocol = Protocol(schedule_epochs=100, batch_size=64, lr=0.025, device="cpu", size={"C": args.C, "N": args.N})
     rng = np.random.default_rng(args.seed)
     spaces = {"nb201": NB201Space(), "darts": DartsSpace()}
     archs = {name: [s.sample(rng) for _ in range(args.archs)] for name, s in spaces.items()}

@@ -96,7 +96,7 @@ def main(argv=None):
             print('ray is not installed (pip install "nas-engine[ray]"): skipping the Ray configurations')
             with_ray = False
     data = load_dataset("digits")
-    protocol = Protocol(epochs=args.epochs, batch_size=128, lr=0.05, C=16, N=1, device="cpu")
+    protocol = Protocol(schedule_epochs=args.epochs, batch_size=128, lr=0.05, device="cpu", size={"C": 16, "N": 1})
     archs = candidates(args.candidates, min_convs=3)
     cheap = candidates(args.cheap, seed=1)
     load_start = os.getloadavg()

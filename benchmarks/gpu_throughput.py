@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     levels = [int(k) for k in args.concurrency.split(",")]
     devices = [int(d) for d in args.devices.split(",")] if args.devices else None
     space = NB201Space()
-    protocol = Protocol(epochs=200, batch_size=64, lr=0.1, C=8, N=1, device="cuda")
+    protocol = Protocol(schedule_epochs=200, batch_size=64, lr=0.1, device="cuda", size={"C": 8, "N": 1})
     out = {"gpu": torch.cuda.get_device_name(), "args": vars(args), "rows": []}
     print(f"{out['gpu']}: NB201 C=8 N=1, {args.n_train} CIFAR-10 images, batch 64, {args.epochs} epochs, TSE-EMA")
     for res in [int(r) for r in args.resolutions.split(",")]:

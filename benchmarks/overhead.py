@@ -57,7 +57,7 @@ def bare_loop(model, data, protocol, epochs, seed):
     steps = math.ceil(n / bs)
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           nesterov=protocol.nesterov, weight_decay=protocol.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps * protocol.epochs)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps * protocol.schedule_epochs)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen).to(device)
@@ -91,7 +91,7 @@ def main(argv=None):
 
     root = args.data_root if args.data == "cifar10" else None
     data = load_dataset(args.data, root, n_train=args.n_train, n_val=0 if args.data == "cifar10" else None)
-    protocol = Protocol(epochs=200, batch_size=args.batch_size, lr=0.1, C=args.C, N=args.N, device=args.device)
+    protocol = Protocol(schedule_epochs=200, batch_size=args.batch_size, lr=0.1, device=args.device, size={"C": args.C, "N": args.N})
     space = NB201Space()
     arch = space.from_string(ARCH)
     estimator = TSEEMA(epochs=args.epochs)

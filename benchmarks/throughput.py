@@ -54,7 +54,7 @@ from nas_engine.strategies import FixedList
 from nas_engine.threads import torch_threads
 from nas_engine.training import Optimization, Protocol, build_model, prepare_model, train, training_batch
 
-PROTOCOL = Protocol(epochs=200, batch_size=64, lr=0.1, C=8, N=1, device="cpu")
+PROTOCOL = Protocol(schedule_epochs=200, batch_size=64, lr=0.1, device="cpu", size={"C": 8, "N": 1})
 
 
 def _spin() -> None:  # the competing busy process

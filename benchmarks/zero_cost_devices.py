@@ -23,7 +23,7 @@ ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|
 def main() -> None:
     space, data = NB201Space(), load_dataset("digits")
     arch = space.from_string(ARCH)
-    proto = Protocol(epochs=10, batch_size=32, lr=0.05, C=8, N=1, device="cpu")
+    proto = Protocol(schedule_epochs=10, batch_size=32, lr=0.05, device="cpu", size={"C": 8, "N": 1})
     rows = {name: [create("estimator", name).estimate(arch, Context(space, data, proto, seed=0)).score]
             for name in ZERO_COST_PROXIES}
     for tf32 in (True, False):

@@ -6,12 +6,21 @@
     nas-engine report DIR [--out PATH] [--truth TABLE] [--top K]
     nas-engine migrate DIR
     nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
-                      --evaluations N --epochs T [--protocol small|nb201] [--out DIR] [--seed K] [--json]
-                      [--executor inline|processes|ray] [--workers W] ...
+                      --evaluations N --epochs T [--protocol small|nb201] [--size KEY=VALUE] [--out DIR]
+                      [--seed K] [--json] [--executor auto|inline|processes|ray] [--workers W] ...
 
-Every option has a default (``nas-engine search`` alone runs a small search on
-the embedded digits, see :data:`PROTOCOLS`); ``nas-engine COMMAND --help``
-lists them.
+The CLI only parses, calls the library and prints: every default is the
+library's (``nas-engine search`` alone is ``Search(...)`` with its defaults:
+the protocol preset :data:`nas_engine.training.DEFAULT_PRESET`, the budget
+:data:`nas_engine.results.DEFAULT_EVALUATIONS`, the "auto" executor, the
+estimator's own T); ``nas-engine COMMAND --help`` lists them.
+
+Words: ``--epochs T`` is always an estimator's training budget T (``search``,
+``correlate``); ``--schedule-epochs`` is always the length of the cosine
+schedule (``Protocol.schedule_epochs``; the whole training for ``train`` and
+``bench build``); ``--budget-epochs`` the total training epochs of a search.
+``--size KEY=VALUE`` sets one of the space's size parameters (``--C`` and
+``--N`` are shorthands for ``--size C=...`` / ``--size N=...``).
 
 ``--strategy-arg KEY=VALUE`` / ``--estimator-arg KEY=VALUE`` pass constructor
 arguments to the plugins (values are parsed as JSON when possible, e.g.
@@ -33,22 +42,6 @@ __all__ = ["main"]
 
 # the TSE-paper estimators (mirrors nas_engine.correlate.DEFAULT_ESTIMATORS; kept here so parsing stays light)
 _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
-
-#: what ``--protocol`` sets: the network size ``C``/``N``, ``batch_size``, ``lr`` and the schedule's length
-#: ``schedule_epochs`` (T_end; a longer ``--epochs`` T extends it to T), and ``T``: the default ``--epochs``
-#: of a search's estimator (when its constructor takes ``epochs``; None: the estimator's own default).
-#: Everything else is :class:`~nas_engine.training.Protocol`'s default (SGD, Nesterov momentum 0.9, weight
-#: decay 5e-4, cosine to 0, augmentation).  Explicit ``--C``/``--N``/``--batch-size``/``--lr``/
-#: ``--schedule-epochs``/``--epochs`` override either.
-PROTOCOLS: dict[str, dict[str, Any]] = {
-    # about 0.5 s per candidate on the embedded digits on 2 CPU cores: a bare search (20 evaluations) in ~15 s
-    "small": {"C": 8, "N": 1, "batch_size": 128, "lr": 0.1, "schedule_epochs": 50, "T": 5},
-    # NAS-Bench-201's CIFAR-10 recipe and network size (Protocol's defaults)
-    "nb201": {"C": 16, "N": 5, "batch_size": 256, "lr": 0.1, "schedule_epochs": 200, "T": None},
-}
-#: the evaluations budget of a search given no budget at all
-DEFAULT_EVALUATIONS = 20
-
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: X)" to an option's help, unless its help already says it or the default is
@@ -99,10 +92,10 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     """--executor, --workers, --threads, --executor-arg (search and bench build)."""
     from .executors import available_executors  # light: standard library only
 
-    p.add_argument("--executor", default=None, choices=available_executors(),
-                   help="where candidates are evaluated: this process, local worker processes, or Ray "
-                        "(default: processes, one per CPU, when several CPUs are available and the "
-                        "candidates train on the CPU; else inline)")
+    p.add_argument("--executor", default="auto", choices=["auto", *available_executors()],
+                   help="where candidates are evaluated: auto (the library's choice: worker processes, one per "
+                        "CPU, when several CPUs are available and the candidates train on the CPU; else this "
+                        "process), inline (this process), processes (local worker processes) or ray")
     p.add_argument("--workers", type=int, default=None,
                    help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
                         "fits); --workers 1 is the one-worker, reproducible mode")
@@ -114,8 +107,12 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                         "repeatable")
 
 
-def _add_training_args(p: argparse.ArgumentParser) -> None:
-    """Data and protocol options shared by ``search`` and ``correlate``."""
+def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
+    from .training import PRESETS
+
+    """Data and protocol options shared by ``search``, ``correlate``, ``bench build`` and ``train``; ``T``: the
+    command takes an estimator's budget ``--epochs`` (train and bench build train whole schedules, whose length
+    is ``--schedule-epochs``)."""
     p.add_argument("--data", default="digits",
                    help="dataset: a registered name (digits, cifar10, cifar100, imagenet16-120, synthetic-cifar10, "
                         "...: see `nas-engine list`), or NAME:PATH to read it from PATH "
@@ -132,24 +129,28 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="resize images to this side length (default: the dataset's own)")
     p.add_argument("--side", type=int, default=None,
                    help="synthetic-cifar10 only: generate side x side images (default 32, the paper's)")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default="nb201",
-                   help="training recipe: " + "; ".join(
-                       f"{name}: C={v['C']}, N={v['N']}, batch {v['batch_size']}, lr {v['lr']}, "
-                       f"{v['schedule_epochs']}-epoch schedule" + (f", search's T={v['T']}" if v["T"] else "")
-                       for name, v in PROTOCOLS.items()) + " (the options below override it)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs T per candidate: search: the estimator's budget (default: with "
-                        "--protocol small 5, else the estimator's own, 10 for the curve estimators); correlate: "
-                        "the longest budget scored, bench build: the whole schedule (required by both)")
+    p.add_argument("--protocol", choices=list(PRESETS), default="nb201",
+                   help="training recipe (nas_engine.training.PRESETS): " + "; ".join(
+                       f"{name}: the space's {v['scale']} size, batch {v['batch_size']}, lr {v['lr']}, "
+                       f"{v['schedule_epochs']}-epoch schedule" for name, v in PRESETS.items())
+                   + " (the options below override it)")
+    if T:
+        p.add_argument("--epochs", type=int, default=None,
+                       help="training epochs T per candidate, the estimator's budget: search: default the "
+                            "estimator's own (10 for the curve estimators); correlate: the longest budget scored "
+                            "(required)")
     p.add_argument("--schedule-epochs", type=int, default=None,
-                   help="length T_end of the cosine training schedule that T epochs are a prefix of "
-                        "(default: the protocol's, or T if longer)")
+                   help="length T_end of the cosine training schedule: " + (
+                       "T epochs are a prefix of it (default: the protocol's)" if T else
+                       "the whole training (required)"))
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the protocol's)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the protocol's)")
-    p.add_argument("--C", type=int, default=None, help="network width, initial channels (default: the protocol's)")
-    p.add_argument("--N", type=int, default=None,
-                   help="cells per stage (default: the protocol's); darts: normal cells per stage, 3N+2 cells "
-                        "in all")
+    p.add_argument("--size", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="a size parameter of the space's network, e.g. C=8 or layers=5 for darts (default: the "
+                        "protocol's size: the space's small or benchmark network); repeatable")
+    p.add_argument("--C", type=int, default=None, help="shorthand for --size C=VALUE (nb201, darts, randwired: "
+                                                       "initial channels)")
+    p.add_argument("--N", type=int, default=None, help="shorthand for --size N=VALUE (nb201: cells per stage)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="mixed precision (default: none, float32)")
@@ -157,6 +158,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
+    from .results import DEFAULT_EVALUATIONS
+    from .training import DEFAULT_PRESET
 
     plugins = list_plugins()
 
@@ -172,10 +175,11 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser("search", help="run an architecture search",
-                       description="Run an architecture search. Without options: regularised evolution over "
-                                   "NB201 cells, each scored by TSE-EMA after T=5 epochs of training a small "
-                                   f"network (--protocol small) on the embedded digits, {DEFAULT_EVALUATIONS} "
-                                   "evaluations.")
+                       description="Run an architecture search: Search(...) with the library's defaults "
+                                   "for what is not given. Without options: regularised evolution over NB201 "
+                                   "cells, each scored by TSE-EMA after its T=10 epochs of training the space's "
+                                   f"small network (--protocol {DEFAULT_PRESET}) on the embedded digits, "
+                                   f"{DEFAULT_EVALUATIONS} evaluations.")
     s.add_argument("--strategy", default="regularized-evolution", choices=plugins["strategy"], metavar="NAME",
                    help="the search strategy; " + one_of("strategy"))
     s.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
@@ -196,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--budget-cost-seconds", type=float, default=None,
                    help="budget: charged training seconds, the sum of the evaluations' costs (default: no limit)")
     _add_training_args(s)
-    s.set_defaults(protocol="small")
+    s.set_defaults(protocol=DEFAULT_PRESET)
     s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
     _add_executor_args(s)
     s.add_argument("--out", default=None, metavar="DIR",
@@ -252,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     bb.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
                     help="the search space; " + one_of("space"))
     bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample (required)")
-    _add_training_args(bb)
+    _add_training_args(bb, T=False)
     bb.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
     _add_executor_args(bb)
     bb.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store + table.jsonl")
@@ -271,12 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--space", default=None, help="the space of --arch (default nb201)")
     t.add_argument("--rank", type=int, default=None,
                    help="with --from: 1 is the best distinct architecture (default), 2 the next, ...")
-    _add_training_args(t)
-    for action in t._actions:
-        if action.dest == "epochs":
-            action.help = "epochs E to train: the whole (cosine) schedule; required"
-        elif action.dest == "schedule_epochs":
-            action.help = "must equal --epochs (or be left out): the schedule is trained to its end"
+    _add_training_args(t, T=False)
     t.add_argument("--seed", type=int, default=0, help="network initialisation, data order and data split")
     t.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's); part of the checkpoint's configuration")
@@ -287,14 +286,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _protocol(args, T: int):
+def _protocol(args):
+    """The ``--protocol`` preset with the options given on top (the library's :meth:`Protocol.preset`)."""
     from .training import Protocol
 
-    preset = PROTOCOLS[args.protocol]
-    kw = {k: preset[k] for k in ("C", "N", "batch_size", "lr")}
-    kw.update({k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
-                                 "amp": args.amp}.items() if v is not None})
-    return Protocol(epochs=args.schedule_epochs or max(preset["schedule_epochs"], T), device=args.device, **kw)
+    size = dict(args.size)
+    for key in ("C", "N"):
+        value = getattr(args, key)
+        if value is not None:
+            if key in size and size[key] != value:
+                raise ValueError(f"--{key} {value} and --size {key}={size[key]} disagree; give one of them")
+            size[key] = value
+    changes = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "amp": args.amp,
+                                 "schedule_epochs": args.schedule_epochs}.items() if v is not None}
+    return Protocol.preset(args.protocol, device=args.device, **changes, **({"size": size} if size else {}))
 
 
 def _data(args):
@@ -321,7 +326,7 @@ def _cmd_correlate(args) -> int:
     table = load_truth_table(args.truth)
     truth = table.ground_truth()
     names = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    data, protocol = _data(args), _protocol(args, args.epochs)
+    data, protocol = _data(args), _protocol(args).resolved(space)
     covers_space = isinstance(space, Enumerable) and len(truth) >= len(space)
     archs = sample_architectures(space, args.archs, seed=args.seed, among=None if covers_space else sorted(truth))
     out = Path(args.out)
@@ -352,17 +357,14 @@ def _cmd_bench(args) -> int:
         print(f"wrote {len(table)} finished architectures to {table.path}")
         return 0
 
-    if args.epochs is None:
-        raise ValueError("bench build needs --epochs T_end (the whole schedule every architecture is trained for)")
-    if args.schedule_epochs not in (None, args.epochs):
-        raise ValueError(f"bench build trains whole schedules: --schedule-epochs {args.schedule_epochs} "
-                         f"must equal --epochs {args.epochs} (or be left out)")
-    args.schedule_epochs = args.epochs
-    protocol = _protocol(args, args.epochs)
+    if args.schedule_epochs is None:
+        raise ValueError("bench build needs --schedule-epochs T_end (the whole schedule every architecture is "
+                         "trained for)")
+    protocol = _protocol(args)
     table = build_table(spaces.create(args.space), _data(args), protocol, archs=args.archs,
                         out=args.out, seed=args.seed, progress=not args.quiet, executor=_executor(args, protocol))
     accs = sorted(table.final_accuracy(a) for a in table.archs())
-    print(f"wrote {len(table)} architectures x {args.epochs} epochs to {table.path}; "
+    print(f"wrote {len(table)} architectures x {protocol.schedule_epochs} epochs to {table.path}; "
           f"final accuracy min/median/max {accs[0]:.4f}/{accs[len(accs) // 2]:.4f}/{accs[-1]:.4f}")
     return 0
 
@@ -372,12 +374,8 @@ def _cmd_train(args) -> int:
     from .registry import spaces
     from .training import Protocol, TrainingFailed
 
-    if args.epochs is None:
-        raise ValueError("train needs --epochs E (the whole schedule the architecture is trained for)")
-    if args.schedule_epochs not in (None, args.epochs):
-        raise ValueError(f"train trains whole schedules: --schedule-epochs {args.schedule_epochs} must equal "
-                         f"--epochs {args.epochs} (or be left out)")
-    args.schedule_epochs = args.epochs
+    if args.schedule_epochs is None:
+        raise ValueError("train needs --schedule-epochs E (the whole schedule the architecture is trained for)")
     if args.from_store is not None:
         from .results import SearchResult
 
@@ -392,23 +390,26 @@ def _cmd_train(args) -> int:
             raise ValueError(f"--rank {rank}: the store {args.from_store} ranks {len(ranked)} distinct "
                              f"architecture(s); expected a rank in 1..{len(ranked)}")
         space, arch = result.space, ranked[rank - 1].arch
-        stored = dict((result.config or {}).get("protocol") or {})
-        kw = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "C": args.C, "N": args.N,
-                                "amp": args.amp}.items() if v is not None}
-        protocol = Protocol.from_dict({**stored, **kw, "epochs": args.epochs, "device": args.device})
+        stored = Protocol.from_dict(dict((result.config or {}).get("protocol") or {}), space=space)
+        given = _protocol(args)  # the options given here override the stored recipe
+        kw = {k: getattr(given, k) for k, v in {"batch_size": args.batch_size, "lr": args.lr,
+                                                "amp": args.amp}.items() if v is not None}
+        size = {**stored.size_for(space), **given.size} if given.size else stored.size
+        protocol = stored.replace(**kw, size=size, scale="default", schedule_epochs=args.schedule_epochs,
+                                  device=args.device)
         source = f"rank {rank} of {args.from_store} (score {ranked[rank - 1].score:.6g})"
     else:
         if args.rank is not None:
             raise ValueError("--rank goes with --from STORE_DIR, not with --arch")
         space = spaces.create(args.space or "nb201")
         arch = space.from_string(args.arch)
-        protocol = _protocol(args, args.epochs)
+        protocol = _protocol(args)
         source = f"space {space.name}"
     data = _data(args)
     if not args.quiet:
-        print(f"training {arch.string} ({source}) on {data.fingerprint()} for {args.epochs} epochs "
-              f"(C={protocol.C}, N={protocol.N}, batch {protocol.batch_size}, lr {protocol.lr:g}) into {args.out}",
-              flush=True)
+        size = ", ".join(f"{k}={v}" for k, v in protocol.size_for(space).items())
+        print(f"training {arch.string} ({source}) on {data.fingerprint()} for {protocol.schedule_epochs} epochs "
+              f"({size}, batch {protocol.batch_size}, lr {protocol.lr:g}) into {args.out}", flush=True)
     try:
         final = train_final(space, arch, data, protocol, out=args.out, seed=args.seed, threads=args.threads,
                             progress=not args.quiet)
@@ -459,27 +460,21 @@ def _stored_evaluations(out: str | None) -> int:
 def _cmd_search(args) -> int:
     import time
 
-    from .registry import create, estimators
+    from .registry import create
     from .search import Budget, Search
 
     est_kw = dict(args.estimator_arg)
     if args.epochs is not None:
         est_kw["epochs"] = args.epochs
-    elif PROTOCOLS[args.protocol]["T"] is not None and "epochs" not in est_kw:
-        factory = estimators.get(args.estimator)
-        if "epochs" in getattr(factory, "param_names", lambda: [])():
-            est_kw["epochs"] = PROTOCOLS[args.protocol]["T"]
     strategy = create("strategy", args.strategy, **dict(args.strategy_arg))
     estimator = create("estimator", args.estimator, **est_kw)
-    protocol = _protocol(args, getattr(estimator, "epochs", 1))
-    data = _data(args)
-    if all(v is None for v in (args.evaluations, args.budget_epochs, args.budget_seconds, args.budget_cost_seconds)):
-        args.evaluations = DEFAULT_EVALUATIONS
-    budget = Budget(evaluations=args.evaluations, epochs=args.budget_epochs, seconds=args.budget_seconds,
-                    cost_seconds=args.budget_cost_seconds)
-    executor = _executor(args, protocol)
-    search = Search(strategy, args.space, estimator, data=data, protocol=protocol, budget=budget,
-                    seed=args.seed, store=args.out, executor=executor, progress=not (args.quiet or args.json))
+    protocol = _protocol(args)
+    limits = {"evaluations": args.evaluations, "epochs": args.budget_epochs, "seconds": args.budget_seconds,
+              "cost_seconds": args.budget_cost_seconds}
+    budget = Budget(**limits) if any(v is not None for v in limits.values()) else None  # None: the library's
+    search = Search(strategy, args.space, estimator, data=_data(args), protocol=protocol, budget=budget,
+                    seed=args.seed, store=args.out, executor=_executor(args, protocol),
+                    progress=not (args.quiet or args.json))
     earlier = _stored_evaluations(args.out)
     t0 = time.perf_counter()
     result = search.run()
@@ -498,33 +493,14 @@ def _cmd_search(args) -> int:
 
 
 def _executor(args, protocol):
-    """The executor of ``--executor / --workers / --threads / --executor-arg``."""
+    """The executor of ``--executor / --workers / --threads / --executor-arg`` (``auto``: the library's choice,
+    :func:`nas_engine.executors.create_executor`)."""
     from .executors import create_executor
 
     executor_args = dict(args.executor_arg)
     if args.threads is not None:
         executor_args["threads"] = args.threads
-    return create_executor(*_default_executor(args, protocol), **executor_args)
-
-
-def _default_executor(args, protocol) -> tuple[str, int | None]:
-    """(executor name, workers): the given ones, else processes with one worker per CPU when several CPUs are
-    available, more than one worker is allowed and the candidates train on the CPU, else inline."""
-    from .threads import available_cpus
-    from .training import resolve_device
-
-    if args.executor is not None:
-        return args.executor, args.workers
-    if args.workers is not None:
-        return ("inline", None) if args.workers == 1 else ("processes", args.workers)
-    try:
-        on_cpu = resolve_device(protocol.device).type == "cpu"
-    except ValueError:  # e.g. --device cuda without a GPU: the search reports it
-        on_cpu = False
-    cpus = available_cpus()
-    if cpus > 1 and on_cpu:
-        return "processes", cpus
-    return "inline", None
+    return create_executor(args.executor, args.workers, device=protocol.device, **executor_args)
 
 
 def _report(result, args, *, label: str, out: str | None = None, extra: dict[str, Any] | None = None,

@@ -626,23 +626,83 @@ def available_executors() -> list[str]:
     return list(_EXECUTORS)
 
 
-def create_executor(executor: Executor | str | None = None, workers: int | None = None, **kwargs) -> Executor:
-    """An executor from a name (``"inline"``, ``"processes"``, ``"ray"``; ``None`` is inline) or an instance.
+def main_is_import_safe() -> bool:
+    """Whether worker processes can start from this program without re-running it: ``__main__`` is
+    interactive (no file: a shell, ``python -c``, a notebook), runs as a module (``python -m ...``), or is a
+    script whose source has an ``if __name__ == "__main__":`` guard (every console script, e.g.
+    ``nas-engine``).  Worker processes (``forkserver``/``spawn``) import ``__main__`` again; an unguarded
+    script would start its search again in every worker."""
+    import re
+    import sys
 
-    ``workers`` and ``kwargs`` go to the executor's constructor (an instance
-    is returned as it is and takes neither).
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return True
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            source = f.read(1_000_000)
+    except OSError:
+        return False
+    return re.search(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", source, re.MULTILINE) is not None
+
+
+def auto_executor(workers: int | None = None, device: str = "auto", plugins: Iterable[Any] = ()
+                  ) -> tuple[str, int | None]:
+    """The ``"auto"`` choice, ``(executor name, workers)``: the one rule that ``Search(executor=None)`` and
+    ``nas-engine search`` share.
+
+    ``workers=1`` is the one-worker (reproducible) mode: inline.  Otherwise
+    local worker processes (``workers``, default one per usable CPU) when
+    several CPUs are usable (or ``workers`` > 1 is asked for), the candidates
+    train on the CPU, no plugin in ``plugins`` is defined in ``__main__``
+    while it is interactive (its class could not reach the workers) and
+    worker processes can start safely (:func:`main_is_import_safe`); else
+    inline.  Candidates on a GPU stay in this process (one device).
+    """
+    import sys
+
+    from .training import resolve_device
+
+    if workers == 1:
+        return "inline", None
+    try:
+        on_cpu = resolve_device(device).type == "cpu"
+    except ValueError:  # e.g. device="cuda" without a GPU: the search reports it
+        on_cpu = False
+    main = sys.modules.get("__main__")
+    interactive = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
+    in_main = any(type(p).__module__ == "__main__" for p in plugins)
+    n = workers if workers is not None else cpu_count()
+    if n > 1 and on_cpu and not (in_main and interactive) and main_is_import_safe():
+        return "processes", n
+    return "inline", None
+
+
+def create_executor(executor: Executor | str | None = None, workers: int | None = None, *, device: str = "auto",
+                    plugins: Iterable[Any] = (), **kwargs) -> Executor:
+    """An executor from a name (``"auto"``, ``"inline"``, ``"processes"``, ``"ray"``) or an instance.
+
+    ``None`` and ``"auto"`` are :func:`auto_executor`'s choice for ``workers``,
+    the candidates' ``device`` and the search's ``plugins``.  ``workers`` and
+    ``kwargs`` go to the executor's constructor (an instance is returned as it
+    is and takes neither).
     """
     if isinstance(executor, Executor):
         if workers is not None or kwargs:
             raise ValueError(f"give workers and other options to the executor's constructor, not with an "
                              f"instance: {executor!r}")
         return executor
-    name = "inline" if executor is None else executor
+    name = "auto" if executor is None else executor
     if not isinstance(name, str):
-        raise TypeError(f"executor must be a name ({', '.join(map(repr, _EXECUTORS))}) or an Executor instance, "
-                        f"got {type(executor).__name__}: {executor!r}")
+        raise TypeError(f"executor must be a name ('auto', {', '.join(map(repr, _EXECUTORS))}) or an Executor "
+                        f"instance, got {type(executor).__name__}: {executor!r}")
+    if name == "auto":
+        name, workers = auto_executor(workers, device, plugins)
     if name not in _EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; available: {', '.join(map(repr, _EXECUTORS))}")
+        raise ValueError(f"unknown executor {name!r}; available: 'auto', {', '.join(map(repr, _EXECUTORS))}")
     if workers is not None:
         kwargs["workers"] = workers
     return _EXECUTORS[name](**kwargs)

@@ -1,8 +1,8 @@
 """Final training and export: one architecture trained with the full protocol, checkpointed every epoch.
 
 :func:`train_final` builds the network of one architecture, trains it for
-``epochs`` epochs (the whole cosine schedule: the protocol's ``epochs`` is set
-to them) with the engine's one training loop (:func:`nas_engine.training.train`),
+``schedule_epochs`` epochs (the whole cosine schedule: the protocol's
+``schedule_epochs``) with the engine's one training loop (:func:`nas_engine.training.train`),
 evaluates the test split (and the validation split, when the data has one)
 after every epoch, and checkpoints everything after every epoch into its
 output directory ``out``:
@@ -156,15 +156,15 @@ def _arch(space: SearchSpace, arch) -> Architecture:
     return arch
 
 
-def _protocol(protocol: Protocol | None, epochs: int | None) -> Protocol:
+def _protocol(protocol: Protocol | None, schedule_epochs: int | None) -> Protocol:
     protocol = Protocol() if protocol is None else protocol
     if not isinstance(protocol, Protocol):
         raise TypeError(f"protocol must be a Protocol or None, got {type(protocol).__name__}")
-    if epochs is None:
+    if schedule_epochs is None:
         return protocol
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    return protocol.replace(epochs=epochs)
+    if isinstance(schedule_epochs, bool) or not isinstance(schedule_epochs, int) or schedule_epochs < 1:
+        raise ValueError(f"schedule_epochs must be a positive integer, got {schedule_epochs!r}")
+    return protocol.replace(schedule_epochs=schedule_epochs)
 
 
 def build_network(space, arch, data: Dataset, protocol: Protocol | None = None, *, seed: int = 0) -> nn.Module:
@@ -215,22 +215,22 @@ def train_final(
     data: Dataset,
     protocol: Protocol | None = None,
     *,
-    epochs: int | None = None,
+    schedule_epochs: int | None = None,
     out: str | os.PathLike[str],
     seed: int = 0,
     threads: int | None = None,
     progress: bool | Callable[[str], None] = True,
 ) -> FinalTraining:
-    """Train ``arch`` of ``space`` on ``data`` for ``epochs`` epochs, checkpointing into ``out``; export it.
+    """Train ``arch`` of ``space`` on ``data`` for a whole schedule, checkpointing into ``out``; export it.
 
     ``space``: a :class:`~nas_engine.spaces.base.SearchSpace`, a registered
     name (``"nb201"``) or a ``to_config()`` dict; ``arch`` an
     :class:`~nas_engine.spaces.base.Architecture` of it or its string.
     ``protocol`` is the recipe and network size (default
-    :class:`~nas_engine.training.Protocol`: NB201's); ``epochs`` (default
-    ``protocol.epochs``) replaces the protocol's ``epochs``, so the cosine
-    schedule runs to its end.  ``seed`` initialises the network
-    (:func:`build_network`) and fixes the data order and augmentation.
+    :class:`~nas_engine.training.Protocol`: NB201's recipe at the space's
+    benchmark size); ``schedule_epochs`` (default the protocol's) replaces the
+    protocol's ``schedule_epochs``: the cosine schedule is trained to its end.
+    ``seed`` initialises the network (:func:`build_network`) and fixes the data order and augmentation.
     ``threads``: torch's intra-op threads for the run (default: the current
     setting); they change float results, so they are part of the checkpoint's
     fingerprint.  ``progress``: ``True`` prints one line per epoch, a callable
@@ -242,7 +242,7 @@ def train_final(
     """
     space = _space(space)
     arch = _arch(space, arch)
-    protocol = _protocol(protocol, epochs)
+    protocol = _protocol(protocol, schedule_epochs).resolved(space)
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a nas_engine Dataset (load_dataset(...)), got {type(data).__name__}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -304,7 +304,7 @@ class _FinalRun:
             rec = state["records"]
             losses = rec["minibatch_losses"][-1]
             self.say(_format_epoch({
-                "epoch": epoch, "epochs": self.protocol.epochs, "train_loss": sum(losses) / max(len(losses), 1),
+                "epoch": epoch, "epochs": self.protocol.schedule_epochs, "train_loss": sum(losses) / max(len(losses), 1),
                 "train_acc": rec["train_acc"][-1], "val_acc": rec["val_acc"][-1] if rec["val_acc"] else None,
                 "test_acc": self.test_acc[-1] if self.test_acc else None,
                 "seconds": rec["epoch_seconds"][-1] + self.test_seconds[-1]}))
@@ -314,12 +314,12 @@ class _FinalRun:
         done = 0 if resume is None else int(resume["epochs"])
         self.model = build_model(self.space, self.arch, self.data, self.protocol, self.seed)
         if self.say is not None:
-            if done >= self.protocol.epochs:
+            if done >= self.protocol.schedule_epochs:
                 self.say(f"{self.path} holds the finished training ({done} epochs); writing its files again")
             elif done:
-                self.say(f"resuming from epoch {done}/{self.protocol.epochs} ({self.path})")
+                self.say(f"resuming from epoch {done}/{self.protocol.schedule_epochs} ({self.path})")
         self.out.mkdir(parents=True, exist_ok=True)
-        curve = train(self.model, self.data, self.protocol, epochs=self.protocol.epochs, seed=self.seed,
+        curve = train(self.model, self.data, self.protocol, epochs=self.protocol.schedule_epochs, seed=self.seed,
                       resume=resume, on_state=self.checkpoint)
         net = self._cpu_network()
         files = {"checkpoint": self.path, "model": self.out / MODEL}
@@ -337,14 +337,14 @@ class _FinalRun:
         seconds = math.fsum([*curve.epoch_seconds, *self.test_seconds])
         _atomic_write(files["summary"], (json.dumps(self.summary(curve, seconds, done, files, check, export_error),
                                                     indent=1, allow_nan=False) + "\n").encode())
-        return FinalTraining(arch=self.arch, model=net, epochs=self.protocol.epochs, curve=curve,
+        return FinalTraining(arch=self.arch, model=net, epochs=self.protocol.schedule_epochs, curve=curve,
                              test_acc=list(self.test_acc), test_loss=list(self.test_loss), seconds=seconds,
                              resumed_from=done, out=self.out, files=files, export_error=export_error)
 
     def _cpu_network(self) -> nn.Module:
         """The trained network rebuilt through the space on the CPU (contiguous format, eval mode)."""
         net = self.space.build(self.arch, self.data.num_classes, in_channels=self.data.in_channels,
-                               **self.protocol.size)
+                               **self.protocol.size_for(self.space))
         net.load_state_dict({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
         return net.eval()
 
@@ -366,7 +366,7 @@ class _FinalRun:
 
         return {
             "arch": self.arch.string, "space": self.space.to_config(), "data": self.data.fingerprint(),
-            "protocol": self.protocol.to_dict(), "seed": self.seed, "epochs": self.protocol.epochs,
+            "protocol": self.protocol.to_dict(), "seed": self.seed, "epochs": self.protocol.schedule_epochs,
             "execution": self.fingerprint["execution"],
             "train_loss": finite(curve.train_loss),
             "train_acc": finite(curve.train_acc),

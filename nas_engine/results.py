@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import check_float, check_int
 from .curves import LearningCurve
+from .training import upgrade_protocol_dict
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spaces.base import Architecture, SearchSpace
     from .training import Protocol
 
-__all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS"]
+__all__ = ["Budget", "DEFAULT_EVALUATIONS", "upgrade_config", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS"]
 
 #: the score of a failed evaluation
 WORST_SCORE = -math.inf
@@ -64,6 +65,10 @@ def jsonable(obj: Any, where: str = "value") -> Any:
     raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which JSON cannot hold "
                     "(expected numbers, strings, booleans, None, lists, dicts, numpy scalars or arrays)")
 
+
+
+#: the evaluations budget of a search given no budget (``Search(budget=None)``, ``nas-engine search``)
+DEFAULT_EVALUATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class Evaluation:
 
         return build_network(self.arch.space, self.arch, data, protocol, seed=seed)
 
-    def train(self, data: Dataset, protocol: Protocol | None = None, *, epochs: int | None = None,
+    def train(self, data: Dataset, protocol: Protocol | None = None, *, schedule_epochs: int | None = None,
               out: str | os.PathLike[str], seed: int = 0, threads: int | None = None,
               progress: Any = True) -> FinalTraining:
         """Train this architecture to completion on ``data`` and export it into ``out``
@@ -143,7 +148,7 @@ class Evaluation:
         ``Protocol.from_dict(result.config["protocol"])``."""
         from .final import train_final
 
-        return train_final(self.arch.space, self.arch, data, protocol, epochs=epochs, out=out, seed=seed,
+        return train_final(self.arch.space, self.arch, data, protocol, schedule_epochs=schedule_epochs, out=out, seed=seed,
                            threads=threads, progress=progress)
 
     def to_row(self) -> dict[str, Any]:
@@ -179,6 +184,19 @@ class Evaluation:
             reason=rec.get("reason"), curve=LearningCurve.from_dict(curve) if curve else None,
             seed=int(rec["seed"]), cached=bool(rec.get("cached", False)), info=rec.get("info") or {},
         )
+
+
+def upgrade_config(config: dict[str, Any] | None, space: SearchSpace) -> dict[str, Any] | None:
+    """A stored search configuration in this version's vocabulary: a protocol written before the schedule
+    length was named ``schedule_epochs`` and the size became the space's mapping (``epochs``, ``C``, ``N``)
+    is converted (:func:`~nas_engine.training.upgrade_protocol_dict`; the size the space gives ``C`` and
+    ``N``, e.g. DARTS' ``layers = 3N + 2``).  Other configurations are returned unchanged."""
+    if not isinstance(config, dict) or not isinstance(config.get("protocol"), dict):
+        return config
+    protocol = upgrade_protocol_dict(config["protocol"], space)
+    if protocol is config["protocol"]:
+        return config
+    return {**config, "protocol": {**protocol, "scale": protocol.get("scale", "default")}}
 
 
 @dataclass
@@ -218,6 +236,7 @@ class SearchResult:
             except (LookupError, TypeError, ValueError) as exc:
                 raise StoreError(f"store {str(store.path)!r}: cannot create the stored space {cfg!r} to read "
                                  f"its architectures ({exc}); pass space=") from None
+        config = upgrade_config(config, space)
         history = [Evaluation.from_record(r, space) for r in records]
         if state is not None:
             seconds = float(state.get("elapsed", 0.0))

@@ -1,9 +1,16 @@
 """The search loop: ask -> estimate -> tell, with budgets, a store, resume and parallel workers.
 
-Execution: ``executor=`` chooses where candidates are evaluated (``"inline"``,
-the default: one at a time in this process; ``"processes"``: local worker
-processes; ``"ray"``: Ray tasks; or an :class:`~nas_engine.executors.Executor`
-instance) and ``workers=`` how many at once.  The loop is asynchronous: it
+Execution: ``executor=`` chooses where candidates are evaluated (``"auto"``,
+the default: the library's one rule, :func:`~nas_engine.executors.auto_executor`,
+which ``nas-engine search`` uses too -- local worker processes, one per CPU,
+when several CPUs are usable and the candidates train on the CPU, else this
+process; ``"inline"``: one at a time in this process; ``"processes"``: local
+worker processes; ``"ray"``: Ray tasks; or an
+:class:`~nas_engine.executors.Executor` instance) and ``workers=`` how many at
+once (``workers=1``: the one-worker mode).  Worker processes import the main
+module again: a script that runs a search with worker processes needs the
+usual ``if __name__ == "__main__":`` guard (without one, "auto" stays in this
+process).  The loop is asynchronous: it
 keeps up to ``workers`` candidates in flight, asks the strategy for another
 whenever one is free and tells it each result as it completes; the strategy
 stays in this process.  ``history`` is in completion order (``index`` is the
@@ -119,13 +126,13 @@ from .executors import Executor, WorkerDied, create_executor
 from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
-from .results import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jsonable
+from .results import DEFAULT_EVALUATIONS, WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jsonable, upgrade_config
 from .safeload import checkpoint_manifests
 from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
 from .store import RunStore, StoreError
 from .strategies.base import Strategy
-from .training import Protocol, TrainingFailed, is_out_of_memory
+from .training import DEFAULT_PRESET, Protocol, TrainingFailed, is_out_of_memory
 
 __all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate",
            "check_estimate", "InvalidOutput"]
@@ -264,14 +271,19 @@ class Search:
 
     ``strategy``, ``space`` and ``estimator`` are instances or registry names.
     ``data`` is a dataset name for :func:`~nas_engine.data.load_dataset` or a
-    :class:`~nas_engine.data.Dataset`; ``protocol`` the training recipe
-    (default: :class:`~nas_engine.training.Protocol` ()); ``budget`` the limits;
+    :class:`~nas_engine.data.Dataset`; ``protocol`` the training recipe and
+    network size (default: ``Protocol.preset("small")``, the CPU-scale recipe
+    at the space's small size; ``Protocol.preset("nb201")`` is the benchmark's
+    recipe); ``budget`` the limits (default: ``Budget(evaluations=20)``,
+    :data:`~nas_engine.results.DEFAULT_EVALUATIONS`);
     ``store`` a directory for durable results and resume; ``progress`` a tqdm
     bar over evaluations (``"all"``: also one per candidate's training, inline only);
     ``table`` a :class:`~nas_engine.benchmarks.table.CurveTable` for a tabular
-    search; ``executor`` (``"inline"``, ``"processes"``, ``"ray"`` or an
-    :class:`~nas_engine.executors.Executor`) and ``workers`` where and how many
-    candidates are evaluated at once (see the module docstring).
+    search; ``executor`` (``"auto"``, the default, ``"inline"``,
+    ``"processes"``, ``"ray"`` or an :class:`~nas_engine.executors.Executor`)
+    and ``workers`` where and how many candidates are evaluated at once (see
+    the module docstring).  ``nas-engine search`` is this class with the same
+    defaults.
     """
 
     def __init__(
@@ -298,16 +310,18 @@ class Search:
         if data is not None and not isinstance(data, Dataset):
             raise TypeError(f"data must be a dataset name, a Dataset or None, got {type(data).__name__}")
         self.data = data
-        self.protocol = protocol if protocol is not None else Protocol()
-        if not isinstance(self.protocol, Protocol):
-            raise TypeError(f"protocol must be a Protocol, got {type(self.protocol).__name__}")
-        self.budget = budget if budget is not None else Budget(evaluations=10)
+        protocol = protocol if protocol is not None else Protocol.preset(DEFAULT_PRESET)
+        if not isinstance(protocol, Protocol):
+            raise TypeError(f"protocol must be a Protocol, got {type(protocol).__name__}")
+        self.protocol = protocol.resolved(self.space)  # the size spelled out and checked by the space
+        self.budget = budget if budget is not None else Budget(evaluations=DEFAULT_EVALUATIONS)
         if not isinstance(self.budget, Budget):
             raise TypeError(f"budget must be a Budget, got {type(self.budget).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
-        self.executor = create_executor(executor, workers)
+        self.executor = create_executor(executor, workers, device=self.protocol.device,
+                                        plugins=(self.strategy, self.space, self.estimator))
         self._policy_threads: int | None = None
         self.store = RunStore(store) if store is not None else None
         if progress not in (True, False, "all"):
@@ -397,7 +411,7 @@ class Search:
         """Run the search to its budget (or until the strategy stops proposing); see the module docstring."""
         if self.store is None:
             return self._run()
-        self.store.open(self.config())  # before setup: a strategy may keep files there (a supernet)
+        self.store.open(self.config(), upgrade=lambda old: upgrade_config(old, self.space))  # before setup: a strategy may keep files there (a supernet)
         try:
             return self._run()
         finally:

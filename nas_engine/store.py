@@ -53,6 +53,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,8 +174,14 @@ class RunStore:
         return StoreError(f"store {str(self.path)!r}: {what}")
 
     # -- the writer ---------------------------------------------------------------------------------
-    def open(self, config: dict[str, Any]) -> None:
+    def open(self, config: dict[str, Any], upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+             ) -> None:
         """Become the store's writer: create it, or check that it holds the same search.
+
+        ``upgrade`` converts a stored configuration of an earlier version into
+        the current vocabulary before the comparison; when the converted one
+        equals ``config``, the store's configuration is rewritten in the new
+        vocabulary (in one transaction) and the search resumes.
 
         Raises :class:`StoreLockedError` if another search holds the store,
         :class:`StoreMismatchError` if it holds a different search, and
@@ -198,7 +205,7 @@ class RunStore:
         try:
             con = self._connect(write=True)
             try:
-                self._init_or_check(con, config, config_text)
+                self._init_or_check(con, config, config_text, upgrade)
             except BaseException:
                 con.close()
                 raise
@@ -207,7 +214,8 @@ class RunStore:
             self._unlock()
             raise
 
-    def _init_or_check(self, con: sqlite3.Connection, config: dict[str, Any], config_text: str) -> None:
+    def _init_or_check(self, con: sqlite3.Connection, config: dict[str, Any], config_text: str,
+                       upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         with self._translate():
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:  # a new store (or an empty file left by a crash before the first commit)
@@ -221,12 +229,17 @@ class RunStore:
                 con.execute("COMMIT")
                 return
             self._check_schema(con, tables)
-            old = self._config_from(con)
+            stored = self._config_from(con)
+            old = upgrade(stored) if upgrade is not None else stored
             diff = config_diff(old, json.loads(config_text))
             if diff:
                 raise StoreMismatchError(
                     f"store {str(self.path)!r} holds a different search (differs in: {', '.join(diff)}); "
                     "use a new directory or the same configuration to resume")
+            if old != stored:  # the same search in an earlier version's words: store it in the current ones
+                con.execute("BEGIN IMMEDIATE")
+                con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (config_text,))
+                con.execute("COMMIT")
 
     def close(self) -> None:
         """Stop writing: checkpoint the WAL into the database file and release the lock."""

@@ -97,8 +97,9 @@ __all__ = [
     "conformance_context",
 ]
 
-#: the protocol of the default context: NB201 at width 4, one cell per stage (about 0.1 s per epoch on digits)
-PROTOCOL = Protocol(epochs=4, batch_size=64, lr=0.05, C=4, N=1, device="cpu")
+#: the protocol of the default context: each space's "tiny" size where it has one (NB201: width 4, one cell per
+#: stage, about 0.1 s per epoch on digits), else its "small" or default one (:func:`smallest_scale`)
+PROTOCOL = Protocol(schedule_epochs=4, batch_size=64, lr=0.05, scale="tiny", device="cpu")
 #: evaluations of the uninterrupted run and the point where the interrupted one is resumed (the issue's 6 + 4)
 EVALUATIONS, RESUME_AFTER = 10, 6
 #: NB201 cells with a convolution on every input-output path (every zero-cost measure is defined on them)
@@ -182,7 +183,8 @@ def conformance_context(space: SearchSpace | None = None, *, data: Dataset | Non
     """The context the checks use: NB201 (or ``space``), 8x8 digits, :data:`PROTOCOL`, seed 0."""
     space = space if space is not None else create("space", "nb201")
     return Context(space=space, data=data if data is not None else _digits(),
-                   protocol=protocol if protocol is not None else PROTOCOL, seed=seed,
+                   protocol=protocol if protocol is not None else PROTOCOL.replace(scale=smallest_scale(space)),
+                   seed=seed,
                    budget=Budget(evaluations=evaluations))
 
 
@@ -260,10 +262,13 @@ def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, s
         _expect(isinstance(net, torch.nn.Module), f"{who}: supernet() must give a torch.nn.Module")
 
 
+def smallest_scale(space: SearchSpace) -> str:
+    """The smallest named size of ``space`` the checks use: ``"tiny"``, else ``"small"``, else ``"default"``."""
+    return next(s for s in ("tiny", "small", "default") if s in space.size_names())
+
+
 def _small_size(space: SearchSpace) -> dict[str, Any]:
-    size = dict(space.default_size)
-    size.update({k: v for k, v in PROTOCOL.size.items() if k in size})
-    return size
+    return space.resolve_size(scale=smallest_scale(space))
 
 
 def _check_network(space: SearchSpace, a: Architecture, in_channels: int, side: int) -> None:

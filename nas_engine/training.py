@@ -4,7 +4,7 @@
 schedule and the network size); :func:`train` runs the first ``epochs`` epochs
 of that schedule on a model and returns a :class:`~nas_engine.curves.LearningCurve`.
 
-The schedule is defined over ``protocol.epochs`` (T_end): an estimator that
+The schedule is defined over ``protocol.schedule_epochs`` (T_end): an estimator that
 trains only ``T < T_end`` epochs sees exactly the first T epochs of the full
 run, as in the TSE paper (the learning rate follows the cosine of the full
 schedule, it is not compressed into T epochs).
@@ -25,8 +25,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -38,6 +38,10 @@ from .data import Dataset, augment_batch
 
 __all__ = [
     "Protocol",
+    "PRESETS",
+    "DEFAULT_PRESET",
+    "Size",
+    "upgrade_protocol_dict",
     "train",
     "evaluate",
     "build_model",
@@ -58,13 +62,60 @@ __all__ = [
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+class Size(dict):
+    """A network-size mapping (``{"C": 8, "N": 1}``) that cannot change and can be hashed, so that a
+    :class:`Protocol` holding it stays an immutable value.  Compares equal to the plain ``dict``."""
+
+    def _immutable(self, *args, **kwargs):
+        raise TypeError("a Protocol's size cannot change; use protocol.replace(size=...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _immutable  # type: ignore
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def __reduce__(self):
+        return Size, (dict(self),)
+
+
+#: the named recipes of :meth:`Protocol.preset`, the fields each sets (everything else is
+#: :class:`Protocol`'s default: SGD, Nesterov momentum 0.9, weight decay 5e-4, cosine to 0, augmentation).
+#: ``scale`` names one of the space's sizes (:attr:`~nas_engine.spaces.base.SearchSpace.sizes`).
+PRESETS: dict[str, dict[str, Any]] = {
+    # a CPU-scale recipe: each space's "small" network; ~0.5 s per NB201 candidate (T=5) on the embedded digits
+    "small": {"scale": "small", "batch_size": 128, "lr": 0.1, "schedule_epochs": 50},
+    # NAS-Bench-201's CIFAR-10 recipe at the space's own (benchmark) size: Protocol's defaults
+    "nb201": {"scale": "default", "batch_size": 256, "lr": 0.1, "schedule_epochs": 200},
+}
+#: the preset :class:`~nas_engine.search.Search` and ``nas-engine search`` use when given no protocol
+DEFAULT_PRESET = "small"
+
+
 @dataclass(frozen=True)
 class Protocol:
-    """A training recipe: SGD with a cosine learning-rate schedule.
+    """A training recipe: SGD with a cosine learning-rate schedule, and the network's size.
 
-    The defaults are NAS-Bench-201's CIFAR-10 recipe (200 epochs, batch 256,
-    SGD lr 0.1 with Nesterov momentum 0.9, weight decay 5e-4, cosine to 0) and
-    its network size (``C=16`` channels, ``N=5`` cells per stage).
+    The defaults are NAS-Bench-201's CIFAR-10 recipe (a 200-epoch schedule,
+    batch 256, SGD lr 0.1 with Nesterov momentum 0.9, weight decay 5e-4, cosine
+    to 0) at the space's own (benchmark) network size.  :meth:`preset` gives
+    the named recipes (:data:`PRESETS`): ``Protocol.preset("small")`` is the
+    CPU-scale one that :class:`~nas_engine.search.Search` and ``nas-engine
+    search`` use by default.
+
+    ``schedule_epochs`` is the length T_end of the cosine schedule: an
+    estimator's T epochs (its ``epochs``) are a prefix of it, final training
+    trains all of it.  (Not to be confused with an estimator's ``epochs`` T or
+    ``Budget.epochs``, the total training epochs of a search.)
+
+    The network's size belongs to the search space: ``scale`` names one of
+    the space's sizes (``"default"``: the benchmark's network; ``"small"``: a
+    CPU-scale one; see :attr:`~nas_engine.spaces.base.SearchSpace.sizes`) and
+    ``size`` overrides some or all of its keys, e.g. ``size={"C": 8, "N": 1}``
+    for NB201 or ``size={"C": 8, "layers": 5}`` for DARTS.  The space checks
+    the keys and values when the size is resolved (:meth:`size_for`).
 
     ``device="auto"`` picks CUDA when available.  ``channels_last=None`` means
     "on" (it is faster on CPU and with CUDA convolutions).  ``amp`` is ``None``
@@ -72,15 +123,15 @@ class Protocol:
     ``augment`` applies the dataset's augmentation (random crop + flip).
     """
 
-    epochs: int = 200
+    schedule_epochs: int = 200
     batch_size: int = 256
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
     lr_min: float = 0.0
-    C: int = 16
-    N: int = 5
+    size: Mapping[str, Any] = field(default_factory=Size)
+    scale: str = "default"
     device: str = "auto"
     channels_last: bool | None = None
     amp: str | None = None
@@ -89,8 +140,15 @@ class Protocol:
 
     def __post_init__(self):
         who = "Protocol"
-        for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
+        for name in ("schedule_epochs", "batch_size", "eval_batch_size"):
             object.__setattr__(self, name, check_int(getattr(self, name), name, who=who))
+        if not isinstance(self.size, Mapping) or not all(isinstance(k, str) for k in self.size):
+            raise ValueError(f"{who}: size must be a mapping of size names to values, e.g. {{'C': 8, 'N': 1}}, "
+                             f"got {self.size!r}")
+        object.__setattr__(self, "size", Size(self.size))
+        if not isinstance(self.scale, str) or not self.scale:
+            raise ValueError(f"{who}: scale must be the name of one of the space's sizes, e.g. 'default' or "
+                             f"'small', got {self.scale!r}")
         check_float(self.lr, "lr", low=0, low_open=True, who=who)
         check_float(self.lr_min, "lr_min", low=0, who=who)
         if self.lr_min > self.lr:  # the cosine schedule decays from lr to lr_min
@@ -109,24 +167,62 @@ class Protocol:
         except ValueError:
             raise ValueError(f"{who}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
 
-    @property
-    def size(self) -> dict[str, int]:
-        """Network-size keyword arguments for ``space.build``."""
-        return {"C": self.C, "N": self.N}
+    @classmethod
+    def preset(cls, name: str = DEFAULT_PRESET, **changes) -> Protocol:
+        """The named recipe ``name`` of :data:`PRESETS` (``"small"``, ``"nb201"``), with ``changes`` (any
+        field, e.g. ``size={"C": 4}`` or ``batch_size=64``) applied on top."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown protocol preset {name!r}; known: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
+
+    def size_for(self, space) -> dict[str, Any]:
+        """The network size for ``space``: its size named :attr:`scale` with :attr:`size` on top, checked by
+        the space (:meth:`~nas_engine.spaces.base.SearchSpace.resolve_size`)."""
+        return space.resolve_size(self.size, scale=self.scale)
+
+    def resolved(self, space) -> Protocol:
+        """This protocol with its size spelled out for ``space`` (every size key; ``scale="default"``), the
+        form a search stores: two protocols that give the same network compare equal."""
+        return replace(self, size=self.size_for(space), scale="default")
 
     def replace(self, **changes) -> Protocol:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["size"] = dict(self.size)
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Protocol:
+    def from_dict(cls, d: dict[str, Any], space=None) -> Protocol:
+        """The protocol of a :meth:`to_dict` dictionary.  A dictionary of an earlier version (``epochs`` for
+        the schedule length, ``C`` and ``N`` for the size) is converted: ``epochs`` becomes
+        ``schedule_epochs`` and ``C``/``N`` become the size that ``space`` gives them
+        (:meth:`~nas_engine.spaces.base.SearchSpace.legacy_size`; NB201's ``C``/``N`` without a space)."""
+        d = upgrade_protocol_dict(d, space)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown Protocol field(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
+
+
+def upgrade_protocol_dict(d: dict[str, Any], space=None) -> dict[str, Any]:
+    """A protocol dictionary in this version's vocabulary (see :meth:`Protocol.from_dict`); unchanged when it
+    already is."""
+    if not isinstance(d, dict) or not ({"epochs", "C", "N"} & set(d)):
+        return d
+    d = dict(d)
+    if "epochs" in d:
+        if "schedule_epochs" in d:
+            raise ValueError("a protocol gives both epochs (the old name) and schedule_epochs")
+        d["schedule_epochs"] = d.pop("epochs")
+    if "C" in d or "N" in d:
+        if "size" in d:
+            raise ValueError("a protocol gives both C/N (the old size fields) and size")
+        C, N = d.pop("C", 16), d.pop("N", 5)
+        d["size"] = space.legacy_size(C, N) if space is not None else {"C": C, "N": N}
+    return d
 
 
 class TrainingFailed(RuntimeError):
@@ -180,7 +276,7 @@ def seeded(seed: int):
 def build_model(space, arch, data: Dataset, protocol: Protocol, seed: int) -> torch.nn.Module:
     """``space.build`` for the data's shape and the protocol's size, initialised from ``seed``."""
     with seeded(seed):
-        return space.build(arch, data.num_classes, in_channels=data.in_channels, **protocol.size)
+        return space.build(arch, data.num_classes, in_channels=data.in_channels, **protocol.size_for(space))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -230,7 +326,7 @@ class Optimization:
 
     Set-up from ``protocol``: SGD over ``parameters`` (momentum, Nesterov,
     weight decay), a cosine learning-rate schedule from ``lr`` to ``lr_min``
-    over ``steps_per_epoch * protocol.epochs`` steps (the whole schedule), and
+    over ``steps_per_epoch * protocol.schedule_epochs`` steps (the whole schedule), and
     a gradient scaler for ``amp="fp16"`` on CUDA (``None`` otherwise).
 
     The step, in parts: :meth:`forward` (model under autocast, float32
@@ -246,7 +342,7 @@ class Optimization:
             nesterov=protocol.nesterov, weight_decay=protocol.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=steps_per_epoch * protocol.epochs, eta_min=protocol.lr_min
+            self.optimizer, T_max=steps_per_epoch * protocol.schedule_epochs, eta_min=protocol.lr_min
         )
         self.scaler = (torch.amp.GradScaler(device.type)
                        if (protocol.amp == "fp16" and device.type == "cuda") else None)
@@ -369,7 +465,7 @@ def train(
     batch may span two permutations), so that a budget of ``epochs`` x ``B``
     minibatches can be recorded in chunks of ``B`` -- one-shot fine-tuning
     records B = 100, 200, 300 minibatches as epochs 1, 2, 3.  The cosine
-    schedule then spans ``B * protocol.epochs`` steps.
+    schedule then spans ``B * protocol.schedule_epochs`` steps.
 
     ``frozen`` names parameters (as in ``model.named_parameters()``) that are
     not trained: they are left out of the optimiser and their
@@ -447,10 +543,10 @@ def train(
 def _check_train_arguments(data: Dataset, protocol: Protocol, epochs, steps_per_epoch, stop_at_train_acc,
                            max_seconds, check_every) -> int:
     """Validate :func:`train`'s arguments; returns the number of epochs to train."""
-    epochs = protocol.epochs if epochs is None else epochs
-    if not isinstance(epochs, int) or not 1 <= epochs <= protocol.epochs:
+    epochs = protocol.schedule_epochs if epochs is None else epochs
+    if not isinstance(epochs, int) or not 1 <= epochs <= protocol.schedule_epochs:
         raise ValueError(
-            f"epochs must be an integer in [1, protocol.epochs={protocol.epochs}], got {epochs!r}"
+            f"epochs must be an integer in [1, protocol.schedule_epochs={protocol.schedule_epochs}], got {epochs!r}"
         )
     if data.n_train == 0:
         raise ValueError(f"dataset {data.name!r} has no training images")
@@ -499,8 +595,8 @@ def _gradients_off(params: dict[str, torch.nn.Parameter]):
 def run_epochs(trainer, *, desc: str, on_epoch: Callable | None = None, progress: bool = False) -> None:
     """Call ``trainer.train_epoch()`` (which returns the epoch's loss) until ``trainer.done``, then
     ``on_epoch(trainer)`` after each epoch (e.g. to checkpoint); ``progress`` shows a bar named ``desc``
-    over ``trainer.protocol.epochs`` starting at ``trainer.epoch``.  The loop of the supernet trainers."""
-    bar = _progress_bar(trainer.protocol.epochs, trainer.epoch, desc) if progress else None
+    over ``trainer.protocol.schedule_epochs`` starting at ``trainer.epoch``.  The loop of the supernet trainers."""
+    bar = _progress_bar(trainer.protocol.schedule_epochs, trainer.epoch, desc) if progress else None
     try:
         while not trainer.done:
             loss = trainer.train_epoch()

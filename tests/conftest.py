@@ -15,8 +15,8 @@ from nas_engine.training import Protocol
 SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
-# NB201 at width 4, one cell per stage, on 8x8 digits: ~0.1 s per epoch on 2 cores
-TINY = Protocol(epochs=10, batch_size=128, lr=0.05, C=4, N=1, device="cpu")
+# each space's "tiny" size (NB201 at width 4, one cell per stage), on 8x8 digits: ~0.1 s per epoch on 2 cores
+TINY = Protocol(schedule_epochs=10, batch_size=128, lr=0.05, scale="tiny", device="cpu")
 
 
 def load_reproduce_script(name: str):
@@ -66,6 +66,19 @@ def pytest_collection_modifyitems(config, items):
         elif item.module.__name__.endswith("test_docs"):
             params = getattr(getattr(item, "callspec", None), "params", {})
             item.add_marker(pytest.mark.xdist_group(f"docs:{params.get('file', item.name)}"))
+
+
+@pytest.fixture(autouse=True)
+def _auto_executor_is_inline(request, monkeypatch):
+    """The "auto" executor runs the tests' searches in the test process (one worker per test process under
+    pytest-xdist already uses the cores; nested pools would outnumber them, and a search's history is then
+    reproducible); ``workers > 1`` still gets worker processes.  Tests marked ``real_auto_executor`` check the
+    real rule."""
+    if request.node.get_closest_marker("real_auto_executor") is None:
+        from nas_engine import executors
+
+        monkeypatch.setattr(executors, "auto_executor", lambda workers=None, device="auto", plugins=():
+                            ("inline", None) if workers in (None, 1) else ("processes", workers))
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from importlib import metadata
 import pytest
 
 import nas_engine
-from nas_engine.cli import PROTOCOLS, _parser, main
+from nas_engine.cli import _parser, main
+from nas_engine.training import PRESETS, Protocol
 from nas_engine.registry import list_plugins
 
 
@@ -102,8 +103,8 @@ def test_search_help_lists_defaults_and_choices(capsys, monkeypatch):
     assert "(default: regularized-evolution)" in out and "(default: tse-ema)" in out and "(default: small)" in out
     assert "one of: " + ", ".join(plugins["estimator"]) in out
     assert "one of: " + ", ".join(plugins["strategy"]) in out
-    assert "small: C=8, N=1, batch 128, lr 0.1, 50-epoch schedule, search's T=5" in out
-    assert "nb201: C=16, N=5, batch 256, lr 0.1, 200-epoch schedule" in out
+    assert "small: the space's small size, batch 128, lr 0.1, 50-epoch schedule" in out
+    assert "nb201: the space's default size, batch 256, lr 0.1, 200-epoch schedule" in out
     assert "(default: 20 when no other budget is given" in out and "(default: 10)" in out  # --top
     assert main(["report", "--help"]) == 0
     assert "(default: DIR/report/index.html)" in re.sub(r"\s+", " ", capsys.readouterr().out)
@@ -115,34 +116,74 @@ def test_bare_search_runs_the_small_protocol_on_digits(capsys):
     assert main(["search", "--evaluations", "2", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     cfg = out["config"]
-    small = PROTOCOLS["small"]
+    small = PRESETS["small"]
     assert cfg["strategy"]["name"] == "regularized-evolution" and cfg["space"]["name"] == "nb201"
-    assert cfg["estimator"] == {"name": "tse-ema", "params": {"epochs": small["T"], "gamma": 0.999, "validate": False}}
+    # the estimator's own T: the CLI adds nothing to the estimator
+    assert cfg["estimator"] == {"name": "tse-ema", "params": {"epochs": 10, "gamma": 0.999, "validate": False}}
     assert cfg["data"].startswith("digits:")
     p = cfg["protocol"]
-    assert (p["C"], p["N"], p["batch_size"], p["lr"], p["epochs"]) == (8, 1, 128, 0.1, 50) == \
-        (small["C"], small["N"], small["batch_size"], small["lr"], small["schedule_epochs"])
+    assert (p["size"], p["batch_size"], p["lr"], p["schedule_epochs"]) == ({"C": 8, "N": 1}, 128, 0.1, 50)
+    assert (p["batch_size"], p["lr"], p["schedule_epochs"]) == (small["batch_size"], small["lr"],
+                                                                small["schedule_epochs"])
     assert len(out["evaluations"]) == 2 and all(e["status"] == "ok" for e in out["evaluations"])
     assert out["score_description"].startswith("negated discounted sum of training losses")
     assert out["this_run"]["evaluations"] == 2 and out["this_run"]["earlier_evaluations"] == 0
 
 
+@pytest.mark.parametrize("space, cli, protocol", [
+    ("nb201", [], None),  # every default: the same search
+    ("darts", ["--protocol", "small", "--C", "4", "--size", "layers=3", "--lr", "0.05"],
+     Protocol.preset("small", size={"C": 4, "layers": 3}, lr=0.05)),
+    ("nb101", ["--protocol", "nb201", "--size", "stem_channels=4", "--size", "cells_per_stack=1",
+               "--schedule-epochs", "3", "--batch-size", "64"],
+     Protocol.preset("nb201", size={"stem_channels": 4, "cells_per_stack": 1}, schedule_epochs=3, batch_size=64)),
+])
+def test_the_api_and_the_cli_store_the_same_search(tmp_path, capsys, space, cli, protocol):
+    from nas_engine import Budget, Search
+    from nas_engine.store import RunStore
+
+    estimator = "tse-ema" if space == "nb201" else "params"
+    Search("regularized-evolution", space, estimator, protocol=protocol, budget=Budget(evaluations=1),
+           store=str(tmp_path / "api"), progress=False).run()
+    assert main(["search", "--space", space, "--estimator", estimator, "--evaluations", "1",
+                 "--out", str(tmp_path / "cli"), "--quiet", *cli]) == 0
+    api, cmd = RunStore(tmp_path / "api").config(), RunStore(tmp_path / "cli").config()
+    assert api == cmd
+    # so each resumes the other's store
+    assert main(["search", "--space", space, "--estimator", estimator, "--evaluations", "1",
+                 "--out", str(tmp_path / "api"), "--quiet", *cli]) == 0
+
+
 @pytest.mark.parametrize("extra, expected", [
-    ([], (16, 5, 256, 0.1, 200)),
-    (["--C", "4", "--lr", "0.05", "--schedule-epochs", "20"], (4, 5, 256, 0.05, 20)),
+    ([], ({"C": 16, "N": 5}, 256, 0.1, 200)),
+    (["--C", "4", "--lr", "0.05", "--schedule-epochs", "20"], ({"C": 4, "N": 5}, 256, 0.05, 20)),
+    (["--size", "C=4", "--size", "N=2"], ({"C": 4, "N": 2}, 256, 0.1, 200)),
 ])
 def test_protocol_nb201_is_the_benchmark_recipe(capsys, extra, expected):
     # a zero-cost estimator: the configuration is checked without training anything
     assert main(["search", "--protocol", "nb201", "--estimator", "params", "--evaluations", "1", "--json",
                  "--device", "cpu", *extra]) == 0
     p = json.loads(capsys.readouterr().out)["config"]["protocol"]
-    assert (p["C"], p["N"], p["batch_size"], p["lr"], p["epochs"]) == expected
+    assert (p["size"], p["batch_size"], p["lr"], p["schedule_epochs"]) == expected
     assert (p["momentum"], p["nesterov"], p["weight_decay"]) == (0.9, True, 5e-4)
 
 
-def test_protocol_t_applies_only_to_estimators_with_epochs(capsys):
+def test_size_options_are_checked_by_the_space(capsys):
+    common = ["search", "--estimator", "params", "--evaluations", "1", "--device", "cpu", "--quiet"]
+    assert main(common + ["--space", "darts", "--N", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("nas-engine: error: space 'darts' has no size parameter 'N'; "
+                                               "its size parameters: C, layers")
+    assert main(common + ["--C", "4", "--size", "C=8"]) == 2
+    assert "--C 4 and --size C=8 disagree" in capsys.readouterr().err
+    assert main(common + ["--size", "C=0"]) == 2
+    assert "space 'nb201': size C must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(common + ["--estimator", "tse", "--epochs", "60"]) == 2  # T beyond the small recipe's schedule
+    assert "the protocol's schedule has schedule_epochs=50" in capsys.readouterr().err
+
+
+def test_an_explicit_t_goes_to_the_estimator(capsys):
     common = ["search", "--strategy", "random", "--evaluations", "1", "--json", "--device", "cpu", "--C", "4"]
-    assert main(common + ["--estimator", "valacc", "--estimator-arg", "epochs=2"]) == 0  # an explicit T wins
+    assert main(common + ["--estimator", "valacc", "--estimator-arg", "epochs=2"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["estimator"]["params"]["epochs"] == 2
     assert main(common + ["--estimator", "tse", "--epochs", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["estimator"]["params"]["epochs"] == 1

@@ -70,7 +70,7 @@ def test_model_costs_counts_params_and_flops():
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     data = load_dataset("digits")
-    proto = TINY.replace(epochs=3)
+    proto = TINY.replace(schedule_epochs=3)
     table = build_table(SPACE, data, proto, archs=4, out=out, seed=3, progress=False)
     return out, table, data, proto
 
@@ -115,7 +115,7 @@ def test_search_and_correlate_on_a_built_table(built):
 
 def test_cli_bench_build_and_correlate(tmp_path, capsys):
     common = ["--C", "4", "--N", "1", "--batch-size", "128", "--device", "cpu", "--quiet"]
-    assert main(["bench", "build", "--archs", "3", "--epochs", "2", "--workers", "1", "--out", str(tmp_path / "b")]
+    assert main(["bench", "build", "--archs", "3", "--schedule-epochs", "2", "--workers", "1", "--out", str(tmp_path / "b")]
                 + common) == 0
     assert "wrote 3 architectures x 2 epochs" in capsys.readouterr().out
     assert main(["correlate", "--archs", "3", "--epochs", "2", "--schedule-epochs", "4", "--estimators",

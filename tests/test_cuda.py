@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 SPACE = NB201Space()
 ARCH = SPACE.from_string("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
-GPU = Protocol(epochs=10, batch_size=128, lr=0.05, C=8, N=1, device="cuda")
+GPU = Protocol(schedule_epochs=10, batch_size=128, lr=0.05, device="cuda", size={"C": 8, "N": 1})
 
 
 @pytest.fixture(scope="module")

@@ -312,7 +312,7 @@ def test_darts_v2_parameter_count_is_the_official_codes():
     count = sum(p.numel() for name, p in net.named_parameters() if "auxiliary" not in name)
     assert count == 3_349_342
     assert sum(p.numel() for p in net.auxiliary_head.parameters()) > 0  # the head exists, and is excluded
-    same = SPACE.build(SPACE.from_string(DARTS_V2), 10, C=36, N=6, auxiliary=True)  # layers = 3 * 6 + 2
+    same = SPACE.build(SPACE.from_string(DARTS_V2), 10, **SPACE.legacy_size(36, 6), auxiliary=True)  # 3 * 6 + 2
     assert sum(p.numel() for p in same.parameters()) == sum(p.numel() for p in net.parameters())
 
 
@@ -332,15 +332,19 @@ def test_network_structure_follows_network_cifar():
     assert net.classifier.in_features == 4 * 32  # 4 nodes x 4C channels in the last stage
 
 
-def test_sizes_map_n_to_layers_and_refuse_contradictions():
+def test_size_is_c_and_layers_and_old_n_converts():
     a = SPACE.sample(np.random.default_rng(0))
     assert layers_for(1) == 5 and layers_for(2) == 8 and layers_for(6) == 20
+    assert SPACE.default_size == {"C": 16, "layers": 8} and SPACE.resolve_size(scale="small") == {"C": 8, "layers": 5}
+    assert SPACE.legacy_size(8, 1) == {"C": 8, "layers": 5}  # a store's C=8, N=1 of an earlier version
     assert len(SPACE.build(a, 10, C=4).cells) == 8  # default: the DARTS search network's 8 cells
-    assert len(SPACE.build(a, 10, C=4, N=1).cells) == 5
     assert len(SPACE.build(a, 10, C=4, layers=3).cells) == 3
-    assert len(SPACE.build(a, 10, C=4, N=1, layers=5).cells) == 5
-    with pytest.raises(ValueError, match="layers=6 and N=1 disagree"):
-        SPACE.build(a, 10, C=4, N=1, layers=6)
+    with pytest.raises(ValueError, match="space 'darts' has no size parameter 'N'; its size parameters: C, layers"):
+        SPACE.resolve_size({"C": 4, "N": 1})
+    with pytest.raises(ValueError, match="size layers must be >= 3"):
+        SPACE.resolve_size({"layers": 2})
+    with pytest.raises(TypeError):
+        SPACE.build(a, 10, C=4, N=1)
     with pytest.raises(ValueError, match="drop_path_prob must be a finite number >= 0 and < 1"):
         SPACE.build(a, 10, drop_path_prob=1.0)
 
@@ -348,7 +352,7 @@ def test_sizes_map_n_to_layers_and_refuse_contradictions():
 def test_tiny_network_runs_on_8px_digits_and_trains_with_drop_path_and_the_auxiliary_head():
     a = SPACE.sample(np.random.default_rng(3))
     torch.manual_seed(0)
-    net = SPACE.build(a, 10, in_channels=1, C=4, N=1)  # 8x8 -> 4x4 -> 2x2
+    net = SPACE.build(a, 10, in_channels=1, C=4, layers=5)  # 8x8 -> 4x4 -> 2x2
     x = torch.randn(4, 1, 8, 8)
     assert net.eval()(x).shape == (4, 10)
     net = SPACE.build(a, 10, C=4, layers=5, auxiliary=True, drop_path_prob=0.3)
@@ -364,7 +368,7 @@ def test_space_passes_the_conformance_suite():
 
 
 # -- searches -----------------------------------------------------------------------------------------------
-TINY_DARTS = Protocol(epochs=2, batch_size=128, lr=0.05, C=4, N=1, device="cpu")
+TINY_DARTS = Protocol(schedule_epochs=2, batch_size=128, lr=0.05, device="cpu", size={"C": 4, "layers": 5})
 
 
 def small_digits():
@@ -420,11 +424,9 @@ def test_supernet_layout_follows_the_search_network():
     assert net.cells[0].edges[0]["sep_conv_3x3"][1].weight is not net.cells[1].edges[0]["sep_conv_3x3"][1].weight
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not m.affine and not m.track_running_stats for m in bns)
-    assert SPACE.supernet(10, C=2, N=2).layers == 8 and SPACE.supernet(10, C=2, layers=5).layers == 5
+    assert SPACE.supernet(10, C=2).layers == 8 and SPACE.supernet(10, C=2, layers=5).layers == 5
     with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
         SPACE.supernet(0)
-    with pytest.raises(ValueError, match="layers=8 and N=1 disagree"):
-        SPACE.supernet(10, N=1, layers=8)
     x = torch.zeros(2, 1, 8, 8)
     with pytest.raises(ValueError, match="unknown op 'conv'"):
         tiny_supernet()(x, [[("conv", 0)] * 8, PLAIN])
@@ -501,7 +503,7 @@ def test_the_other_supernet_trainings_step_the_darts_supernet(sampler, meta):
     """multipath's k paths per step and the meta-learning step (reptile, metaprox) train the DARTS supernet too."""
     net = tiny_supernet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    proto = TINY_DARTS.replace(epochs=1, batch_size=2000, augment=False)  # one step on the whole training split
+    proto = TINY_DARTS.replace(schedule_epochs=1, batch_size=2000, augment=False)  # one step on the whole training split
     trainer = SupernetTrainer(net, SPACE, load_dataset("digits"), proto, sampler, seed=0, **meta)
     assert np.isfinite(trainer.train_epoch()) and trainer.paths_trained == (2 if not meta else 1)
     assert not torch.equal(before["stem.0.weight"], net.state_dict()["stem.0.weight"])
@@ -524,9 +526,9 @@ def test_inherited_weights_cross_to_workers_as_one_buffer():
     from nas_engine.context import FineTuning
     from nas_engine.strategies.oneshot.base import InheritedWeights
 
-    net = SPACE.supernet(10, C=4, N=1)
+    net = SPACE.supernet(10, C=4, layers=5)
     assert len(net.state_dict()) > 253  # more than one message may carry as file descriptors
-    weights = InheritedWeights(net, FineTuning(Protocol(epochs=1, C=4, N=1), 2), "spos")
+    weights = InheritedWeights(net, FineTuning(Protocol(schedule_epochs=1, size={"C": 4, "N": 1}), 2), "spos")
     assert isinstance(weights.__getstate__()["supernet"], bytes)
     back = pickle.loads(ForkingPickler.dumps(weights))
     arch = SPACE.sample(np.random.default_rng(0))

@@ -28,7 +28,7 @@ from .conftest import TINY
 NB201 = NB201Space()
 DARTS = DartsSpace()
 METHODS = ("darts", "darts-tse", "drnas", "drnas-tse")
-TINY_SEARCH = TINY.replace(epochs=2, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False,
+TINY_SEARCH = TINY.replace(schedule_epochs=2, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False,
                            weight_decay=5e-4)
 
 
@@ -135,8 +135,8 @@ def test_unrolled_gradient_matches_exact_unrolled_differentiation():
     """Second-order DARTS: grad_alpha L_val(w - eta * (mu*buf + grad_w L_train + wd*w), alpha), exactly by
     autograd through the SGD step, against the trainer's finite-difference approximation."""
     data = digits()
-    proto = Protocol(epochs=2, batch_size=16, lr=0.05, lr_min=0.0, momentum=0.9, nesterov=False,
-                     weight_decay=5e-4, C=3, N=1, device="cpu", channels_last=False, augment=False)
+    proto = Protocol(schedule_epochs=2, batch_size=16, lr=0.05, lr_min=0.0, momentum=0.9, nesterov=False,
+                     weight_decay=5e-4, device="cpu", channels_last=False, augment=False, size={"C": 3, "N": 1})
     torch.manual_seed(0)
     net = NB201.supernet(10, in_channels=1, C=3, N=1).double()
     t = RelaxedTrainer(net, NB201, data, proto, order=2, seed=0, grad_clip=None, hvp_r=1e-5)
@@ -240,8 +240,8 @@ def state_of(t):
 @pytest.mark.parametrize("mixing", ["softmax", "dirichlet"])
 def test_tse_with_T1_is_first_order_darts_on_the_training_split(mixing):
     data = small_digits()
-    a = trainer("tse", mixing, T=1, data=data, protocol=TINY_SEARCH.replace(epochs=1))
-    b = trainer("darts", mixing, arch_split="train", data=data, protocol=TINY_SEARCH.replace(epochs=1))
+    a = trainer("tse", mixing, T=1, data=data, protocol=TINY_SEARCH.replace(schedule_epochs=1))
+    b = trainer("darts", mixing, arch_split="train", data=data, protocol=TINY_SEARCH.replace(schedule_epochs=1))
     if mixing == "dirichlet":  # the samples come from torch's global RNG: the same stream for both
         torch.manual_seed(7)
         a.train_epoch()
@@ -257,7 +257,7 @@ def test_tse_with_T1_is_first_order_darts_on_the_training_split(mixing):
 
 
 def test_tse_takes_one_architecture_step_per_T_minibatches_and_restores_the_weights_between():
-    t = trainer("tse", T=4, protocol=TINY_SEARCH.replace(epochs=1, batch_size=128))
+    t = trainer("tse", T=4, protocol=TINY_SEARCH.replace(schedule_epochs=1, batch_size=128))
     steps = t.steps_per_epoch
     before = [a.detach().clone() for a in t.alphas]
     t.train_epoch()
@@ -274,7 +274,7 @@ def test_tse_takes_one_architecture_step_per_T_minibatches_and_restores_the_weig
 def test_resume_after_an_epoch_is_bit_exact(kw, tmp_path):
     from nas_engine.safeload import load_checkpoint, save_checkpoint
 
-    proto = TINY_SEARCH.replace(epochs=2, batch_size=128)
+    proto = TINY_SEARCH.replace(schedule_epochs=2, batch_size=128)
     torch.manual_seed(123)
     full = trainer(protocol=proto, **kw)
     full.run()
@@ -326,7 +326,7 @@ def test_search_api_runs_darts_tse_and_resumes_from_the_store(tmp_path, monkeypa
     def search():
         return Search(create("strategy", "darts-tse", epochs=2, T=3), "nb201", create("estimator", "tse-ema", epochs=1),
                       data="digits",
-                      protocol=TINY.replace(epochs=2), budget=Budget(evaluations=10), store=str(tmp_path / "run"),
+                      protocol=TINY.replace(schedule_epochs=2), budget=Budget(evaluations=10), store=str(tmp_path / "run"),
                       progress=False)
 
     r = search().run()

@@ -65,7 +65,7 @@ def test_train_resumes_from_on_state_to_identical_weights(digits, steps_per_epoc
 
     space = spaces.create("nb201")
     arch = space.from_string(ARCH)
-    protocol = TINY.replace(epochs=4)
+    protocol = TINY.replace(schedule_epochs=4)
     opts = {"epochs": 4, "seed": 3, "steps_per_epoch": steps_per_epoch}
 
     whole = build_model(space, arch, digits, protocol, seed=1)
@@ -96,7 +96,7 @@ def test_train_resumes_from_on_state_to_identical_weights(digits, steps_per_epoc
 
 def test_cli_train_killed_after_a_checkpoint_resumes_to_identical_weights(tmp_path):
     epochs = 10
-    args = ["train", "--arch", ARCH, "--epochs", str(epochs), *TINY_ARGS, "--quiet"]
+    args = ["train", "--arch", ARCH, "--schedule-epochs", str(epochs), *TINY_ARGS, "--quiet"]
     ref = tmp_path / "ref"
     assert main(args + ["--out", str(ref)]) == 0
 
@@ -164,7 +164,7 @@ print("ok")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits):
     out = tmp_path_factory.mktemp("final") / "out"
-    return train_final("nb201", ARCH, digits, TINY, epochs=3, out=out, seed=5, progress=False), out
+    return train_final("nb201", ARCH, digits, TINY, schedule_epochs=3, out=out, seed=5, progress=False), out
 
 
 def test_export_runs_in_an_interpreter_without_nas_engine(trained, digits, tmp_path):
@@ -227,15 +227,15 @@ def stored_search(tmp_path_factory, digits):
 def test_cli_trains_the_best_architecture_of_a_stored_search(stored_search, digits, tmp_path, capsys):
     result, store = stored_search
     out = tmp_path / "best"
-    assert main(["train", "--from", str(store), "--rank", "1", "--data", "digits", "--epochs", "2",
+    assert main(["train", "--from", str(store), "--rank", "1", "--data", "digits", "--schedule-epochs", "2",
                  "--out", str(out), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "final test accuracy" in printed and str(out / MODEL) in printed and str(out / EXPORT) in printed
     summary = json.loads((out / SUMMARY).read_text())
     assert summary["arch"] == result.best.arch.string
-    # the stored search's recipe (C=4, N=1, lr 0.05, batch 128) over the --epochs schedule
-    assert {k: summary["protocol"][k] for k in ("C", "N", "lr", "batch_size", "epochs")} == \
-        {"C": 4, "N": 1, "lr": 0.05, "batch_size": 128, "epochs": 2}
+    # the stored search's recipe (C=4, N=1, lr 0.05, batch 128) over the --schedule-epochs schedule
+    assert {k: summary["protocol"][k] for k in ("size", "lr", "batch_size", "schedule_epochs")} == \
+        {"size": {"C": 4, "N": 1}, "lr": 0.05, "batch_size": 128, "schedule_epochs": 2}
 
     # the same through the Python API: result.best.train with the stored recipe
     loaded = SearchResult.load(store)
@@ -245,7 +245,7 @@ def test_cli_trains_the_best_architecture_of_a_stored_search(stored_search, digi
 
     protocol = Protocol.from_dict({**loaded.config["protocol"], "device": "cpu"})
     with torch_threads(1):
-        final = loaded.best.train(digits, protocol, epochs=2, out=tmp_path / "api", progress=False)
+        final = loaded.best.train(digits, protocol, schedule_epochs=2, out=tmp_path / "api", progress=False)
     _assert_same_weights(final.model.state_dict(), _weights(out))
     net = loaded.best.build(digits, protocol, seed=0)
     assert isinstance(net, torch.nn.Module) and net.classifier.out_features == digits.num_classes
@@ -267,33 +267,33 @@ def _one_line_error(capsys, args) -> str:
 def test_errors_are_one_line_and_exit_2(stored_search, trained, tmp_path, capsys):
     _, store = stored_search
     n = len(SearchResult.load(store).ranked())
-    err = _one_line_error(capsys, ["train", "--from", str(store), "--rank", str(n + 1), "--epochs", "1",
+    err = _one_line_error(capsys, ["train", "--from", str(store), "--rank", str(n + 1), "--schedule-epochs", "1",
                                    "--out", str(tmp_path / "x")])
     assert f"--rank {n + 1}" in err and f"1..{n}" in err
     err = _one_line_error(capsys, ["train", "--arch", "|nor_conv_3x3~0|+|none~0|skip_connect~1|",
-                                   "--epochs", "1", "--out", str(tmp_path / "y")])
+                                   "--schedule-epochs", "1", "--out", str(tmp_path / "y")])
     assert "must have 3 nodes" in err and "|nor_conv_3x3~0|+|none~0|skip_connect~1|" in err
     err = _one_line_error(capsys, ["train", "--arch", "|nor_conv_3x3~0|+|nne~0|skip_connect~1|+|none~0|none~1|none~2|",
-                                   "--epochs", "1", "--out", str(tmp_path / "y")])
+                                   "--schedule-epochs", "1", "--out", str(tmp_path / "y")])
     assert "unknown op 'nne'" in err
     # an existing out directory of another configuration: the differing keys are named
     _, out = trained
-    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--epochs", "3", *TINY_ARGS, "--lr", "0.1",
+    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--schedule-epochs", "3", *TINY_ARGS, "--lr", "0.1",
                                    "--seed", "5", "--out", str(out)])
     assert "protocol.lr: 0.05 there, 0.1 here" in err and "seed" in err
-    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--epochs", "4", "--out", str(out), *TINY_ARGS])
-    assert "protocol.epochs: 3 there, 4 here" in err
+    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--schedule-epochs", "4", "--out", str(out), *TINY_ARGS])
+    assert "protocol.schedule_epochs: 3 there, 4 here" in err
     # finished files without their checkpoint are not overwritten
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / MODEL).write_bytes(b"")
-    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--epochs", "1", "--out", str(bare)])
+    err = _one_line_error(capsys, ["train", "--arch", ARCH, "--schedule-epochs", "1", "--out", str(bare)])
     assert "no checkpoint.pt" in err
     # options that do not go together
     assert "--rank goes with --from" in _one_line_error(
-        capsys, ["train", "--arch", ARCH, "--rank", "2", "--epochs", "1", "--out", str(tmp_path / "z")])
+        capsys, ["train", "--arch", ARCH, "--rank", "2", "--schedule-epochs", "1", "--out", str(tmp_path / "z")])
     assert "--space goes with --arch" in _one_line_error(
-        capsys, ["train", "--from", str(store), "--space", "nb201", "--epochs", "1", "--out", str(tmp_path / "z")])
-    assert "needs --epochs" in _one_line_error(capsys, ["train", "--arch", ARCH, "--out", str(tmp_path / "z")])
+        capsys, ["train", "--from", str(store), "--space", "nb201", "--schedule-epochs", "1", "--out", str(tmp_path / "z")])
+    assert "needs --schedule-epochs" in _one_line_error(capsys, ["train", "--arch", ARCH, "--out", str(tmp_path / "z")])
     assert "no store here" in _one_line_error(
-        capsys, ["train", "--from", str(tmp_path / "nowhere"), "--epochs", "1", "--out", str(tmp_path / "z")])
+        capsys, ["train", "--from", str(tmp_path / "nowhere"), "--schedule-epochs", "1", "--out", str(tmp_path / "z")])

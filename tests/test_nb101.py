@@ -377,10 +377,12 @@ def test_build_forward_at_a_tiny_size():
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     bn = next(mod for mod in net.modules() if isinstance(mod, torch.nn.BatchNorm2d))
     assert bn.momentum == pytest.approx(0.003) and bn.eps == 1e-5
-    # the engine's Protocol.size names C / N are the stem width and cells per stack
-    assert param_count(a, C=8, N=2, stacks=2) == param_count(a, stem_channels=8, cells_per_stack=2, stacks=2)
-    with pytest.raises(ValueError, match="stem_channels=8 and C=16 disagree"):
-        SPACE.build(a, 10, stem_channels=8, C=16)
+    # the space's own size names; an earlier version's C / N were the stem width and cells per stack
+    assert SPACE.legacy_size(8, 2) == {"stem_channels": 8, "stacks": 3, "cells_per_stack": 2}
+    assert SPACE.resolve_size({"stacks": 2}, scale="small") == {"stem_channels": 16, "stacks": 2, "cells_per_stack": 1}
+    with pytest.raises(ValueError, match="space 'nb101' has no size parameter 'C'; its size parameters: "
+                                         "stem_channels, stacks, cells_per_stack"):
+        SPACE.resolve_size({"C": 16})
     with pytest.raises(ValueError, match="stacks must be an integer >= 1, got 0"):
         SPACE.build(a, 10, stacks=0)
 
@@ -404,7 +406,7 @@ def test_bn_momentum_is_configurable_and_round_trips():
 def test_build_at_the_smallest_widths_stays_consistent():
     """At widths below a cell's output fan-in (TINY protocols) a cell still builds and runs."""
     a = SPACE.from_string("011110/000001/000001/000001/000001/000000:" + ",".join([CONV3X3] * 4))
-    net = SPACE.build(a, 10, C=2, N=2, stacks=2)
+    net = SPACE.build(a, 10, stem_channels=2, cells_per_stack=2, stacks=2)
     assert [cell.out_channels for cell in net.layers if isinstance(cell, NB101Cell)] == [4, 4, 8, 8]
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 

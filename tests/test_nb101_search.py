@@ -15,7 +15,7 @@ from nas_engine import Budget, Protocol, Search, create
 from nas_engine.cli import main
 
 #: a width-4 network, one cell/stage, trained for one epoch by the tse estimator (about 0.1-0.3 s a candidate)
-PROTOCOL = Protocol(epochs=2, batch_size=128, lr=0.05, C=4, N=1, device="cpu")
+PROTOCOL = Protocol(schedule_epochs=2, batch_size=128, lr=0.05, device="cpu", scale="tiny")
 EVALUATIONS = 3
 #: small settings so that the third evaluation is a mutant (evolution) or a GP proposal (bo)
 STRATEGY_ARGS = {

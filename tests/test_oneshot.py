@@ -140,7 +140,7 @@ def test_fairnas_strict_fairness():
 
 def test_fairnas_step_updates_every_op_on_every_edge_once_per_step():
     data = digits()
-    proto = TINY.replace(epochs=1, batch_size=64, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
+    proto = TINY.replace(schedule_epochs=1, batch_size=64, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0)
     calls = []
 
     def recording(space, rng):
@@ -161,7 +161,7 @@ def test_fairnas_step_updates_every_op_on_every_edge_once_per_step():
 def test_multi_path_step_averages_the_gradients_of_its_paths():
     """One plain-SGD step on paths [A, B] moves the weights by the mean of the steps on [A] and on [B]."""
     data = digits()
-    proto = TINY.replace(epochs=1, batch_size=2000, lr=0.5, lr_min=0.5, momentum=0.0, nesterov=False,
+    proto = TINY.replace(schedule_epochs=1, batch_size=2000, lr=0.5, lr_min=0.5, momentum=0.0, nesterov=False,
                          weight_decay=0.0, augment=False)
     init = snapshot(tiny_supernet())
 
@@ -190,8 +190,8 @@ class _OnePath(torch.nn.Module):
         return self.net(x)
 
 
-@pytest.mark.parametrize("proto", [TINY.replace(epochs=3, batch_size=64),  # augmentation, channels_last, Nesterov
-                                   TINY.replace(epochs=3, amp="bf16", channels_last=False, nesterov=False,
+@pytest.mark.parametrize("proto", [TINY.replace(schedule_epochs=3, batch_size=64),  # augmentation, channels_last, Nesterov
+                                   TINY.replace(schedule_epochs=3, amp="bf16", channels_last=False, nesterov=False,
                                                 weight_decay=0.0)])
 def test_one_path_supernet_training_is_train_bit_for_bit(proto):
     """``SupernetTrainer`` and ``train`` share one optimisation (set-up and step): on a one-path supernet the
@@ -229,7 +229,7 @@ def test_supernet_trainer_and_train_take_the_shared_step(monkeypatch):
 
     monkeypatch.setattr(Optimization, "step", counting_step)
     monkeypatch.setattr(Optimization, "update", counting_update)
-    data, proto = digits(), TINY.replace(epochs=1, batch_size=512)
+    data, proto = digits(), TINY.replace(schedule_epochs=1, batch_size=512)
     steps = math.ceil(data.n_train / proto.batch_size)
     train(SPACE.build(A, data.num_classes, in_channels=1, C=4, N=1), data, proto, validate=False)
     assert calls == {"step": steps, "update": steps}
@@ -269,7 +269,7 @@ def _manual_inner(paths, proto, steps, prox):
     return out
 
 
-META_PROTO = TINY.replace(epochs=1, batch_size=2000, lr=0.2, lr_min=0.2, momentum=0.0, nesterov=False,
+META_PROTO = TINY.replace(schedule_epochs=1, batch_size=2000, lr=0.2, lr_min=0.2, momentum=0.0, nesterov=False,
                           weight_decay=0.0, augment=False, channels_last=False)
 
 
@@ -383,7 +383,7 @@ def test_estimators_from_inherited_weights():
 def test_chunked_epochs_in_train_stream_the_data():
     data = digits()
     model = NB201Network(A.spec, 10, in_channels=1, C=4, N=1)
-    curve = train(model, data, TINY.replace(epochs=3, batch_size=100), epochs=3, validate=False,
+    curve = train(model, data, TINY.replace(schedule_epochs=3, batch_size=100), epochs=3, validate=False,
                   steps_per_epoch=7)
     assert [len(e) for e in curve.minibatch_losses] == [7, 7, 7] and curve.info["steps_per_epoch"] == 7
     with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer"):

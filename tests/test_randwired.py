@@ -366,7 +366,7 @@ def test_encode_fixed_length_numeric_and_seed_free():
 def test_build_forward_at_a_tiny_size():
     torch.manual_seed(0)
     a = SPACE.from_string("ws(k=4,p=0.5,n=8,seed=3)")
-    net = SPACE.build(a, 10, C=4, N=3)
+    net = SPACE.build(a, 10, C=4, stages=3)
     assert isinstance(net, RandWiredNetwork) and len(net.stages) == 3
     out = net(torch.randn(2, 3, 8, 8))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
@@ -386,7 +386,7 @@ def test_build_forward_at_a_tiny_size():
     for h in hooks:
         h.remove()
     assert shapes == [(2, 4, 4, 4), (2, 8, 2, 2), (2, 16, 1, 1)]  # stride 2 at every stage's input
-    one = SPACE.build(a, 3, in_channels=1, C=2, N=1)
+    one = SPACE.build(a, 3, in_channels=1, C=2, stages=1)
     assert one(torch.randn(2, 1, 8, 8)).shape == (2, 3) and len(one.stages) == 1
 
 
@@ -394,8 +394,8 @@ def test_build_checks_sizes_and_uses_the_default_size():
     a = SPACE.from_string("ba(m=2,n=5,seed=0)")
     with pytest.raises(ValueError, match="C must be an integer >= 1"):
         SPACE.build(a, 10, C=0)
-    with pytest.raises(ValueError, match="N must be an integer >= 1"):
-        SPACE.build(a, 10, N=0)
+    with pytest.raises(ValueError, match="stages must be an integer >= 1"):
+        SPACE.build(a, 10, stages=0)
     net = SPACE.build(a, 10)
     assert len(net.stages) == 3 and net.classifier.in_features == 64
 
@@ -418,7 +418,7 @@ def test_node_weights_are_learnable_and_positive_via_sigmoid():
     assert node.weight.grad is not None and node.weight.grad.abs().sum() > 0
     assert RandWiredNode(1, 4, 4).weight is None  # a single input is passed on unweighted
 
-    net = SPACE.build(SPACE.from_string("er(p=0.8,n=6,seed=1)"), 10, C=4, N=1)
+    net = SPACE.build(SPACE.from_string("er(p=0.8,n=6,seed=1)"), 10, C=4, stages=1)
     names = [name for name, _ in net.named_parameters() if name.endswith(".weight") and ".nodes." in name
              and ".op." not in name]
     fan_ins = [len(src) for src in net.stages[0].inputs]

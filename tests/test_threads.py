@@ -14,7 +14,7 @@ from nas_engine.training import Protocol
 
 from .faulty import SPACE, Threads, archs
 
-TINY = Protocol(epochs=1, batch_size=32, C=4, N=1, device="cpu")
+TINY = Protocol(schedule_epochs=1, batch_size=32, device="cpu", size={"C": 4, "N": 1})
 
 
 def test_cgroup_quota_v2_v1_and_unlimited(tmp_path):
@@ -90,27 +90,53 @@ def test_a_tabular_or_dataless_search_takes_one_thread():
     assert s._gflop_per_batch() is None and s.threads == 1
 
 
-def _args(**kw):
-    import argparse
+@pytest.mark.real_auto_executor
+def test_auto_executor_uses_the_cpus(monkeypatch):
+    from nas_engine import executors
 
-    base = {"executor": None, "workers": None, "threads": None, "executor_arg": []}
-    return argparse.Namespace(**{**base, **kw})
+    monkeypatch.setattr(executors, "cpu_count", lambda: 4)
+    auto = executors.auto_executor
+    assert auto(None, "cpu") == ("processes", 4)  # several CPUs: parallel candidates
+    assert auto(1, "cpu") == ("inline", None)  # the one-worker mode
+    assert auto(3, "cpu") == ("processes", 3)
+    monkeypatch.setattr(executors, "main_is_import_safe", lambda: False)  # an unguarded script: stay here
+    assert auto(None, "cpu") == ("inline", None)
+    monkeypatch.setattr(executors, "main_is_import_safe", lambda: True)
+    monkeypatch.setattr(executors, "cpu_count", lambda: 1)
+    assert auto(None, "cpu") == ("inline", None)
+    assert executors.create_executor("auto", 1).name == "inline"
+    assert executors.create_executor(None, 1).name == "inline"
 
 
-def test_cli_default_executor_uses_the_cpus(monkeypatch):
-    from nas_engine import cli
+@pytest.mark.real_auto_executor
+def test_auto_executor_keeps_gpu_candidates_in_this_process(monkeypatch):
+    from nas_engine import executors
+    from nas_engine import training
 
-    monkeypatch.setattr(threads, "available_cpus", lambda: 4)
-    cpu, gpu = TINY, TINY.replace(device="cuda")
-    assert cli._default_executor(_args(), cpu) == ("processes", 4)  # several CPUs: parallel candidates
-    assert cli._default_executor(_args(workers=1), cpu) == ("inline", None)  # the one-worker mode
-    assert cli._default_executor(_args(workers=3), cpu) == ("processes", 3)
-    assert cli._default_executor(_args(executor="inline"), cpu) == ("inline", None)
-    assert cli._default_executor(_args(), gpu) == ("inline", None)  # candidates on a GPU
-    args = _args(threads=2)
-    assert cli._default_executor(args, cpu) == ("processes", 4) and args.executor_arg == []  # args untouched
-    monkeypatch.setattr(threads, "available_cpus", lambda: 1)
-    assert cli._default_executor(_args(), cpu) == ("inline", None)
+    monkeypatch.setattr(executors, "cpu_count", lambda: 4)
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: True)
+    assert executors.auto_executor(None, "cuda") == ("inline", None)
+
+
+@pytest.mark.real_auto_executor
+def test_main_is_import_safe_reads_the_main_guard(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from nas_engine import executors
+
+    guarded, bare = tmp_path / "guarded.py", tmp_path / "bare.py"
+    guarded.write_text("import x\n\nif __name__ == '__main__':\n    main()\n")
+    bare.write_text("from nas_engine import Search\nSearch('random', 'nb201', 'tse-ema').run()\n")
+    for path, safe in ((guarded, True), (bare, False)):
+        main = types.ModuleType("__main__")
+        main.__file__, main.__spec__ = str(path), None
+        monkeypatch.setitem(sys.modules, "__main__", main)
+        assert executors.main_is_import_safe() is safe
+    interactive = types.ModuleType("__main__")
+    interactive.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", interactive)
+    assert executors.main_is_import_safe()
 
 
 def test_cli_search_reports_where_it_ran(capsys):

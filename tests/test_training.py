@@ -48,7 +48,7 @@ def test_short_run_is_a_prefix_of_the_full_schedule(digits, tiny_protocol):
 
 
 def test_divergence_raises_with_partial_curve(digits):
-    proto = Protocol(epochs=5, batch_size=128, lr=1e12, C=4, N=1, device="cpu", nesterov=False, momentum=0.0)
+    proto = Protocol(schedule_epochs=5, batch_size=128, lr=1e12, device="cpu", nesterov=False, momentum=0.0, size={"C": 4, "N": 1})
     with pytest.raises(TrainingDiverged) as info:
         run(digits, proto, 5)
     c = info.value.curve
@@ -75,11 +75,11 @@ def test_bf16_autocast_trains(digits, tiny_protocol):
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"epochs": 0}, "Protocol: epochs must be an integer >= 1, got 0"),
-    ({"epochs": 2.5}, "Protocol: epochs must be an integer >= 1, got 2.5"),
+    ({"schedule_epochs": 0}, "Protocol: schedule_epochs must be an integer >= 1, got 0"),
+    ({"schedule_epochs": 2.5}, "Protocol: schedule_epochs must be an integer >= 1, got 2.5"),
     ({"batch_size": True}, "Protocol: batch_size must be an integer >= 1, got True"),
-    ({"C": 0}, "Protocol: C must be an integer >= 1, got 0"),
-    ({"N": -1}, "Protocol: N must be an integer >= 1, got -1"),
+    ({"size": 8}, "Protocol: size must be a mapping of size names to values, e.g. {'C': 8, 'N': 1}, got 8"),
+    ({"scale": ""}, "Protocol: scale must be the name of one of the space's sizes, e.g. 'default' or 'small', got ''"),
     ({"eval_batch_size": 0}, "Protocol: eval_batch_size must be an integer >= 1, got 0"),
     ({"lr": -1.0}, "Protocol: lr must be a finite number > 0, got -1.0"),
     ({"lr": 0}, "Protocol: lr must be a finite number > 0, got 0"),
@@ -109,19 +109,52 @@ def test_protocol_validation(kw, msg):
     assert str(info.value) == msg
 
 
+def test_size_belongs_to_the_space_and_is_checked_when_resolved():
+    from nas_engine.registry import spaces
+
+    nb201, darts = spaces.create("nb201"), spaces.create("darts")
+    assert Protocol().size_for(nb201) == {"C": 16, "N": 5}  # the benchmark's network
+    assert Protocol.preset("small").size_for(darts) == {"C": 8, "layers": 5}
+    assert Protocol(size={"C": 4}, scale="small").size_for(nb201) == {"C": 4, "N": 1}
+    resolved = Protocol.preset("small").resolved(nb201)
+    assert resolved == Protocol.preset("nb201", size={"C": 8, "N": 1}, batch_size=128, schedule_epochs=50)
+    assert hash(resolved) == hash(resolved.replace())
+    with pytest.raises(ValueError, match="space 'nb201': size N must be an integer >= 1, got 0"):
+        Protocol(size={"N": 0}).size_for(nb201)
+    with pytest.raises(ValueError, match="space 'darts' has no size parameter 'N'; its size parameters: C, layers"):
+        Protocol(size={"C": 8, "N": 1}).size_for(darts)
+    with pytest.raises(ValueError, match="space 'nb201' has no size named 'huge'; its sizes: default, small, tiny"):
+        Protocol(scale="huge").size_for(nb201)
+    with pytest.raises(ValueError, match="unknown protocol preset 'big'; known: small, nb201"):
+        Protocol.preset("big")
+    with pytest.raises(TypeError, match="cannot change"):
+        resolved.size["C"] = 2
+
+
+def test_protocols_of_an_earlier_version_convert():
+    from nas_engine.registry import spaces
+
+    old = {"epochs": 50, "batch_size": 128, "lr": 0.1, "C": 8, "N": 1}
+    assert Protocol.from_dict(old) == Protocol(schedule_epochs=50, batch_size=128, size={"C": 8, "N": 1})
+    assert Protocol.from_dict(old, space=spaces.create("darts")).size == {"C": 8, "layers": 5}
+    assert Protocol.from_dict(old, space=spaces.create("randwired")).size == {"C": 8, "stages": 1}
+    with pytest.raises(ValueError, match=r"unknown Protocol field\(s\) \['width'\]"):
+        Protocol.from_dict({"width": 3})
+
+
 def test_protocol_accepts_the_edges_and_normalises_integers():
     import numpy as np
 
-    p = Protocol(epochs=np.int64(3), lr=1, lr_min=1, momentum=0.0, nesterov=False, weight_decay=0,
+    p = Protocol(schedule_epochs=np.int64(3), lr=1, lr_min=1, momentum=0.0, nesterov=False, weight_decay=0,
                  channels_last=False, amp="bf16", device="cpu")
-    assert type(p.epochs) is int and p.epochs == 3 and p.to_dict()["lr_min"] == 1
+    assert type(p.schedule_epochs) is int and p.schedule_epochs == 3 and p.to_dict()["lr_min"] == 1
     assert p.replace(momentum=0.99, nesterov=True).momentum == 0.99
     assert Protocol.from_dict(p.to_dict()) == p
 
 
 def test_epochs_beyond_schedule_refused(digits, tiny_protocol):
     model = build_model(SPACE, ARCH, digits, tiny_protocol, 0)
-    with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, protocol.epochs=10\]"):
+    with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, protocol.schedule_epochs=10\]"):
         train(model, digits, tiny_protocol, epochs=11)
 
 
@@ -142,7 +175,7 @@ def test_optimization_setup_follows_the_protocol(digits, tiny_protocol):
     group = opt.optimizer.param_groups[0]
     assert isinstance(opt.optimizer, torch.optim.SGD) and group["nesterov"] and group["momentum"] == 0.9
     assert opt.lr == tiny_protocol.lr and group["weight_decay"] == tiny_protocol.weight_decay
-    assert opt.scheduler.T_max == 9 * tiny_protocol.epochs and opt.scheduler.eta_min == tiny_protocol.lr_min
+    assert opt.scheduler.T_max == 9 * tiny_protocol.schedule_epochs and opt.scheduler.eta_min == tiny_protocol.lr_min
     assert opt.scaler is None  # fp16 loss scaling is for CUDA only
     fp16 = Optimization(model.parameters(), tiny_protocol.replace(amp="fp16"), torch.device("cpu"), 9)
     assert fp16.scaler is None

@@ -1,7 +1,7 @@
 """The engine's own benchmark builder: fully-trained ground truth for any space and data.
 
 :func:`build_table` trains a sample of architectures for the **whole**
-schedule of a protocol (T_end = ``protocol.epochs``), records their complete
+schedule of a protocol (T_end = ``protocol.schedule_epochs``), records their complete
 learning curves (minibatch losses, validation loss/accuracy, seconds per epoch)
 and their final test accuracy, and writes them as a
 :class:`~nas_engine.benchmarks.table.JsonlCurveTable` (``DIR/table.jsonl``)
@@ -74,7 +74,7 @@ class FullTraining(CurveEstimator):
 def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
                 archs: int | Sequence[Architecture | str], out: str | Path, seed: int = 0,
                 progress: bool = True, executor: Any = None, workers: int | None = None) -> JsonlCurveTable:
-    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.epochs``; write the table.
+    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.schedule_epochs``; write the table.
 
     ``executor`` / ``workers`` are :class:`~nas_engine.search.Search`'s (e.g.
     ``executor="processes", workers=2`` trains two architectures at once).
@@ -88,7 +88,7 @@ def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
     if isinstance(archs, int):
         archs = sample_architectures(space, archs, seed=seed)
     archs = [a.string if isinstance(a, Architecture) else a for a in archs]
-    Search(FixedList(archs), space, FullTraining(epochs=protocol.epochs), data=data, protocol=protocol,
+    Search(FixedList(archs), space, FullTraining(epochs=protocol.schedule_epochs), data=data, protocol=protocol,
            budget=Budget(evaluations=len(archs)), seed=seed, store=str(out / "store"), progress=progress,
            executor=executor, workers=workers).run()
     return table_from_store(out, space)

@@ -88,10 +88,10 @@ class CurveEstimator(Estimator):
                 raise ValueError(f"{type(self).__name__}(epochs={self.epochs}) needs at least {self.epochs} "
                                  f"epochs, but {ctx.table!r} records {ctx.table.max_epochs}")
             return
-        if self.epochs > ctx.protocol.epochs:
+        if self.epochs > ctx.protocol.schedule_epochs:
             raise ValueError(
                 f"{type(self).__name__}(epochs={self.epochs}) needs at least {self.epochs} epochs, "
-                f"but the protocol's schedule has epochs={ctx.protocol.epochs}"
+                f"but the protocol's schedule has schedule_epochs={ctx.protocol.schedule_epochs}"
             )
         if self.needs_validation and ctx.data is not None and ctx.data.n_val == 0:
             raise ValueError(f"{type(self).__name__} needs a validation split, but dataset "

@@ -306,9 +306,9 @@ class FEAR(Estimator):
         if ctx.table is not None:
             raise ValueError("FEAR trains candidates (two stages, part of the network frozen); it cannot read "
                              "a tabular benchmark's curves: search without table=")
-        if self.max_epochs is not None and self.max_epochs > ctx.protocol.epochs:
+        if self.max_epochs is not None and self.max_epochs > ctx.protocol.schedule_epochs:
             raise ValueError(f"FEAR(max_epochs={self.max_epochs}) exceeds the protocol's schedule "
-                             f"(epochs={ctx.protocol.epochs})")
+                             f"(schedule_epochs={ctx.protocol.schedule_epochs})")
         if self.score == "val_acc" and ctx.data is not None and ctx.data.n_val == 0:
             raise ValueError(f"FEAR(score='val_acc') needs a validation split, but dataset {ctx.data.name!r} "
                              "has n_val=0")
@@ -331,7 +331,7 @@ class FEAR(Estimator):
         limit = self.reject_factor * fastest if self.reject_factor is not None and fastest is not None else None
 
         # stage 1: regular training until the running training accuracy reaches the threshold
-        stage1 = train(model, data, protocol, epochs=self.max_epochs or protocol.epochs, seed=seed,
+        stage1 = train(model, data, protocol, epochs=self.max_epochs or protocol.schedule_epochs, seed=seed,
                        validate=False, progress=ctx.progress, stop_at_train_acc=threshold, max_seconds=limit,
                        check_every=self.check_every)
         stop = stage1.info.get("stopped")
@@ -361,7 +361,7 @@ class FEAR(Estimator):
         frozen_set = set(frozen)
         n_trainable = sum(p.numel() for n, p in model.named_parameters() if n not in frozen_set)
         bs2 = self.stage2_batch_size or 4 * protocol.batch_size
-        p2 = protocol.replace(epochs=self.stage2_epochs, batch_size=min(bs2, data.n_train),
+        p2 = protocol.replace(schedule_epochs=self.stage2_epochs, batch_size=min(bs2, data.n_train),
                               lr=protocol.lr if self.stage2_lr is None else self.stage2_lr)
         validate2 = self.score == "val_acc"
         stage2 = train(model, data, p2, seed=seed + 1, validate=validate2, progress=ctx.progress, frozen=frozen)

@@ -278,13 +278,13 @@ class LcSVR(Estimator):
                 raise ValueError(f"LcSVR: {ctx.table!r} does not say how many epochs it records; "
                                  "pass fit_epochs= (or fit the estimator beforehand)")
             return ctx.table.max_epochs
-        return ctx.protocol.epochs
+        return ctx.protocol.schedule_epochs
 
     def validate_context(self, ctx: Context) -> None:
         if ctx.table is not None:
             limit, where = ctx.table.max_epochs, f"{ctx.table!r} records {ctx.table.max_epochs} epochs"
         else:
-            limit, where = ctx.protocol.epochs, f"the protocol's schedule has epochs={ctx.protocol.epochs}"
+            limit, where = ctx.protocol.schedule_epochs, f"the protocol's schedule has schedule_epochs={ctx.protocol.schedule_epochs}"
             if ctx.data is not None and ctx.data.n_val == 0:
                 raise ValueError(f"LcSVR needs a validation split, but dataset {ctx.data.name!r} has n_val=0")
         if limit is not None and self.epochs > limit:

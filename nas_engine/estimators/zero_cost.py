@@ -39,8 +39,8 @@ singular and ``jacov`` ``NaN`` when an input Jacobian is constant (e.g. a
 network whose cells are all ``none``); a search records such a candidate as
 failed with the worst score, and :func:`nas_engine.criteria` ranks it last.
 
-The estimator builds the space's network with the protocol's size (``C``,
-``N``), initialised from ``ctx.arch_seed(arch)`` (:func:`~nas_engine.training.build_model`),
+The estimator builds the space's network at the protocol's size (``protocol.size_for(space)``),
+initialised from ``ctx.arch_seed(arch)`` (:func:`~nas_engine.training.build_model`),
 on the protocol's device in training mode (BatchNorm uses batch statistics),
 and scores it on one minibatch of ``batch_size`` (default: the protocol's)
 training images drawn from ``ctx.data`` by a generator seeded with the

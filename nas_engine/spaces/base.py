@@ -98,11 +98,63 @@ class SearchSpace(Configurable, ABC):
     A :class:`~nas_engine.config.Configurable`: its ``name`` is the name it is
     registered under, its constructor arguments are its configuration (stored
     with a search, so a resumed search must use an equal space).  Subclasses
-    implement the abstract methods; ``default_size`` gives the network size
-    ``build`` uses when a protocol does not say.
+    implement the abstract methods.
+
+    **Size.**  A space owns its network's size parameters: ``default_size``
+    declares them with their values in the benchmark's network (NB201
+    ``{"C": 16, "N": 5}``, DARTS ``{"C": 16, "layers": 8}``, ...), and
+    ``named_sizes`` adds named sizes over the same keys (every built-in space
+    has ``"small"``, the CPU-scale network of ``Protocol.preset("small")``).
+    :meth:`resolve_size` turns a protocol's ``scale`` and ``size`` into the
+    complete, checked keyword arguments of :meth:`build` (and ``supernet``):
+    an unknown key or a bad value raises ``ValueError`` naming it.  A value
+    whose default is an ``int`` must be an integer >= 1, one whose default is
+    a ``float`` a number > 0; :meth:`check_size` can add a space's own rules.
     """
 
+    #: the size parameters and their values in the benchmark's network (``build``'s defaults)
     default_size: dict[str, Any] = {}
+    #: further named sizes (e.g. ``"small"``), each a mapping over some of ``default_size``'s keys
+    named_sizes: dict[str, dict[str, Any]] = {}
+
+    def size_names(self) -> tuple[str, ...]:
+        """The names :meth:`resolve_size` accepts as ``scale``: ``"default"`` and :attr:`named_sizes`."""
+        return ("default", *self.named_sizes)
+
+    def resolve_size(self, size: Mapping[str, Any] | None = None, *, scale: str = "default") -> dict[str, Any]:
+        """The complete network size: the size named ``scale`` with ``size`` on top, checked
+        (:meth:`check_size`).  A space without size parameters resolves every ``scale`` to ``{}``."""
+        if scale != "default" and scale not in self.named_sizes and self.default_size:
+            raise ValueError(f"space {self.name!r} has no size named {scale!r}; its sizes: "
+                             f"{', '.join(self.size_names())} (or give every size parameter: "
+                             f"{', '.join(self.default_size)})")
+        return self.check_size({**self.default_size, **self.named_sizes.get(scale, {}), **(size or {})})
+
+    def check_size(self, size: Mapping[str, Any]) -> dict[str, Any]:
+        """``size`` checked against the declared parameters (keys of :attr:`default_size`; values as the
+        class docstring says); returns it as a plain dict.  Subclasses may add rules (call this first)."""
+        if not isinstance(size, Mapping):
+            raise ValueError(f"space {self.name!r}: a size must be a mapping, got {size!r}")
+        known = ", ".join(self.default_size) or "none"
+        out = {}
+        for key, value in size.items():
+            if key not in self.default_size:
+                raise ValueError(f"space {self.name!r} has no size parameter {key!r}; its size parameters: "
+                                 f"{known}")
+            default = self.default_size[key]
+            if isinstance(default, int) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"space {self.name!r}: size {key} must be an integer >= 1, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                    or value == float("inf"):
+                raise ValueError(f"space {self.name!r}: size {key} must be a finite number > 0, got {value!r}")
+            out[key] = value
+        return out
+
+    def legacy_size(self, C: int, N: int) -> dict[str, Any]:
+        """The size that a protocol of an earlier version meant by ``C`` and ``N`` (stores written before
+        the space owned its size).  Default: the keys ``C`` and ``N`` that the space declares."""
+        return {k: v for k, v in (("C", C), ("N", N)) if k in self.default_size}
 
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Architecture:

@@ -63,11 +63,13 @@ Network sizes
 -------------
 :meth:`DartsSpace.build` is the DARTS evaluation network (``NetworkCIFAR`` of
 the official code, see :class:`DartsNetwork`).  Its depth is ``layers`` cells,
-with reduction cells at ``layers // 3`` and ``2 * layers // 3``.  The engine
-passes ``C`` and ``N`` (``Protocol.size``); for DARTS ``N`` is the number of
-normal cells per stage, so ``layers = 3 * N + 2`` (the DARTS search network
-``layers=8`` is ``N=2``, the evaluation network ``layers=20`` is ``N=6``).
-``layers`` can also be passed directly (any value >= 3).
+with reduction cells at ``layers // 3`` and ``2 * layers // 3``.  The space's
+size parameters are the official code's ``C`` (initial channels) and
+``layers`` (any value >= 3): the DARTS search network is ``layers=8``
+(:attr:`DartsSpace.default_size`), the evaluation network ``layers=20``, the
+engine's CPU-scale ``"small"`` size ``C=8, layers=5``.  (Before the space
+owned its size the engine passed ``N`` normal cells per stage, ``layers = 3N +
+2``; stores of that time are converted by :meth:`DartsSpace.legacy_size`.)
 
 Supernet
 --------
@@ -144,11 +146,24 @@ class DartsSpace(SearchSpace, Mutable, Encodable, Relaxable):
     """The DARTS space of normal + reduction cells (see the module docstring).
 
     The space has no configuration; :meth:`build` takes the network size
-    (``C`` initial channels, ``N`` normal cells per stage or ``layers`` cells;
-    :attr:`default_size` is the DARTS search network, ``C=16``, 8 cells).
+    (``C`` initial channels, ``layers`` cells; :attr:`default_size` is the
+    DARTS search network, ``C=16``, 8 cells; ``"small"`` is 8 channels and 5
+    cells, the CPU-scale network of the engine's reproductions).
     """
 
-    default_size = {"C": 16, "N": 2}
+    default_size = {"C": 16, "layers": 8}
+    named_sizes = {"small": {"C": 8, "layers": 5}, "tiny": {"C": 4, "layers": 5}}
+
+    def check_size(self, size):
+        out = super().check_size(size)
+        if out.get("layers", 3) < 3:
+            raise ValueError(f"space 'darts': size layers must be >= 3 (two reduction cells and a normal one), "
+                             f"got {out['layers']!r}")
+        return out
+
+    def legacy_size(self, C: int, N: int) -> dict[str, int]:
+        """An earlier version's ``C``/``N``: ``N`` normal cells per stage, i.e. ``layers = 3 * N + 2``."""
+        return {"C": C, "layers": layers_for(N)}
     OPS = OPS
 
     # -- construction and text ---------------------------------------------------
@@ -377,33 +392,31 @@ class DartsSpace(SearchSpace, Mutable, Encodable, Relaxable):
         return _genotype_text(tuple(_canonical_cell(cell) for cell in self.cells(a)))
 
     # -- networks ------------------------------------------------------------------
-    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int | None = None,
-              layers: int | None = None, auxiliary: bool = False, drop_path_prob: float = 0.0) -> DartsNetwork:
+    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8,
+              auxiliary: bool = False, drop_path_prob: float = 0.0) -> DartsNetwork:
         """The DARTS evaluation network (``NetworkCIFAR``) for ``a``, freshly initialised.
 
-        ``layers`` cells (default 8), or ``N`` normal cells per stage, i.e.
-        ``layers = 3 * N + 2`` (the engine's ``Protocol.size`` passes ``N``);
-        giving both is an error unless they agree.  ``auxiliary`` adds the
+        ``C`` initial channels (default 16), ``layers`` cells (default 8, at
+        least 3).  ``auxiliary`` adds the
         auxiliary head after cell ``2 * layers // 3`` (it expects 8x8 maps
         there, i.e. 32x32 input); ``drop_path_prob`` is the network's
         ``drop_path_prob`` attribute (the official training script raises it
         linearly over the epochs).
         """
         who = "DartsSpace.build"
-        num_classes, in_channels, C, layers = _sizes(who, num_classes, in_channels, C, N, layers)
+        num_classes, in_channels, C, layers = _sizes(who, num_classes, in_channels, C, layers)
         check_bool(auxiliary, "auxiliary", who=who)
         check_float(drop_path_prob, "drop_path_prob", low=0, high=1, high_open=True, who=who)
         return DartsNetwork(self.cells(a), num_classes, C=C, layers=layers, auxiliary=auxiliary,
                             drop_path_prob=drop_path_prob, in_channels=in_channels)
 
-    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int | None = None,
-                 layers: int | None = None) -> DartsSupernet:
+    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8) -> DartsSupernet:
         """A weight-sharing supernet over the whole space (see :class:`DartsSupernet`), freshly initialised.
 
         Sizes as :meth:`build` (``layers`` cells, default 8 = the DARTS search
-        network, or ``N`` normal cells per stage); no auxiliary head, no drop path.
+        network); no auxiliary head, no drop path.
         """
-        num_classes, in_channels, C, layers = _sizes("DartsSpace.supernet", num_classes, in_channels, C, N, layers)
+        num_classes, in_channels, C, layers = _sizes("DartsSpace.supernet", num_classes, in_channels, C, layers)
         return DartsSupernet(self, num_classes, in_channels=in_channels, C=C, layers=layers)
 
     # -- continuous relaxation (differentiable NAS) ------------------------------------------
@@ -435,21 +448,11 @@ class DartsSpace(SearchSpace, Mutable, Encodable, Relaxable):
         return self.from_cells(*cells)
 
 
-def _sizes(who: str, num_classes, in_channels, C, N, layers) -> tuple[int, int, int, int]:
-    """``num_classes, in_channels, C, layers``, checked; ``layers`` from ``N`` (``3 * N + 2``) or given, default 8."""
+def _sizes(who: str, num_classes, in_channels, C, layers) -> tuple[int, int, int, int]:
+    """``num_classes, in_channels, C, layers``, checked."""
     num_classes = check_int(num_classes, "num_classes", who=who)
     in_channels = check_int(in_channels, "in_channels", who=who)
-    C = check_int(C, "C", who=who)
-    if N is not None:
-        N = check_int(N, "N", who=who)
-    if layers is not None:
-        layers = check_int(layers, "layers", low=3, who=who)
-        if N is not None and layers != layers_for(N):
-            raise ValueError(f"{who}: layers={layers} and N={N} disagree (layers = 3 * N + 2 = {layers_for(N)});"
-                             " give one of them")
-    else:
-        layers = layers_for(N) if N is not None else 8
-    return num_classes, in_channels, C, layers
+    return num_classes, in_channels, check_int(C, "C", who=who), check_int(layers, "layers", low=3, who=who)
 
 
 def _canonical_cell(cell: Cell) -> Cell:

@@ -267,15 +267,6 @@ def compute_vertex_channels(input_channels: int, output_channels: int, matrix: n
 # ---------------------------------------------------------------------------------
 # the space
 # ---------------------------------------------------------------------------------
-def _size(value, alias_value, name: str, alias: str, default: int, low: int = 1) -> int:
-    """A network size given as ``name`` or its alias (the engine's ``Protocol.size`` names)."""
-    if value is not None and alias_value is not None and value != alias_value:
-        raise ValueError(f"NB101Space.build: {name}={value!r} and {alias}={alias_value!r} disagree "
-                         f"({alias} is another name for {name}); give one of them")
-    chosen = value if value is not None else alias_value if alias_value is not None else default
-    return check_int(chosen, name, low=low, who="NB101Space.build")
-
-
 @spaces.register("nb101")
 class NB101Space(SearchSpace, Mutable, Encodable):
     """The NAS-Bench-101 cell space (see the module docstring).
@@ -289,11 +280,15 @@ class NB101Space(SearchSpace, Mutable, Encodable):
     accuracy) reads stale statistics; ``0.1`` (PyTorch's default, as the
     other spaces use) fits short schedules.  Not enumerable here (the
     benchmark lists 423,624 unique cells, found by exhaustive generation and
-    hashing).  ``default_size`` is the benchmark's network: ``C``
-    (= ``stem_channels``) 128, ``N`` (= ``cells_per_stack``) 3, ``stacks`` 3.
+    hashing).  Size (:attr:`default_size`): the benchmark's network,
+    ``stem_channels`` 128, ``stacks`` 3, ``cells_per_stack`` 3; ``"small"``
+    is the CPU-scale network of the engine's reproductions (stem 16, 3 stacks
+    of 1 cell).
     """
 
-    default_size = {"C": 128, "N": 3, "stacks": 3}
+    default_size = {"stem_channels": 128, "stacks": 3, "cells_per_stack": 3}
+    named_sizes = {"small": {"stem_channels": 16, "stacks": 3, "cells_per_stack": 1},
+                   "tiny": {"stem_channels": 4, "stacks": 3, "cells_per_stack": 1}}
     OPS = OPS
 
     def __init__(self, bn_momentum: float = BN_MOMENTUM):
@@ -497,20 +492,19 @@ class NB101Space(SearchSpace, Mutable, Encodable):
         return np.concatenate([m[np.triu_indices(n, 1)].astype(np.float32), onehot.ravel()])
 
     # -- networks -----------------------------------------------------------------------
-    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, stem_channels: int | None = None,
-              stacks: int = 3, cells_per_stack: int | None = None, C: int | None = None,
-              N: int | None = None) -> NB101Network:
-        """The benchmark's network for ``a`` (see :class:`NB101Network`), freshly initialised.
+    def legacy_size(self, C: int, N: int) -> dict[str, int]:
+        """An earlier version's ``C``/``N``: the stem's channels and the cells per stack (3 stacks)."""
+        return {"stem_channels": C, "stacks": 3, "cells_per_stack": N}
 
-        ``stem_channels`` (default 128) and ``cells_per_stack`` (default 3)
-        can also be given as ``C`` and ``N``, the names of the engine's
-        ``Protocol.size`` (giving both names with different values is an error).
-        """
-        num_classes = check_int(num_classes, "num_classes", who="NB101Space.build")
-        in_channels = check_int(in_channels, "in_channels", who="NB101Space.build")
-        stacks = check_int(stacks, "stacks", who="NB101Space.build")
-        stem = _size(stem_channels, C, "stem_channels", "C", 128)
-        cells = _size(cells_per_stack, N, "cells_per_stack", "N", 3)
+    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, stem_channels: int = 128,
+              stacks: int = 3, cells_per_stack: int = 3) -> NB101Network:
+        """The benchmark's network for ``a`` (see :class:`NB101Network`), freshly initialised."""
+        who = "NB101Space.build"
+        num_classes = check_int(num_classes, "num_classes", who=who)
+        in_channels = check_int(in_channels, "in_channels", who=who)
+        stacks = check_int(stacks, "stacks", who=who)
+        stem = check_int(stem_channels, "stem_channels", who=who)
+        cells = check_int(cells_per_stack, "cells_per_stack", who=who)
         m, labels = self.spec(a)
         return NB101Network(m, labels, num_classes, in_channels=in_channels, stem_channels=stem, stacks=stacks,
                             cells_per_stack=cells, bn_momentum=self.bn_momentum)

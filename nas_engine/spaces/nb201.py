@@ -63,10 +63,11 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEd
 
     The space has no configuration; the network size is chosen in :meth:`build`
     (``C`` channels in the first stage, ``N`` cells per stage; the benchmark's
-    size is :attr:`default_size`).
+    size is :attr:`default_size`, the CPU-scale ``"small"`` size ``C=8, N=1``).
     """
 
     default_size = {"C": 16, "N": 5}
+    named_sizes = {"small": {"C": 8, "N": 1}, "tiny": {"C": 4, "N": 1}}
     OPS = OPS
     EDGES = EDGES
 

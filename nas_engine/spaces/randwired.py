@@ -38,13 +38,14 @@ The network (:class:`RandWiredNetwork`, Xie et al.'s small regime sized for CPU)
 ----------------------------------------------------------------------------------
 A 3x3 conv-BN **stem** (``in_channels -> max(1, C // 2)``, stride 1; Xie et
 al.'s small regime has two stride-2 3x3 convs, conv1 and conv2, for 224-pixel
-images), then ``N`` **stages**, stage
+images), then ``stages`` **stages**, stage
 ``s`` a random graph with ``C * 2**s`` channels, then ReLU, global average
 pooling and a linear classifier (Xie et al.'s 1x1 conv to 1280 channels before
-the pooling is left out).  The engine's ``Protocol(C=..., N=...)`` sets them:
-``C`` the channels of the first stage, ``N`` the number of random-graph stages
-(the paper's small regime has 3: ``C, 2C, 4C``; :attr:`RandWiredSpace.default_size`
-is ``C=16, N=3``).  Every stage uses the architecture's ``n`` nodes (the paper's
+the pooling is left out).  The space's size parameters
+(``Protocol(size={"C": ..., "stages": ...})``) set them: ``C`` the channels of
+the first stage, ``stages`` the number of random-graph stages (the paper's
+small regime has 3: ``C, 2C, 4C``; :attr:`RandWiredSpace.default_size` is
+``C=16, stages=3``).  Every stage uses the architecture's ``n`` nodes (the paper's
 first random stage has ``n/2``).
 
 A node (:class:`RandWiredNode`) aggregates its inputs by a weighted sum with
@@ -248,11 +249,17 @@ class RandWiredSpace(SearchSpace, Mutable, Encodable):
     :data:`GENERATORS`); ``min_nodes`` / ``max_nodes``: the range of the node
     count ``n`` (default 8..32; Xie et al. use 32, and 16 in the first random
     stage).  Architectures outside the space (another generator, ``n`` out of
-    range) are refused by every constructor.  ``default_size``: ``C`` (first
-    stage's channels) 16 and ``N`` (random-graph stages) 3.
+    range) are refused by every constructor.  Size (:attr:`default_size`):
+    ``C`` (the first random stage's channels) 16 and ``stages`` (random-graph
+    stages) 3; ``"small"``: ``C=8``, 3 stages.
     """
 
-    default_size = {"C": 16, "N": 3}
+    default_size = {"C": 16, "stages": 3}
+    named_sizes = {"small": {"C": 8, "stages": 3}, "tiny": {"C": 4, "stages": 1}}
+
+    def legacy_size(self, C: int, N: int) -> dict[str, int]:
+        """An earlier version's ``C``/``N``: ``N`` counted the random-graph stages."""
+        return {"C": C, "stages": N}
 
     def __init__(self, generators: Sequence[str] = GENERATORS, min_nodes: int = 8, max_nodes: int = 32):
         who = "RandWiredSpace"
@@ -502,20 +509,20 @@ class RandWiredSpace(SearchSpace, Mutable, Encodable):
         return code
 
     # -- networks --------------------------------------------------------------------------------------
-    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int | None = None,
-              N: int | None = None) -> RandWiredNetwork:
+    def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int = 16,
+              stages: int = 3) -> RandWiredNetwork:
         """The network for ``a`` (see :class:`RandWiredNetwork`), freshly initialised.
 
-        ``C``: channels of the first random-graph stage (default 16); ``N``: the
-        number of random-graph stages (default 3), stage ``s`` with ``C * 2**s``
-        channels and the graph of :meth:`stage_dag` ``(a, s)``.
+        ``C``: channels of the first random-graph stage (default 16); ``stages``:
+        the number of random-graph stages (default 3), stage ``s`` with
+        ``C * 2**s`` channels and the graph of :meth:`stage_dag` ``(a, s)``.
         """
         who = "RandWiredSpace.build"
         num_classes = check_int(num_classes, "num_classes", who=who)
         in_channels = check_int(in_channels, "in_channels", who=who)
-        C = check_int(self.default_size["C"] if C is None else C, "C", who=who)
-        N = check_int(self.default_size["N"] if N is None else N, "N", who=who)
-        dags = [self.stage_dag(a, s) for s in range(N)]
+        C = check_int(C, "C", who=who)
+        stages = check_int(stages, "stages", who=who)
+        dags = [self.stage_dag(a, s) for s in range(stages)]
         return RandWiredNetwork(dags, num_classes, in_channels=in_channels, C=C)
 
 

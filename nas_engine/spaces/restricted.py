@@ -54,7 +54,7 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
         if isinstance(arch_strings, str):
             raise TypeError("arch_strings must be an iterable of architecture strings, not one string")
         self.base = space
-        self.default_size = space.default_size
+        self.default_size, self.named_sizes = space.default_size, space.named_sizes
         archs: dict[str, Architecture] = {}
         for s in arch_strings:
             b = space.from_string(s)
@@ -115,6 +115,12 @@ class RestrictedSpace(SearchSpace, Mutable, Enumerable):
     def to_graph(self, a: Architecture) -> nx.DiGraph:
         self.check_architecture(a)
         return self.base.to_graph(a)
+
+    def check_size(self, size):
+        return self.base.check_size(size)
+
+    def legacy_size(self, C: int, N: int):
+        return self.base.legacy_size(C, N)
 
     def build(self, a: Architecture, num_classes: int, *, in_channels: int = 3, **size):
         self.check_architecture(a)

@@ -96,7 +96,7 @@ class DifferentiableStrategy(Strategy):
     def search_protocol(self, protocol: Protocol, space) -> Protocol:
         """The weights' protocol: this strategy's optimiser settings at ``protocol``'s size and device."""
         wd = self.weight_decay if self.weight_decay is not None else _WEIGHT_DECAY.get(space.name, 3e-4)
-        return protocol.replace(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_min=self.lr_min,
+        return protocol.replace(schedule_epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_min=self.lr_min,
                                 momentum=self.momentum, nesterov=False, weight_decay=wd)
 
     def _fingerprint(self, ctx, protocol: Protocol) -> dict[str, Any]:
@@ -110,7 +110,8 @@ class DifferentiableStrategy(Strategy):
                              "(data=None given)")
         protocol = self.search_protocol(ctx.protocol, space)
         with seeded(derive_seed(ctx.seed, f"supernet/{self.name}")):
-            supernet = space.supernet(ctx.data.num_classes, in_channels=ctx.data.in_channels, **protocol.size)
+            supernet = space.supernet(ctx.data.num_classes, in_channels=ctx.data.in_channels,
+                                      **protocol.size_for(space))
         seed = derive_seed(ctx.seed, f"relaxed/{self.name}")
         with seeded(seed):  # the Dirichlet samples come from torch's global RNG (kept in the checkpoint)
             trainer = RelaxedTrainer(supernet, space, ctx.data, protocol, mixing=self.mixing, update=self.update,

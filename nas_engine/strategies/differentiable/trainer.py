@@ -113,7 +113,7 @@ class RelaxedTrainer:
     refused).  See the module docstring for ``mixing``, ``update``, ``order``,
     ``T`` and ``arch_split``.  ``seed`` fixes ``alpha``'s initialisation, the
     data order, augmentation and Dirichlet samples.  Call :meth:`train_epoch`
-    ``protocol.epochs`` times (or :meth:`run`); after each epoch ``trajectory``
+    ``protocol.schedule_epochs`` times (or :meth:`run`); after each epoch ``trajectory``
     holds the architecture derived so far (one string per epoch) and
     ``history`` the epoch's mixing weights and losses.
     """
@@ -314,12 +314,12 @@ class RelaxedTrainer:
     # -- epochs ------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.epoch >= self.protocol.epochs
+        return self.epoch >= self.protocol.schedule_epochs
 
     def train_epoch(self) -> float:
         """One search epoch (one pass over the training split); returns the mean training loss."""
         if self.done:
-            raise RuntimeError(f"the search has already run all {self.protocol.epochs} epochs")
+            raise RuntimeError(f"the search has already run all {self.protocol.schedule_epochs} epochs")
         t0 = time.perf_counter()
         self.supernet.train()
         perm = torch.randperm(self.data.n_train, generator=self.generator).to(self.device)

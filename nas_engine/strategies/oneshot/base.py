@@ -151,7 +151,7 @@ class OneShotStrategy(Strategy):
     # -- setup -------------------------------------------------------------------------
     def supernet_protocol(self, protocol: Protocol) -> Protocol:
         """The supernet's training protocol: this strategy's optimiser settings at ``protocol``'s size/device."""
-        return protocol.replace(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_min=self.lr_min,
+        return protocol.replace(schedule_epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_min=self.lr_min,
                                 momentum=self.momentum, nesterov=self.momentum > 0,
                                 weight_decay=self.weight_decay)
 
@@ -175,7 +175,8 @@ class OneShotStrategy(Strategy):
             raise ValueError(f"strategy {self.name!r} trains a supernet and needs a dataset (data=None given)")
         protocol = self.supernet_protocol(ctx.protocol)
         with seeded(derive_seed(ctx.seed, f"supernet/{self.name}")):
-            supernet = space.supernet(ctx.data.num_classes, in_channels=ctx.data.in_channels, **protocol.size)
+            supernet = space.supernet(ctx.data.num_classes, in_channels=ctx.data.in_channels,
+                                      **protocol.size_for(space))
         trainer = SupernetTrainer(supernet, space, ctx.data, protocol, self.path_sampler(),
                                   seed=derive_seed(ctx.seed, f"supernet-data/{self.name}"),
                                   **self.trainer_options())

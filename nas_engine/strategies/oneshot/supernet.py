@@ -26,7 +26,7 @@ With one inner step and no proximal term this is exactly single-path training.
 The optimiser, schedule, gradient scaler and the optimisation step are
 :class:`~nas_engine.training.Optimization`, the same as :func:`~nas_engine.training.train`'s
 (from a :class:`~nas_engine.training.Protocol`: SGD with momentum, cosine from
-``lr`` to ``lr_min`` over the whole ``protocol.epochs``); model placement and
+``lr`` to ``lr_min`` over the whole ``protocol.schedule_epochs``); model placement and
 minibatches (augmentation included) are :func:`~nas_engine.training.prepare_model`
 and :func:`~nas_engine.training.training_batch`.  :class:`SupernetTrainer` holds the whole training
 state (weights, optimiser, schedule, data-order and path RNGs) so that training
@@ -81,7 +81,7 @@ class SupernetTrainer:
     """Trains ``supernet`` (forward ``supernet(x, path)``) on ``data`` with ``protocol``, ``sampler`` paths per step.
 
     ``seed`` fixes the data order, augmentation and path sampling.  Call
-    :meth:`train_epoch` ``protocol.epochs`` times (or use :meth:`run`);
+    :meth:`train_epoch` ``protocol.schedule_epochs`` times (or use :meth:`run`);
     :meth:`state_dict` / :meth:`load_state_dict` checkpoint everything.
     """
 
@@ -124,12 +124,12 @@ class SupernetTrainer:
 
     @property
     def done(self) -> bool:
-        return self.epoch >= self.protocol.epochs
+        return self.epoch >= self.protocol.schedule_epochs
 
     def train_epoch(self) -> float:
         """One epoch (one pass over the training split); returns its mean path loss."""
         if self.done:
-            raise RuntimeError(f"the supernet has already been trained for all {self.protocol.epochs} epochs")
+            raise RuntimeError(f"the supernet has already been trained for all {self.protocol.schedule_epochs} epochs")
         t0 = time.perf_counter()
         net, data, bs, dev = self.supernet, self.data, self.protocol.batch_size, self.device
         net.train()
