@@ -164,7 +164,8 @@ def _qualname(obj) -> str:
 strategies = Registry("strategy", "nas_engine.strategies", ("nas_engine.strategies",))
 spaces = Registry("space", "nas_engine.spaces", ("nas_engine.spaces",))
 estimators = Registry("estimator", "nas_engine.estimators", ("nas_engine.estimators",))
-#: dataset readers; the core built-ins live in nas_engine.data, the file formats beside it
+#: dataset readers, one module each; importing nas_engine.data registers the core built-ins (cifar10, digits,
+#: npz, synthetic-cifar10), and the other modules here are imported when the registry is first asked for a name
 datasets = Registry("dataset", "nas_engine.datasets", (
     "nas_engine.data", "nas_engine.data.cifar100", "nas_engine.data.imagenet16", "nas_engine.data.imagefolder"))
 

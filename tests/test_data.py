@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from nas_engine import data
-from nas_engine.data import augment_batch, available_datasets, load_dataset
+from nas_engine.data import augment_batch, available_datasets, load_dataset, loading
+from nas_engine.data import cifar10 as cifar10_module
 
 SHARED_DATA = Path(
     os.environ.get("NAS_ENGINE_SHARED_DATA")
@@ -270,8 +271,8 @@ def _serve(monkeypatch, archive: Path, md5: str) -> list[str]:
         fetched.append(url)
         dest.write_bytes(archive.read_bytes())
 
-    monkeypatch.setattr(data, "_fetch", fake_fetch)
-    monkeypatch.setattr(data, "CIFAR10_MD5", md5)
+    monkeypatch.setattr(loading, "_fetch", fake_fetch)  # where the downloader looks it up
+    monkeypatch.setattr(cifar10_module, "CIFAR10_MD5", md5)
     return fetched
 
 

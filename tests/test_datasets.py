@@ -19,7 +19,7 @@ import torch
 from nas_engine import Budget, Search, create, list_plugins
 from nas_engine import data as data_module
 from nas_engine.cli import main
-from nas_engine.data import Dataset, DatasetSpec, RawData, clear_cache, load_dataset
+from nas_engine.data import Dataset, DatasetSpec, RawData, clear_cache, load_dataset, loading
 from nas_engine.data import cifar100 as cifar100_module
 from nas_engine.registry import datasets, register
 from nas_engine.testing import ConformanceError, check_dataset, check_plugin
@@ -313,8 +313,8 @@ def test_cifar100_download_extracts_a_verified_archive(tmp_path, monkeypatch):
             member.size = len(payload)
             tar.addfile(member, io.BytesIO(payload))
     fetched = []
-    monkeypatch.setattr(data_module, "_fetch", lambda url, dest: (fetched.append(url),
-                                                                   dest.write_bytes(archive.read_bytes())))
+    monkeypatch.setattr(loading, "_fetch", lambda url, dest: (fetched.append(url),
+                                                              dest.write_bytes(archive.read_bytes())))
     monkeypatch.setattr(cifar100_module, "CIFAR100_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
     root = tmp_path / "root"
     ds = load_dataset("cifar100", root=root, download=True, n_val=100)

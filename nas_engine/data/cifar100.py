@@ -19,15 +19,8 @@ import numpy as np
 
 from ..registry import datasets
 from ..safeload import safe_pickle_load
-from . import (
-    _CIFAR_SIDE,
-    _CIFAR_SPEC,
-    DATA_ENV_VAR,
-    RawData,
-    _dataset_directory,
-    _download_archive,
-    _pixel_rows,
-)
+from .loading import DATA_ENV_VAR, _dataset_directory, _download_archive, _pixel_rows
+from .types import _CIFAR_SIDE, _CIFAR_SPEC, RawData
 
 __all__ = ["CIFAR100_URL", "CIFAR100_MD5", "CIFAR100_DIRNAME", "cifar100"]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import datasets
-from . import DatasetSpec, RawData, _check_int, content_tag
+from .types import DatasetSpec, RawData, _check_int, content_tag
 
 __all__ = ["IMAGE_SUFFIXES", "DEFAULT_RESOLUTION", "imagefolder"]
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..registry import datasets
 from ..safeload import safe_pickle_load
-from . import DATA_ENV_VAR, DatasetSpec, RawData, _dataset_directory, _pixel_rows
+from .loading import DATA_ENV_VAR, _dataset_directory, _pixel_rows
+from .types import DatasetSpec, RawData
 
 __all__ = ["IMAGENET16_DIRNAME", "imagenet16_120"]
 

@@ -1,7 +1,8 @@
 """Search spaces: one module per space; importing this package registers the built-ins.
 
-Shared by every space: :mod:`.base` (the contracts) and :mod:`.restricted`
-(:class:`RestrictedSpace`, any space restricted to some of its architectures).
+Shared by every space: :mod:`.base` (the contracts), :mod:`.restricted`
+(:class:`RestrictedSpace`, any space restricted to some of its architectures)
+and :mod:`.ops` (network blocks that several spaces build from, e.g. ``ReLUConvBN``).
 """
 
 from .base import (

@@ -97,6 +97,7 @@ from torch import nn
 from nas_engine.config import check_bool, check_float, check_int
 from nas_engine.registry import spaces
 from nas_engine.spaces.base import Architecture, Encodable, Mutable, Relaxable, SearchSpace
+from nas_engine.spaces.ops import ReLUConvBN, avg_pool_3x3, max_pool_3x3  # shared with NB201 / NB101
 
 __all__ = ["OPS", "RELAXED_OPS", "CELLS", "DartsSpace", "DartsNetwork", "DartsCell", "DartsSupernet",
            "DartsSupernetCell", "AuxiliaryHeadCIFAR", "ReLUConvBN", "SepConv", "DilConv", "FactorizedReduce",
@@ -483,18 +484,6 @@ def _sort_key(cell: Cell):
 # ---------------------------------------------------------------------------------
 # network modules: the official DARTS code's cnn/operations.py and cnn/model.py
 # ---------------------------------------------------------------------------------
-class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv2d(no bias) -> BatchNorm2d (DARTS ``ReLUConvBN``; the cells' 1x1 preprocessing)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool = True,
-                 track_running_stats: bool = True):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
-        )
-
-
 class DilConv(nn.Sequential):
     """ReLU -> dilated depthwise conv -> pointwise 1x1 conv -> BatchNorm2d (DARTS ``DilConv``)."""
 
@@ -559,9 +548,9 @@ def _make_op(op: str, C: int, stride: int, bn: dict | None = None) -> nn.Module:
     (default: both on, the evaluation network's)."""
     bn = bn or {}
     if op == "max_pool_3x3":
-        return nn.MaxPool2d(3, stride=stride, padding=1)
+        return max_pool_3x3(stride)
     if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        return avg_pool_3x3(stride)
     if op == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(C, C, **bn)
     if op == "sep_conv_3x3":

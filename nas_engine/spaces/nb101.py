@@ -94,6 +94,7 @@ from torch import nn
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
 from nas_engine.spaces.base import Architecture, Encodable, Mutable, SearchSpace
+from nas_engine.spaces.ops import max_pool_3x3
 
 __all__ = ["INPUT", "OUTPUT", "CONV3X3", "CONV1X1", "MAXPOOL3X3", "OPS", "NASLIB_OPS", "MAX_VERTICES",
            "MAX_EDGES", "NB101Space", "NB101Network", "NB101Cell", "ConvBnRelu", "prune", "check_spec",
@@ -530,7 +531,7 @@ def _vertex_op(op: str, channels: int) -> nn.Module:
     if op == CONV1X1:
         return ConvBnRelu(channels, channels, 1)
     if op == MAXPOOL3X3:
-        return nn.MaxPool2d(3, stride=1, padding=1)  # PyTorch pads max-pooling with -inf: TF's 'same'
+        return max_pool_3x3()  # PyTorch pads max-pooling with -inf: TF's 'same'
     raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
 
 

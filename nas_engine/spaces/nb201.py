@@ -36,6 +36,7 @@ from torch import nn
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
 from nas_engine.spaces.base import Architecture, Encodable, Enumerable, FixedEdgeOps, Mutable, Relaxable, SearchSpace  # noqa: E501
+from nas_engine.spaces.ops import ReLUConvBN, avg_pool_3x3  # shared with DARTS (ReLUConvBN also importable from here)
 
 __all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
            "ResNetBasicBlock", "ReLUConvBN", "Zero"]
@@ -316,22 +317,6 @@ def _sizes(**sizes) -> list[int]:
     return [check_int(v, k) for k, v in sizes.items()]
 
 
-class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv2d(k x k, padding k//2, no bias) -> BatchNorm2d.
-
-    ``affine`` / ``track_running_stats`` configure the BatchNorm (the benchmark's
-    network: both on; the supernet: both off, see :class:`NB201Supernet`).
-    """
-
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, *,
-                 affine: bool = True, track_running_stats: bool = True):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
-        )
-
-
 class Zero(nn.Module):
     """The ``none`` op: maps any input to zeros of the same shape (no parameters)."""
 
@@ -350,7 +335,7 @@ def _make_op(op: str, channels: int, bn: dict | None = None) -> nn.Module:
     if op == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3, **bn)
     if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return avg_pool_3x3()
     raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
 
 
