@@ -149,7 +149,7 @@ _WORKER = textwrap.dedent("""
     from nas_engine.estimators import TSEEMA
     from tests.conftest import TINY
     Search("regularized-evolution", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY,
-           budget=Budget(evaluations=int(sys.argv[2])), store=sys.argv[1], progress=False).run()
+           budget=Budget(evaluations=int(sys.argv[2])), store=sys.argv[1], progress=False, workers=1).run()
 """)
 
 
