@@ -308,11 +308,11 @@ def _data(args):
 def _cmd_correlate(args) -> int:
     from pathlib import Path
 
+    from .benchmarks import load_truth_table
     from .correlate import collect_curves, correlate, plot_correlation, sample_architectures
     from .costs import model_costs
     from .estimators.zero_cost import MEASURES, zero_cost_scores
     from .registry import spaces
-    from .report import load_truth_table
     from .spaces.base import Enumerable
 
     if args.epochs is None:
@@ -344,7 +344,7 @@ def _cmd_correlate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .benchmarks import build_table, table_from_store
+    from .build import build_table, table_from_store
     from .registry import spaces
 
     if args.bench_command == "table":
@@ -538,7 +538,8 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     command): this run's seconds and evaluations, told apart from the stored
     total of a resumed search.
     """
-    from .report import accuracies, estimator_class, format_score
+    from .registry import estimator_class
+    from .results import accuracies, format_score
 
     best = result.best
     description = getattr(estimator_class(result.config), "score_description", "") or None
@@ -599,7 +600,7 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
 
 
 def _cmd_show(args) -> int:
-    from .report import describe_plugin
+    from .registry import describe_plugin
     from .results import SearchResult
     from .store import RunStore
 

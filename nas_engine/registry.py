@@ -39,6 +39,8 @@ __all__ = [
     "register",
     "create",
     "from_config",
+    "describe_plugin",
+    "estimator_class",
     "list_plugins",
     "get_registry",
 ]
@@ -205,6 +207,36 @@ def from_config(kind: str, config: dict[str, Any]) -> Any:
             or not isinstance(config.get("params", {}), dict):
         raise ValueError(f"a {kind} config must be a dict {{'name': str, 'params': dict}}, got {config!r}")
     return create(kind, config["name"], **config.get("params", {}))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, (list, tuple, dict)) and len(v) > 3:
+        return f"<{len(v)} items>"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_plugin(cfg: Any) -> str:
+    """``name(param=value, ...)`` of a stored plugin configuration ``{"name", "params"}`` (or its name): the
+    one-line reading of what :func:`from_config` builds (long values shortened)."""
+    if isinstance(cfg, dict):
+        params = ", ".join(f"{k}={_short(v)}" for k, v in cfg.get("params", {}).items())
+        return f"{cfg.get('name')}({params})"
+    return str(cfg)
+
+
+def estimator_class(config: dict[str, Any] | None) -> type | None:
+    """The registered class of the estimator a stored search configuration names (``config["estimator"]``:
+    a name or a ``{"name", "params"}`` dict); None when unknown or not a class."""
+    cfg = (config or {}).get("estimator")
+    name = cfg.get("name") if isinstance(cfg, dict) else cfg
+    if not isinstance(name, str):
+        return None
+    try:
+        factory = estimators.get(name)
+    except LookupError:
+        return None
+    return factory if isinstance(factory, type) else None
 
 
 def list_plugins(kind: str | None = None) -> dict[str, list[str]] | list[str]:
