@@ -307,7 +307,7 @@ class Search:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
-        self.executor = create_executor(executor, workers)
+        self.executor = create_executor(executor, workers, device=self.protocol.device)  # device: for "auto"
         self._policy_threads: int | None = None
         self.store = RunStore(store) if store is not None else None
         if progress not in (True, False, "all"):
