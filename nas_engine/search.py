@@ -2,8 +2,10 @@
 
 Execution: ``executor=`` chooses where candidates are evaluated (``"inline"``,
 the default: one at a time in this process; ``"processes"``: local worker
-processes; ``"ray"``: Ray tasks; or an :class:`~nas_engine.executors.Executor`
-instance) and ``workers=`` how many at once.  The loop is asynchronous: it
+processes; ``"ray"``: Ray tasks; ``"auto"``: the command line's choice,
+:func:`~nas_engine.executors.resolve_executor_choice` for ``workers`` and the
+protocol's device; or an :class:`~nas_engine.executors.Executor` instance) and
+``workers=`` how many at once.  The loop is asynchronous: it
 keeps up to ``workers`` candidates in flight, asks the strategy for another
 whenever one is free and tells it each result as it completes; the strategy
 stays in this process.  ``history`` is in completion order (``index`` is the
