@@ -9,10 +9,11 @@ Public API::
     print(result.best.arch, result.best.score)
 """
 
+from .budget import Budget
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
 from .registry import create, list_plugins, register
-from .results import Budget, Evaluation, SearchResult
+from .results import Evaluation, SearchResult
 from .search import Search
 from .training import Protocol, train
 

@@ -16,8 +16,9 @@ configuration (see ``docs/plugins.md`` for one worked example per kind)::
 
 Bases: :class:`SearchSpace` (with the capabilities :class:`Mutable`,
 :class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`,
-:class:`Relaxable`, :class:`FixedEdgeOps`), :class:`Strategy`, :class:`Estimator` and
-:class:`CurveEstimator`.  Values: :class:`Architecture`, :class:`Estimate`,
+:class:`Relaxable`, :class:`FixedEdgeOps`), :class:`Strategy` (with the capability
+:class:`InheritsWeights`: a one-shot strategy's candidates start from its supernet's weights),
+:class:`Estimator` and :class:`CurveEstimator`.  Values: :class:`Architecture`, :class:`Estimate`,
 :class:`Evaluation`, :class:`LearningCurve`, :class:`Context`,
 :class:`FineTuning`, :class:`Protocol`, :class:`Dataset`, and for a dataset
 plugin (a function registered as ``"dataset"``) :class:`RawData` and
@@ -42,7 +43,7 @@ from .config import (
     check_int,
     parameters,
 )
-from .context import Context, FineTuning, derive_seed
+from .context import Context, FineTuning, InheritsWeights, derive_seed
 from .curves import LearningCurve
 from .data import Dataset, DatasetSpec, RawData
 from .estimators.base import CurveEstimator, Estimate, Estimator
@@ -66,6 +67,7 @@ __all__ = [
     # bases and capabilities
     "Configurable", "SearchSpace", "Strategy", "Estimator", "CurveEstimator",
     "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable", "FixedEdgeOps", "require_capability",
+    "InheritsWeights",
     # values
     "Architecture", "Estimate", "Evaluation", "LearningCurve", "Context", "FineTuning", "Protocol", "Dataset",
     "RawData", "DatasetSpec",

@@ -12,7 +12,7 @@
 The CLI only parses, calls the library and prints: every default is the
 library's (``nas-engine search`` alone is ``Search(...)`` with its defaults:
 the protocol preset :data:`nas_engine.training.DEFAULT_PRESET`, the budget
-:data:`nas_engine.results.DEFAULT_EVALUATIONS`, the "auto" executor, the
+:data:`nas_engine.budget.DEFAULT_EVALUATIONS`, the "auto" executor, the
 estimator's own T); ``nas-engine COMMAND --help`` lists them.
 
 Words: ``--epochs T`` is always an estimator's training budget T (``search``,
@@ -158,7 +158,7 @@ def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
-    from .results import DEFAULT_EVALUATIONS
+    from .budget import DEFAULT_EVALUATIONS
     from .training import DEFAULT_PRESET
 
     plugins = list_plugins()
@@ -313,11 +313,11 @@ def _data(args):
 def _cmd_correlate(args) -> int:
     from pathlib import Path
 
+    from .benchmarks import load_truth_table
     from .correlate import collect_curves, correlate, plot_correlation, sample_architectures
     from .costs import model_costs
     from .estimators.zero_cost import MEASURES, zero_cost_scores
     from .registry import spaces
-    from .report import load_truth_table
     from .spaces.base import Enumerable
 
     if args.epochs is None:
@@ -349,7 +349,7 @@ def _cmd_correlate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .benchmarks import build_table, table_from_store
+    from .build import build_table, table_from_store
     from .registry import spaces
 
     if args.bench_command == "table":
@@ -514,7 +514,8 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     command): this run's seconds and evaluations, told apart from the stored
     total of a resumed search.
     """
-    from .report import accuracies, estimator_class, format_score
+    from .registry import estimator_class
+    from .results import accuracies, format_score
 
     best = result.best
     description = getattr(estimator_class(result.config), "score_description", "") or None
@@ -575,7 +576,7 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
 
 
 def _cmd_show(args) -> int:
-    from .report import describe_plugin
+    from .registry import describe_plugin
     from .results import SearchResult
     from .store import RunStore
 

@@ -1,15 +1,18 @@
 """The evaluation context: what an evaluation (and a strategy's setup) may use.
 
 :class:`Context` (space, data, training protocol, seeds, the strategy's
-inherited weights, a tabular benchmark), :class:`FineTuning` and
-:func:`derive_seed`.  Estimators receive a context; one-shot strategies
-provide the inherited weights a context hands on.  It sits below both, so
-neither imports the other (:mod:`nas_engine.estimators.base` re-exports it).
+inherited weights, a tabular benchmark), :class:`FineTuning`,
+:class:`InheritsWeights` (the capability of a strategy whose candidates start
+from inherited weights) and :func:`derive_seed`.  Estimators receive a
+context; one-shot strategies provide the inherited weights a context hands on.
+It sits below both, so neither imports the other
+(:mod:`nas_engine.estimators.base` re-exports it).
 """
 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +20,14 @@ from .curves import LearningCurve
 from .training import build_model, train
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
     from .benchmarks.table import CurveTable
     from .data import Dataset
     from .spaces.base import Architecture, SearchSpace
     from .training import Protocol
 
-__all__ = ["Context", "FineTuning", "derive_seed"]
+__all__ = ["Context", "FineTuning", "InheritsWeights", "derive_seed"]
 
 
 def derive_seed(search_seed: int, arch_string: str) -> int:
@@ -32,6 +37,30 @@ def derive_seed(search_seed: int, arch_string: str) -> int:
     """
     h = hashlib.sha256(f"{int(search_seed)}|{arch_string}".encode()).digest()
     return int.from_bytes(h[:8], "little") % (2**31 - 1)
+
+
+class InheritsWeights(ABC):
+    """Capability: evaluations start from weights this object provides instead of a fresh network.
+
+    The one-shot strategies have it (:class:`~nas_engine.strategies.oneshot.OneShotStrategy`,
+    and :class:`~nas_engine.strategies.oneshot.InheritedWeights`, what their
+    :meth:`~nas_engine.strategies.base.Strategy.for_workers` hands to worker
+    processes).  When ``Context.strategy`` is an instance,
+    :attr:`Context.inherits_weights` is true and training-based estimators
+    fine-tune :meth:`initial_weights` with :attr:`fine_tuning`.
+
+    * :meth:`initial_weights` ``(arch) -> nn.Module``: a standalone network for
+      ``arch`` holding a copy of the inherited weights (training it must not
+      change the source);
+    * ``fine_tuning``: a :class:`FineTuning` (an attribute or a property, set by
+      the time evaluations run).
+    """
+
+    fine_tuning: FineTuning
+
+    @abstractmethod
+    def initial_weights(self, arch: Architecture) -> nn.Module:
+        """A fresh network for ``arch`` holding a copy of the inherited weights."""
 
 
 @dataclass
@@ -47,9 +76,10 @@ class Context:
     ``store_dir`` is the search's store directory (None without a store): a
     one-shot strategy keeps its supernet checkpoint there.
 
-    Inherited weights: when ``strategy`` provides them (it has
-    ``initial_weights(arch) -> nn.Module`` and ``fine_tuning``, a
-    :class:`FineTuning`, as the one-shot strategies do), training-based
+    Inherited weights: when ``strategy`` provides them (it is an
+    :class:`InheritsWeights`: ``initial_weights(arch) -> nn.Module`` and
+    ``fine_tuning``, a :class:`FineTuning`, as the one-shot strategies and
+    their worker view are), training-based
     estimators start from that network instead of a fresh one and train it
     with the fine-tuning protocol, in "epochs" of ``fine_tuning.steps_per_epoch``
     minibatches (see :meth:`train_model`).
@@ -71,8 +101,9 @@ class Context:
 
     @property
     def inherits_weights(self) -> bool:
-        """Whether ``strategy`` provides initial weights (a one-shot strategy's supernet)."""
-        return callable(getattr(self.strategy, "initial_weights", None))
+        """Whether ``strategy`` provides initial weights: an :class:`InheritsWeights` (a one-shot strategy's
+        supernet, or its worker view)."""
+        return isinstance(self.strategy, InheritsWeights)
 
     def initial_model(self, arch: Architecture):
         """The network an evaluation of ``arch`` starts from.

@@ -27,7 +27,9 @@ from .costs import count_flops, count_params, model_costs  # re-exported
 from .criteria import evaluate_ranking
 from .curves import LearningCurve
 from .registry import create
+from .search import Budget, Search
 from .spaces.base import Architecture, SearchSpace
+from .strategies.fixed import FixedList
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -80,9 +82,6 @@ def collect_curves(space: SearchSpace, archs: Sequence[Architecture | str], *, e
     Returns ``{arch string: curve}``; a candidate whose training failed maps to
     its partial curve marked by ``info["failed"]``, or None when nothing was recorded.
     """
-    from .search import Budget, Search
-    from .strategies.fixed import FixedList
-
     archs = [a.string if isinstance(a, Architecture) else a for a in archs]
     kw = {"table": table} if table is not None else {}
     result = Search(FixedList(archs), space, create("estimator", "valacc", epochs=epochs), data=data,

@@ -17,6 +17,13 @@ as it completes.  Three executors, chosen by name or passed as an instance
   evaluation with ``num_cpus``/``num_gpus`` resources (fractional GPUs
   allowed), on an existing cluster (``address=``) or a local one it starts.
 
+The executors are a registry kind (:data:`nas_engine.registry.executors`,
+entry-point group ``nas_engine.executors``; ``nas-engine list`` shows them):
+:func:`create_executor` makes one by name through it, and also takes
+``"auto"``, the default choice of :func:`resolve_executor_choice` (processes,
+one per CPU, when several CPUs are available and the candidates train on the
+CPU; else inline).
+
 The interface is small: ``start()``, ``share(obj)`` (an object every task
 needs, sent to the workers once: the dataset rides along), ``submit(fn, *args) -> handle``,
 ``wait(handles)`` (the completed ones, at least one), ``result(handle)``,
@@ -49,6 +56,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 from .config import check_int
+from .registry import executors as executor_registry
 from .threads import _set_torch_threads, available_cpus, policy_threads, torch_threads
 
 __all__ = [
@@ -60,6 +68,8 @@ __all__ = [
     "MemoryCapTooLow",
     "create_executor",
     "available_executors",
+    "resolve_executor_choice",
+    "AUTO",
     "cpu_count",
     "torch_threads",
 ]
@@ -293,6 +303,7 @@ class _Done:
         self.value, self.error = value, error
 
 
+@executor_registry.register("inline")
 class InlineExecutor(Executor):
     """Runs each task in the driver process when it is submitted (one worker; the default).
 
@@ -327,6 +338,7 @@ class InlineExecutor(Executor):
         return handle.value
 
 
+@executor_registry.register("processes")
 class ProcessExecutor(Executor):
     """``workers`` local worker processes, one candidate per worker.
 
@@ -501,6 +513,7 @@ def _cuda_devices(devices) -> list[int]:
     return list(devices)
 
 
+@executor_registry.register("ray")
 class RayExecutor(Executor):
     """One Ray task per evaluation.
 
@@ -618,12 +631,13 @@ class RayExecutor(Executor):
 
 
 # -- by name -----------------------------------------------------------------------------------------
-_EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (InlineExecutor, ProcessExecutor, RayExecutor)}
+#: the name :func:`create_executor` resolves with :func:`resolve_executor_choice`
+AUTO = "auto"
 
 
 def available_executors() -> list[str]:
-    """Names accepted by :func:`create_executor`."""
-    return list(_EXECUTORS)
+    """Names accepted by :func:`create_executor` (the registered executors, sorted; besides them ``"auto"``)."""
+    return executor_registry.names()
 
 
 def main_is_import_safe() -> bool:
@@ -681,9 +695,19 @@ def auto_executor(workers: int | None = None, device: str = "auto", plugins: Ite
     return "inline", None
 
 
-def create_executor(executor: Executor | str | None = None, workers: int | None = None, *, device: str = "auto",
+def resolve_executor_choice(executor: str | None = None, workers: int | None = None, device: Any = "auto",
+                            plugins: Iterable[Any] = ()) -> tuple[str, int | None]:
+    """``(executor name, workers)``: a name other than ``"auto"`` is kept with ``workers`` as given; None and
+    ``"auto"`` are :func:`auto_executor`'s choice."""
+    if executor is not None and executor != AUTO:
+        return executor, workers
+    return auto_executor(workers, device, plugins)
+
+
+def create_executor(executor: Executor | str | None = None, workers: int | None = None, *, device: Any = "auto",
                     plugins: Iterable[Any] = (), **kwargs) -> Executor:
-    """An executor from a name (``"auto"``, ``"inline"``, ``"processes"``, ``"ray"``) or an instance.
+    """An executor from a name (``"auto"``, ``"inline"``, ``"processes"``, ``"ray"``, any registered one) or an
+    instance.
 
     ``None`` and ``"auto"`` are :func:`auto_executor`'s choice for ``workers``,
     the candidates' ``device`` and the search's ``plugins``.  ``workers`` and
@@ -697,12 +721,12 @@ def create_executor(executor: Executor | str | None = None, workers: int | None 
         return executor
     name = "auto" if executor is None else executor
     if not isinstance(name, str):
-        raise TypeError(f"executor must be a name ('auto', {', '.join(map(repr, _EXECUTORS))}) or an Executor "
-                        f"instance, got {type(executor).__name__}: {executor!r}")
-    if name == "auto":
+        raise TypeError(f"executor must be a name ('auto', {', '.join(map(repr, available_executors()))}) or an "
+                        f"Executor instance, got {type(executor).__name__}: {executor!r}")
+    if name == AUTO:
         name, workers = auto_executor(workers, device, plugins)
-    if name not in _EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; available: 'auto', {', '.join(map(repr, _EXECUTORS))}")
+    if name not in executor_registry:
+        raise ValueError(f"unknown executor {name!r}; available: 'auto', {', '.join(map(repr, available_executors()))}")
     if workers is not None:
         kwargs["workers"] = workers
-    return _EXECUTORS[name](**kwargs)
+    return executor_registry.create(name, **kwargs)

@@ -1,7 +1,7 @@
 """Plugin registries.
 
-One :class:`Registry` type, four instances: :data:`strategies`, :data:`spaces`,
-:data:`estimators` and :data:`datasets`.  Built-in plugins register themselves with a decorator::
+One :class:`Registry` type, five instances: :data:`strategies`, :data:`spaces`,
+:data:`estimators`, :data:`datasets` and :data:`executors`.  Built-in plugins register themselves with a decorator::
 
     from nas_engine.registry import estimators
 
@@ -9,8 +9,8 @@ One :class:`Registry` type, four instances: :data:`strategies`, :data:`spaces`,
     class MyProxy(Estimator): ...
 
 Third-party packages register through entry points in the groups
-``nas_engine.strategies``, ``nas_engine.spaces``, ``nas_engine.estimators`` and
-``nas_engine.datasets`` (``name = "package.module:ClassName"``); they are loaded
+``nas_engine.strategies``, ``nas_engine.spaces``, ``nas_engine.estimators``,
+``nas_engine.datasets`` and ``nas_engine.executors`` (``name = "package.module:ClassName"``); they are loaded
 lazily, the first time a registry is asked for a name it does not know or for
 its full list.
 
@@ -19,7 +19,10 @@ arguments are its whole configuration (as in scikit-learn).  A dataset plugin
 is a reader (see :mod:`nas_engine.data`), so ``create("dataset", name, **kwargs)``
 loads the dataset: it is :func:`nas_engine.data.load_dataset` (the data module
 installs itself as the dataset registry's creator, since this module sits below
-it and cannot import it).
+it and cannot import it).  An executor (where evaluations run, see
+:mod:`nas_engine.executors`) is a subclass of
+:class:`~nas_engine.executors.Executor`; :func:`nas_engine.executors.create_executor`
+creates one by name through :data:`executors` (and adds the ``"auto"`` choice).
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ __all__ = [
     "spaces",
     "estimators",
     "datasets",
+    "executors",
     "register",
     "create",
     "from_config",
+    "describe_plugin",
+    "estimator_class",
     "list_plugins",
     "get_registry",
 ]
@@ -169,6 +175,9 @@ estimators = Registry("estimator", "nas_engine.estimators", ("nas_engine.estimat
 datasets = Registry("dataset", "nas_engine.datasets", (
     "nas_engine.data", "nas_engine.data.cifar100", "nas_engine.data.imagenet16", "nas_engine.data.imagefolder"))
 
+#: where evaluations run (inline, processes, ray); the classes register themselves in nas_engine.executors
+executors = Registry("executor", "nas_engine.executors", ("nas_engine.executors",))
+
 _KINDS = {
     "strategy": strategies,
     "strategies": strategies,
@@ -178,6 +187,8 @@ _KINDS = {
     "estimators": estimators,
     "dataset": datasets,
     "datasets": datasets,
+    "executor": executors,
+    "executors": executors,
 }
 
 
@@ -186,7 +197,7 @@ def get_registry(kind: str) -> Registry:
         return _KINDS[kind]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown plugin kind {kind!r}; expected one of 'strategy', 'space', 'estimator', 'dataset'"
+            f"unknown plugin kind {kind!r}; expected one of 'strategy', 'space', 'estimator', 'dataset', 'executor'"
         ) from None
 
 
@@ -208,9 +219,39 @@ def from_config(kind: str, config: dict[str, Any]) -> Any:
     return create(kind, config["name"], **config.get("params", {}))
 
 
+def _short(v: Any) -> str:
+    if isinstance(v, (list, tuple, dict)) and len(v) > 3:
+        return f"<{len(v)} items>"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_plugin(cfg: Any) -> str:
+    """``name(param=value, ...)`` of a stored plugin configuration ``{"name", "params"}`` (or its name): the
+    one-line reading of what :func:`from_config` builds (long values shortened)."""
+    if isinstance(cfg, dict):
+        params = ", ".join(f"{k}={_short(v)}" for k, v in cfg.get("params", {}).items())
+        return f"{cfg.get('name')}({params})"
+    return str(cfg)
+
+
+def estimator_class(config: dict[str, Any] | None) -> type | None:
+    """The registered class of the estimator a stored search configuration names (``config["estimator"]``:
+    a name or a ``{"name", "params"}`` dict); None when unknown or not a class."""
+    cfg = (config or {}).get("estimator")
+    name = cfg.get("name") if isinstance(cfg, dict) else cfg
+    if not isinstance(name, str):
+        return None
+    try:
+        factory = estimators.get(name)
+    except LookupError:
+        return None
+    return factory if isinstance(factory, type) else None
+
+
 def list_plugins(kind: str | None = None) -> dict[str, list[str]] | list[str]:
     """Registered names for ``kind``, or a dict kind -> names when ``kind`` is None."""
     if kind is None:
         return {k: r.names() for k, r in (("strategy", strategies), ("space", spaces), ("estimator", estimators),
-                                          ("dataset", datasets))}
+                                          ("dataset", datasets), ("executor", executors))}
     return get_registry(kind).names()

@@ -26,11 +26,13 @@ number on the page is read from the store (and the table); figures are drawn
 with matplotlib's Agg canvas, without pyplot and without changing the
 process's matplotlib backend.
 
-:func:`evaluation_accuracy` is the ``accuracy`` column of the CLI's tables and
-of the page: the score itself when the estimator's score is an accuracy
-(:attr:`Estimator.score_is_accuracy <nas_engine.estimators.base.Estimator.score_is_accuracy>`),
-else a final validation accuracy the evaluation recorded (``info["final_val_acc"]``,
-or the last entry of its curve's ``val_acc``).
+The accuracy column is :func:`~nas_engine.results.evaluation_accuracy` (the
+same as the CLI's tables).  This module is the page alone: the helpers it shares
+with the CLI live with what they are about -- :func:`~nas_engine.results.accuracies`
+and :func:`~nas_engine.results.format_score` (results),
+:func:`~nas_engine.registry.describe_plugin` and
+:func:`~nas_engine.registry.estimator_class` (stored plugin configurations),
+:func:`~nas_engine.benchmarks.load_truth_table` (tables).
 """
 
 from __future__ import annotations
@@ -44,15 +46,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .results import Evaluation, SearchResult
+from .benchmarks import load_truth_table
+from .registry import describe_plugin, estimator_class
+from .results import Evaluation, SearchResult, accuracies, format_score
 from .store import RunStore, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .benchmarks.table import CurveTable
 
-__all__ = ["write_report", "Report", "evaluation_accuracy", "accuracies", "estimator_class", "describe_plugin",
-           "reason_prefix", "failure_counts", "best_so_far", "charged_seconds", "truth_pairs", "load_truth_table",
-           "format_score", "REPORT_DIR"]
+__all__ = ["write_report", "Report", "reason_prefix", "failure_counts", "best_so_far", "charged_seconds",
+           "truth_pairs", "REPORT_DIR"]
 
 #: the report's directory inside a store when no ``out`` is given
 REPORT_DIR = "report"
@@ -60,66 +63,8 @@ REPORT_DIR = "report"
 TOP_CELLS, TOP_ROWS = 3, 10
 
 
-def format_score(score: float | None) -> str:
-    """A score as the page (and the CLI's summary line) prints it: 6 significant digits."""
-    return "n/a" if score is None or not math.isfinite(score) else f"{score:.6g}"
-
-
 def _fmt_acc(acc: float | None) -> str:
     return "" if acc is None else f"{acc:.4f}"
-
-
-# -- what the stored configuration says -----------------------------------------------------------------
-def estimator_class(config: dict[str, Any] | None) -> type | None:
-    """The registered class of the stored configuration's estimator (None when unknown or not a class)."""
-    from .registry import estimators
-
-    cfg = (config or {}).get("estimator")
-    name = cfg.get("name") if isinstance(cfg, dict) else cfg
-    if not isinstance(name, str):
-        return None
-    try:
-        factory = estimators.get(name)
-    except LookupError:
-        return None
-    return factory if isinstance(factory, type) else None
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, (list, tuple, dict)) and len(v) > 3:
-        return f"<{len(v)} items>"
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def describe_plugin(cfg: Any) -> str:
-    """``name(param=value, ...)`` of a stored plugin configuration ``{"name", "params"}`` (or its name)."""
-    if isinstance(cfg, dict):
-        params = ", ".join(f"{k}={_short(v)}" for k, v in cfg.get("params", {}).items())
-        return f"{cfg.get('name')}({params})"
-    return str(cfg)
-
-
-def evaluation_accuracy(ev: Evaluation, score_is_accuracy: bool) -> float | None:
-    """The accuracy of a successful evaluation, or None (see the module docstring)."""
-    if not ev.ok:
-        return None
-    if score_is_accuracy:
-        return ev.score
-    candidates = [ev.info.get("final_val_acc")]
-    if ev.curve is not None and ev.curve.val_acc:
-        candidates.append(ev.curve.val_acc[-1])
-    for v in candidates:
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            return float(v)
-    return None
-
-
-def accuracies(result: SearchResult) -> list[float | None]:
-    """:func:`evaluation_accuracy` of every evaluation of ``result``, for its stored estimator."""
-    cls = estimator_class(result.config)
-    is_acc = bool(getattr(cls, "score_is_accuracy", False))
-    return [evaluation_accuracy(e, is_acc) for e in result.history]
 
 
 # -- the numbers of the page ----------------------------------------------------------------------------
@@ -161,18 +106,6 @@ def charged_seconds(result: SearchResult) -> list[float]:
         total += e.cost_seconds
         out.append(total)
     return out
-
-
-def load_truth_table(path: str | os.PathLike) -> CurveTable:
-    """A ground-truth table: an NB201 accuracy CSV (``.csv``) or an engine JSON Lines table (anything else)."""
-    path = Path(path)
-    if path.suffix == ".csv":
-        from .benchmarks.nb201_table import NB201Table
-
-        return NB201Table(path)
-    from .benchmarks.table import JsonlCurveTable
-
-    return JsonlCurveTable(path)
 
 
 def truth_pairs(history: Sequence[Evaluation], table: CurveTable) -> tuple[list[str], list[float], list[float]]:

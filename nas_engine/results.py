@@ -1,8 +1,8 @@
-"""The search's value types: :class:`Budget`, :class:`Evaluation`, :class:`SearchResult`, :class:`Outcome`.
+"""The search's value types: :class:`Evaluation`, :class:`SearchResult`, :class:`Outcome`.
 
 They live below the search loop (:mod:`nas_engine.search`, which re-exports
 them) so that strategies, stores and harnesses can use them without importing
-the loop.
+the loop.  :class:`Budget` lives in :mod:`nas_engine.budget` (re-exported here).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import check_float, check_int
+from .budget import Budget  # re-exported: it was defined here
 from .curves import LearningCurve
+from .registry import estimator_class, from_config, spaces
 from .training import upgrade_protocol_dict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .spaces.base import Architecture, SearchSpace
     from .training import Protocol
 
-__all__ = ["Budget", "DEFAULT_EVALUATIONS", "upgrade_config", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS"]
+__all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS",
+           "evaluation_accuracy", "accuracies", "format_score", "upgrade_config"]
 
 #: the score of a failed evaluation
 WORST_SCORE = -math.inf
@@ -65,45 +67,6 @@ def jsonable(obj: Any, where: str = "value") -> Any:
     raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which JSON cannot hold "
                     "(expected numbers, strings, booleans, None, lists, dicts, numpy scalars or arrays)")
 
-
-
-#: the evaluations budget of a search given no budget (``Search(budget=None)``, ``nas-engine search``)
-DEFAULT_EVALUATIONS = 20
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits of a search: any of evaluations, charged training epochs, wall seconds, charged seconds.
-
-    ``seconds`` is the search's wall-clock time; ``cost_seconds`` is the sum of
-    the evaluations' charged ``cost_seconds`` (the training time they report;
-    in tabular mode the table's *recorded* training time, so a tabular search
-    can be limited to "what this would have cost to train").
-    The search stops before starting a candidate once a limit is reached.
-    Candidates in flight count as evaluations, so ``evaluations`` is never
-    exceeded; they are finished, so ``epochs``/``seconds``/``cost_seconds`` may
-    be exceeded by the candidates in flight (at most one per worker).
-    """
-
-    evaluations: int | None = None
-    epochs: float | None = None
-    seconds: float | None = None
-    cost_seconds: float | None = None
-
-    _LIMITS = ("evaluations", "epochs", "seconds", "cost_seconds")
-
-    def __post_init__(self):
-        if all(getattr(self, name) is None for name in self._LIMITS):
-            raise ValueError("Budget needs at least one limit: evaluations=, epochs=, seconds= or cost_seconds=")
-        object.__setattr__(self, "evaluations", check_int(self.evaluations, "evaluations", none=True, who="Budget"))
-        for name in ("epochs", "seconds", "cost_seconds"):
-            check_float(getattr(self, name), name, low=0, low_open=True, none=True, who="Budget")
-
-    def exhausted(self, n_evaluations: int, epochs: float, seconds: float, cost_seconds: float = 0.0) -> bool:
-        return ((self.evaluations is not None and n_evaluations >= self.evaluations)
-                or (self.epochs is not None and epochs >= self.epochs)
-                or (self.seconds is not None and seconds >= self.seconds)
-                or (self.cost_seconds is not None and cost_seconds >= self.cost_seconds))
 
 
 @dataclass
@@ -222,7 +185,6 @@ class SearchResult:
         ``space`` parses the stored architectures; by default the space the
         stored configuration names (``config["space"]``) is created.
         """
-        from .registry import from_config, spaces
         from .store import RunStore, StoreError
 
         store = RunStore(path)
@@ -285,6 +247,39 @@ class SearchResult:
         b = self.best
         return (f"SearchResult(evaluations={len(self.history)}, "
                 f"best={b.arch.string if b else None!r}, best_score={b.score if b else None})")
+
+
+def format_score(score: float | None) -> str:
+    """A score as the report page and the CLI's summary line print it: 6 significant digits (``n/a`` for a
+    missing or non-finite one)."""
+    return "n/a" if score is None or not math.isfinite(score) else f"{score:.6g}"
+
+
+def evaluation_accuracy(ev: Evaluation, score_is_accuracy: bool) -> float | None:
+    """The accuracy of a successful evaluation, or None: the ``accuracy`` column of the CLI's tables and of
+    the report.  The score itself when the estimator's score is an accuracy
+    (:attr:`Estimator.score_is_accuracy <nas_engine.estimators.base.Estimator.score_is_accuracy>`), else a
+    final validation accuracy the evaluation recorded (``info["final_val_acc"]``, or the last entry of its
+    curve's ``val_acc``)."""
+    if not ev.ok:
+        return None
+    if score_is_accuracy:
+        return ev.score
+    candidates = [ev.info.get("final_val_acc")]
+    if ev.curve is not None and ev.curve.val_acc:
+        candidates.append(ev.curve.val_acc[-1])
+    for v in candidates:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    return None
+
+
+def accuracies(result: SearchResult) -> list[float | None]:
+    """:func:`evaluation_accuracy` of every evaluation of ``result``, for its stored estimator
+    (:func:`nas_engine.registry.estimator_class` of ``result.config``)."""
+    cls = estimator_class(result.config)
+    is_acc = bool(getattr(cls, "score_is_accuracy", False))
+    return [evaluation_accuracy(e, is_acc) for e in result.history]
 
 
 @dataclass

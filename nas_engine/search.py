@@ -126,7 +126,8 @@ from .executors import Executor, WorkerDied, create_executor
 from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
-from .results import DEFAULT_EVALUATIONS, WORST_SCORE, Budget, Evaluation, Outcome, SearchResult, jsonable, upgrade_config
+from .budget import DEFAULT_EVALUATIONS, Budget
+from .results import WORST_SCORE, Evaluation, Outcome, SearchResult, jsonable, upgrade_config
 from .safeload import checkpoint_manifests
 from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
@@ -275,7 +276,7 @@ class Search:
     network size (default: ``Protocol.preset("small")``, the CPU-scale recipe
     at the space's small size; ``Protocol.preset("nb201")`` is the benchmark's
     recipe); ``budget`` the limits (default: ``Budget(evaluations=20)``,
-    :data:`~nas_engine.results.DEFAULT_EVALUATIONS`);
+    :data:`~nas_engine.budget.DEFAULT_EVALUATIONS`);
     ``store`` a directory for durable results and resume; ``progress`` a tqdm
     bar over evaluations (``"all"``: also one per candidate's training, inline only);
     ``table`` a :class:`~nas_engine.benchmarks.table.CurveTable` for a tabular

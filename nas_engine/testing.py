@@ -44,7 +44,12 @@ what the plugin did and what was expected):
   a finite score and cost, JSON-compatible ``info``, the same score for the
   same seed on a clone; curve estimators score a faster-learning curve higher;
   a context without data either works or is refused with a ``ValueError``/``TypeError``
-  (never an ``AttributeError`` or ``KeyError`` from inside the plugin).
+  (never an ``AttributeError`` or ``KeyError`` from inside the plugin);
+* executors (:func:`check_executor`, light: they are not configurable plugins
+  and :func:`parametrize_plugins` leaves them out by default): the registered
+  factory is an :class:`~nas_engine.executors.Executor` subclass that says its
+  registered name and is created with its defaults; the in-process one runs a
+  task (``run=True`` makes a remote one start workers and run one too).
 
 The checks run on a fast instance: ``create(kind, name,
 **cls.conformance_params())`` (see :class:`~nas_engine.config.Configurable`),
@@ -77,6 +82,7 @@ from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, augment_batch, clear_cache, load_dataset
 from .estimators.base import CurveEstimator, Estimate, Estimator
+from .executors import Executor, create_executor
 from .registry import create, from_config, get_registry, list_plugins
 from .results import Budget, Evaluation
 from .spaces.base import Architecture, Encodable, Enumerable, HasSupernet, Mutable, SearchSpace
@@ -90,6 +96,7 @@ __all__ = [
     "check_strategy",
     "check_estimator",
     "check_dataset",
+    "check_executor",
     "check_plugin",
     "check_registered",
     "registered_plugins",
@@ -572,11 +579,37 @@ def check_registered(kind: str, name: str) -> Configurable:
     return obj
 
 
-def check_plugin(kind: str, name: str) -> Configurable:
+def check_executor(name: str, *, run: bool | None = None) -> Executor:
+    """The registered executor ``name``: an :class:`~nas_engine.executors.Executor` subclass whose ``name`` is
+    the registered one, created by :func:`~nas_engine.executors.create_executor` with its defaults; with
+    ``run`` (default: only for an executor that runs tasks in this process) it starts, runs one task, returns
+    its result and shuts down.  Returns the executor."""
+    registry = get_registry("executor")
+    _expect(name in registry.names(), f"executor {name!r} is not registered")
+    cls = registry.get(name)
+    _expect(isinstance(cls, type) and issubclass(cls, Executor),
+            f"executor {name!r} is registered as {cls!r}, which is not an Executor subclass")
+    _expect(cls.name == name, f"executor registered as {name!r} says its name is {cls.name!r}")
+    ex = create_executor(name)
+    _expect(type(ex) is cls, f"create_executor({name!r}) made a {type(ex).__name__}, not a {cls.__name__}")
+    if run if run is not None else not ex.remote:
+        with ex:
+            handle = ex.submit(pow, 2, 5)
+            done = ex.wait([handle])
+            _expect(len(done) == 1, f"executor {name!r}: wait on one submitted task returned {done!r}")
+            got = ex.result(done[0])
+        _expect(got == 32, f"executor {name!r}: the task pow(2, 5) returned {got!r}")
+    return ex
+
+
+def check_plugin(kind: str, name: str) -> Configurable | Executor:
     """Every check for the registered plugin ``name`` of ``kind`` (``"space"``, ``"strategy"``, ``"estimator"``,
-    ``"dataset"``: :func:`check_dataset` with the factory's ``conformance_options``)."""
+    ``"dataset"``: :func:`check_dataset` with the factory's ``conformance_options``; ``"executor"``:
+    :func:`check_executor`)."""
     if get_registry(kind).kind == "dataset":
         return check_dataset(name, **getattr(get_registry(kind).get(name), "conformance_options", {}))
+    if get_registry(kind).kind == "executor":
+        return check_executor(name)
     check_registered(kind, name)
     cls = get_registry(kind).get(name)
     params = cls.conformance_params() if isinstance(cls, type) and issubclass(cls, Configurable) else {}

@@ -2,7 +2,7 @@
 
 No public ground truth for RandWiredNN is in reach here, so the script builds
 one with the engine's own benchmark builder
-(:func:`nas_engine.benchmarks.build_table`, what ``nas-engine bench build``
+(:func:`nas_engine.build.build_table`, what ``nas-engine bench build``
 runs): several generator settings of the ``randwired`` space (Watts-Strogatz,
 Erdos-Renyi, Barabasi-Albert), each with several graph seeds (the paper's
 "8 networks per hyperparameter value"), every network trained for a whole
@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from peer_tse import ESTIMATORS, table, wall_all_runs  # noqa: E402
 
-from nas_engine.benchmarks import build_table  # noqa: E402
+from nas_engine.build import build_table  # noqa: E402
 from nas_engine.correlate import correlate, plot_correlation  # noqa: E402
 from nas_engine.costs import model_costs  # noqa: E402
 from nas_engine.criteria import evaluate_ranking  # noqa: E402

@@ -13,7 +13,7 @@ labelling networks on ``3 * side**2`` inputs, which a network learns from far
 fewer images -- at 32 and CPU-sized training sets every cell stays at chance):
 
 1. ground truth: every sampled architecture is trained for the whole
-   ``--epochs`` schedule with :func:`nas_engine.benchmarks.build_table` (its
+   ``--epochs`` schedule with :func:`nas_engine.build.build_table` (its
    store makes this resumable); truth = test accuracy after the last epoch;
 2. the ten zero-cost proxies (:func:`nas_engine.estimators.zero_cost.zero_cost_scores`)
    on one minibatch of the synthetic training set;
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas_engine import Protocol, load_dataset  # noqa: E402
-from nas_engine.benchmarks import build_table  # noqa: E402
+from nas_engine.build import build_table  # noqa: E402
 from nas_engine.correlate import sample_architectures  # noqa: E402
 from nas_engine.criteria import kendall, spearman  # noqa: E402
 from nas_engine.estimators import FEAR  # noqa: E402

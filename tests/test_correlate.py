@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas_engine.benchmarks import JsonlCurveTable, build_table, table_from_store
+from nas_engine.benchmarks import JsonlCurveTable
+from nas_engine.build import build_table, table_from_store
 from nas_engine.cli import main
 from nas_engine.correlate import collect_curves, correlate, model_costs, sample_architectures
 from nas_engine.curves import LearningCurve

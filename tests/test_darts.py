@@ -395,7 +395,7 @@ def test_cli_searches_the_darts_space_with_the_size_options(capsys):
 
     assert main(["search", "--space", "darts", "--strategy", "random", "--estimator", "tse-ema", "--data", "digits",
                  "--n-train", "288", "--n-val", "72",
-                 "--evaluations", "2", "--epochs", "1", "--C", "4", "--N", "1", "--batch-size", "128",
+                 "--evaluations", "2", "--epochs", "1", "--C", "4", "--size", "layers=5", "--batch-size", "128",
                  "--device", "cpu", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["evaluations"]) == 2 and out["best"]["arch"].startswith("Genotype(normal=[")
@@ -405,7 +405,7 @@ def test_cli_searches_the_darts_space_with_the_size_options(capsys):
 # -- the supernet ---------------------------------------------------------------------------------------------
 def tiny_supernet(seed=0, **size):
     torch.manual_seed(seed)
-    return SPACE.supernet(10, in_channels=1, **({"C": 4, "N": 1} | size))
+    return SPACE.supernet(10, in_channels=1, **({"C": 4, "layers": 5} | size))
 
 
 def test_supernet_layout_follows_the_search_network():

@@ -26,6 +26,7 @@ from nas_engine.executors import (
     WorkerDied,
     available_executors,
     create_executor,
+    resolve_executor_choice,
 )
 from nas_engine.search import evaluate_candidate
 from nas_engine.spaces.nb201 import NB201Space
@@ -50,13 +51,13 @@ def scores(result) -> dict[str, tuple[float, str]]:
 # -- construction ------------------------------------------------------------------------------------
 def test_create_executor_by_name_instance_and_errors():
     assert available_executors() == ["inline", "processes", "ray"]
-    assert isinstance(create_executor(None), InlineExecutor) and isinstance(create_executor("inline"), InlineExecutor)
+    assert isinstance(create_executor(None), InlineExecutor) and isinstance(create_executor("inline"), InlineExecutor)  # None: "auto", inline in the tests (conftest)
     ex = create_executor("processes", 3, max_memory_mb=4000)
     assert isinstance(ex, ProcessExecutor) and ex.workers == 3 and ex.threads is None
     assert ex.threads_from_policy and ex.task_threads() == 1  # outside a search: the policy, size unknown
     assert ex.max_retries == 2 and ex.max_memory_mb == 4000 and ex.start_method in ("forkserver", "spawn")
     assert create_executor(ex) is ex
-    with pytest.raises(ValueError, match="unknown executor 'slurm'; available: 'inline', 'processes', 'ray'"):
+    with pytest.raises(ValueError, match="unknown executor 'slurm'; available: 'auto', 'inline', 'processes', 'ray'"):
         create_executor("slurm")
     with pytest.raises(ValueError, match="to the executor's constructor"):
         create_executor(ex, 2)
@@ -71,7 +72,47 @@ def test_create_executor_by_name_instance_and_errors():
     with pytest.raises(TypeError, match="executor must be a name"):
         create_executor(3)
     with pytest.raises(ValueError, match="inline executor runs one evaluation"):
-        Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, workers=2)
+        Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, executor="inline", workers=2)
+
+
+def test_executors_are_a_registry_kind():
+    from nas_engine import create, list_plugins
+    from nas_engine.registry import executors
+    from nas_engine.testing import check_plugin
+
+    assert list_plugins("executor") == available_executors() == list_plugins()["executor"] == executors.names()
+    assert executors.group == "nas_engine.executors" and executors.get("processes") is ProcessExecutor
+    assert isinstance(create("executor", "inline"), InlineExecutor)
+    assert isinstance(check_plugin("executor", "inline"), InlineExecutor)  # runs one task in this process
+    assert isinstance(check_plugin("executor", "processes"), ProcessExecutor)  # construction only: no workers
+
+
+@pytest.mark.real_auto_executor
+def test_auto_executor_choice(monkeypatch):
+    """The CLI's default rule, as a library function: processes, one per CPU, when several CPUs are available
+    and the candidates train on the CPU; --workers 1 inline; other --workers that many processes."""
+    import nas_engine.executors as executors_module
+
+    monkeypatch.setattr(executors_module, "available_cpus", lambda: 4)
+    assert resolve_executor_choice(None, None, "cpu") == resolve_executor_choice("auto", None, "cpu") \
+        == ("processes", 4)
+    assert resolve_executor_choice("auto", 1, "cpu") == ("inline", None)
+    assert resolve_executor_choice("auto", 3, "cpu") == ("processes", 3)
+    assert resolve_executor_choice("ray", None, "cpu") == ("ray", None)  # a name is kept, workers as given
+    assert resolve_executor_choice("inline", 2) == ("inline", 2)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert resolve_executor_choice(None, None, "cuda") == ("inline", None)  # not on the CPU (not available)
+    monkeypatch.setattr(executors_module, "available_cpus", lambda: 1)
+    assert resolve_executor_choice(None, None, "cpu") == ("inline", None)
+    monkeypatch.setattr(executors_module, "available_cpus", lambda: 2)
+    ex = create_executor("auto", device="cpu", max_memory_mb=4000)
+    assert isinstance(ex, ProcessExecutor) and ex.workers == 2 and ex.max_memory_mb == 4000
+    assert isinstance(create_executor("auto", 1, device="cpu"), InlineExecutor)
+    assert isinstance(create_executor("inline", device="cuda"), InlineExecutor)  # device is read by "auto" only
+    s = Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, executor="auto", workers=1)
+    assert isinstance(s.executor, InlineExecutor)
 
 
 @pytest.mark.parametrize("cap", [0, -5, 2.5, True, "4000"])

@@ -6,10 +6,17 @@ independent of each other, no cycles between siblings).  grimp, under
 import-linter, counts every import statement: module level, inside functions
 and under ``if TYPE_CHECKING:``.  The test with an injected import shows that
 a contract breaks when a plugin reaches up into the loop.
+
+``tests/import_graph.py`` measures the graph itself (``python -m tests.import_graph``
+prints it): the graph of every import, with the package ``__init__`` each
+import runs implicitly, has no cycle; no function-level import would close a
+cycle if it were module-level; no import runs up or across a layer of
+setup.cfg's layers contracts.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +24,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from . import import_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,19 +54,69 @@ def test_import_contracts_are_kept():
 
 
 def test_module_graph_has_no_cycle():
-    """No import cycle between any two modules, function-level and TYPE_CHECKING imports included."""
-    import networkx as nx
-
+    """No import cycle between any two modules, function-level and TYPE_CHECKING imports included, nor through
+    the package ``__init__`` an import runs first (a package re-exporting a higher module hides a cycle there)."""
     _require_import_linter()
-    import grimp  # installed with import-linter
+    statements = import_graph.imports()
+    assert {s.where for s in statements} == {"module", "type-checking", "function"}  # all of them are counted
+    assert not import_graph.cycles(import_graph.module_graph(statements, implicit=False))
+    graph = import_graph.module_graph(statements)
+    assert not import_graph.cycles(graph), import_graph.cycles(graph)
 
-    graph = grimp.build_graph("nas_engine", cache_dir=None)  # TYPE_CHECKING imports included (the default)
-    g = nx.DiGraph()
-    for m in graph.modules:
-        g.add_node(m)
-        g.add_edges_from((m, imported) for imported in graph.find_modules_directly_imported_by(m))
-    cycles = [sorted(c) for c in nx.strongly_connected_components(g) if len(c) > 1]
-    assert not cycles and not list(nx.selfloop_edges(g)), cycles
+
+def test_no_function_level_import_dodges_a_cycle():
+    """The function-level imports left are there for import speed: none would close a cycle at module level."""
+    _require_import_linter()
+    statements = import_graph.imports()
+    function_level = [s for s in statements if s.where == "function"]
+    assert function_level  # the CLI keeps its parsing light, and this test would notice if grimp stopped seeing them
+    dodging = import_graph.cycle_dodging(statements, import_graph.module_graph(statements))
+    assert not dodging, [f"{s.importer}:{s.line}: {s.text}" for s in dodging]
+
+
+def test_each_layer_imports_only_lower_layers():
+    """setup.cfg's layers contracts, checked statement by statement here as well as by lint-imports; only the
+    command line imports the package's own ``__init__`` (the public API, above every layer)."""
+    _require_import_linter()
+    statements = import_graph.imports()
+    contracts = import_graph.layers_contracts()
+    assert [len(c.layers) for c in contracts][:1] == [17] and len(contracts) == 2  # the whole package; the tables
+    bad = import_graph.against_the_layers(statements, contracts)
+    assert not bad, [f"{name}: {s.importer}:{s.line}: {s.text}" for name, s in bad]
+    assert import_graph.outside_the_layers(statements, contracts) == {"nas_engine"}
+    assert {s.importer for s in statements if s.imported == "nas_engine"} <= {"nas_engine.cli", "nas_engine.__main__"}
+
+
+_MEASURE = ("import json, sys\n"
+            "from tests import import_graph as ig\n"
+            "s = ig.summary(ig.Path(sys.argv[1]))\n"
+            "print(json.dumps({'cycles': s['cycles'], 'dodging': [i.importer for i in s['cycle_dodging']],\n"
+            "                  'against': [i.importer + ' -> ' + i.imported for _, i in s['against_the_layers']]}))\n")
+
+
+@pytest.mark.parametrize("module, anchor, code, expected", [
+    # a function-level import that dodges a cycle: results -> search -> results
+    ("nas_engine.results", "from .curves import LearningCurve\n",
+     "\n\ndef _search():\n    from .search import Search\n\n    return Search\n",
+     {"dodging": ["nas_engine.results"], "against": ["nas_engine.results -> nas_engine.search"]}),
+    # the tables package re-exporting the builder again: a cycle through the package's __init__
+    ("nas_engine.benchmarks", "from .truth import load_truth_table\n", "from ..build import build_table  # noqa\n",
+     {"against": ["nas_engine.benchmarks -> nas_engine.build"]}),
+])
+def test_the_measurement_sees_an_injected_import(tmp_path, module, anchor, code, expected):
+    _require_import_linter()
+    shutil.copytree(ROOT / "nas_engine", tmp_path / "nas_engine", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "setup.cfg", tmp_path / "setup.cfg")
+    path = tmp_path / module.replace(".", "/")
+    _inject(tmp_path, module + ".__init__" if path.is_dir() else module, anchor, code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    run = subprocess.run([sys.executable, "-c", _MEASURE, str(tmp_path)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found["cycles"], found  # both close a cycle
+    for key, values in expected.items():
+        assert set(values) <= set(found[key]), found
 
 
 def _inject(root: Path, module: str, anchor: str, code: str) -> None:
@@ -92,18 +151,35 @@ def test_an_injected_import_breaks_a_contract(tmp_path, module, anchor, code, ex
 
 def test_old_import_paths_still_work():
     """What moved to a lower layer is still importable from where it was."""
-    from nas_engine import context, costs, results, threads
+    from nas_engine import Budget as B0
+    from nas_engine import context, costs, registry, report, results, threads
     from nas_engine.benchmarks import RestrictedSpace as R1
+    from nas_engine.benchmarks import load_truth_table
     from nas_engine.benchmarks.table import RestrictedSpace as R2
+    from nas_engine.budget import Budget
     from nas_engine.correlate import count_flops, count_params, model_costs
     from nas_engine.estimators.base import Context, FineTuning, derive_seed
     from nas_engine.executors import torch_threads
-    from nas_engine.search import WORST_SCORE, Budget, Evaluation, Outcome, SearchResult
+    from nas_engine.search import WORST_SCORE, Evaluation, Outcome, SearchResult
+    from nas_engine.search import Budget as B1
     from nas_engine.spaces import RestrictedSpace
 
-    assert (Budget, Evaluation, SearchResult, Outcome, WORST_SCORE) == (
-        results.Budget, results.Evaluation, results.SearchResult, results.Outcome, results.WORST_SCORE)
+    assert (B0, B1, Evaluation, SearchResult, Outcome, WORST_SCORE) == (
+        results.Budget, results.Budget, results.Evaluation, results.SearchResult, results.Outcome, results.WORST_SCORE)
+    assert Budget is results.Budget
     assert (Context, FineTuning, derive_seed) == (context.Context, context.FineTuning, context.derive_seed)
     assert R1 is R2 is RestrictedSpace
     assert (count_params, count_flops, model_costs) == (costs.count_params, costs.count_flops, costs.model_costs)
     assert torch_threads is threads.torch_threads
+    # the CLI helpers that lived in report.py (the page still uses them, so the old names still resolve)
+    assert (report.load_truth_table, report.describe_plugin, report.estimator_class, report.accuracies,
+            report.format_score) == (load_truth_table, registry.describe_plugin, registry.estimator_class,
+                                     results.accuracies, results.format_score)
+
+
+def test_the_benchmarks_package_holds_tables_only():
+    import nas_engine.benchmarks as benchmarks
+    from nas_engine import build
+
+    assert not hasattr(benchmarks, "build_table") and not hasattr(benchmarks, "builder")
+    assert {"build_table", "table_from_store", "FullTraining"} <= set(build.__all__)

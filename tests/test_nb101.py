@@ -101,7 +101,7 @@ def peer() -> dict:
 def test_registered_and_capabilities():
     assert spaces.get("nb101") is NB101Space and create("space", "nb101") == SPACE
     assert isinstance(SPACE, (SearchSpace, Mutable, Encodable)) and not isinstance(SPACE, Enumerable)
-    assert SPACE.name == "nb101" and SPACE.default_size == {"C": 128, "N": 3, "stacks": 3}
+    assert SPACE.name == "nb101" and SPACE.default_size == {"stem_channels": 128, "stacks": 3, "cells_per_stack": 3}
     assert OPS == (CONV3X3, CONV1X1, MAXPOOL3X3)
 
 

@@ -55,9 +55,14 @@ def api_search(strategy: str, space_name: str, space=None):
     return result
 
 
+#: the space's tiny size on the command line (each space's own size parameters)
+SIZE_ARGS = {"nb101": ["--size", "stem_channels=4", "--size", "cells_per_stack=1"],
+             "randwired": ["--C", "4", "--size", "stages=1"]}
+
+
 def cli_search(strategy: str, space_name: str, tmp_path, capsys) -> dict:
     args = ["search", "--strategy", strategy, "--space", space_name, "--estimator", "tse", "--epochs", "1",
-            "--data", "digits", "--evaluations", str(EVALUATIONS), "--C", "4", "--N", "1", "--device", "cpu",
+            "--data", "digits", "--evaluations", str(EVALUATIONS), *SIZE_ARGS[space_name], "--device", "cpu",
             "--workers", "1", "--json", "--out", str(tmp_path / "run")]
     for key, value in STRATEGY_ARGS[strategy].items():
         args += ["--strategy-arg", f"{key}={value}"]

@@ -380,6 +380,33 @@ def test_estimators_from_inherited_weights():
     assert ValAcc(epochs=1).score(curve) == curve.val_acc[0]
 
 
+def test_inherited_weights_are_a_capability_not_duck_typing():
+    """Context asks isinstance(strategy, InheritsWeights): the one-shot strategies and their worker view are;
+    an object that merely has an ``initial_weights`` method is not."""
+    from nas_engine.api import InheritsWeights
+    from nas_engine.context import FineTuning
+    from nas_engine.strategies.oneshot import InheritedWeights
+
+    class LooksLikeIt:
+        fine_tuning = None
+
+        def initial_weights(self, arch):
+            raise AssertionError("not asked")
+
+    space = NB201Space()
+    ctx = Context(space=space, data=None, protocol=TINY)
+    for strategy, inherits in ((create("strategy", "spos"), True), (create("strategy", "random"), False),
+                               (LooksLikeIt(), False), (None, False)):
+        assert isinstance(strategy, InheritsWeights) is inherits
+        assert Context(space=space, data=None, protocol=TINY, strategy=strategy).inherits_weights is inherits
+    assert not ctx.inherits_weights
+    weights = InheritedWeights(torch.nn.Identity(), FineTuning(TINY, 2), "spos")  # what for_workers() gives
+    assert isinstance(weights, InheritsWeights) and Context(space=space, data=None, protocol=TINY,
+                                                            strategy=weights).inherits_weights
+    with pytest.raises(TypeError):
+        InheritsWeights()  # abstract: initial_weights
+
+
 def test_chunked_epochs_in_train_stream_the_data():
     data = digits()
     model = NB201Network(A.spec, 10, in_channels=1, C=4, N=1)

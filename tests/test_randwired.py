@@ -50,7 +50,7 @@ def test_registered_and_capabilities():
     assert spaces.get("randwired") is RandWiredSpace and DEFAULT.name == "randwired"
     assert isinstance(DEFAULT, (SearchSpace, Mutable, Encodable)) and not isinstance(DEFAULT, Enumerable)
     assert DEFAULT.get_params() == {"generators": ("ws", "er", "ba"), "min_nodes": 8, "max_nodes": 32}
-    assert DEFAULT.default_size == {"C": 16, "N": 3}
+    assert DEFAULT.default_size == {"C": 16, "stages": 3}
 
 
 @pytest.mark.parametrize("text, fields_", [

@@ -20,12 +20,12 @@ from nas_engine.curves import LearningCurve
 from nas_engine.estimators.base import Estimator
 from nas_engine.registry import estimators as estimator_registry
 from nas_engine.report import (
-    evaluation_accuracy,
     failure_counts,
     reason_prefix,
     truth_pairs,
     write_report,
 )
+from nas_engine.results import evaluation_accuracy
 from nas_engine.search import EvaluationWarning
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import RunStore, StoreError

@@ -143,6 +143,12 @@ def test_budget_accepts_numbers_and_normalises_evaluations():
     assert type(b.evaluations) is int and b.evaluations == 3 and b.seconds == 10
 
 
+def test_budget_default_is_the_one_default_number_of_evaluations():
+    from nas_engine.budget import DEFAULT_EVALUATIONS
+
+    assert DEFAULT_EVALUATIONS == 20 and Budget.default() == Budget(evaluations=20)
+
+
 _WORKER = textwrap.dedent("""
     import sys
     from nas_engine import Budget, Search

@@ -50,7 +50,7 @@ class Estimator(Configurable, ABC):
     score_description: str = ""
 
     #: whether the score is an accuracy (a fraction): then the CLI's tables and the report show it in
-    #: their ``accuracy`` column too (see :func:`nas_engine.report.evaluation_accuracy`)
+    #: their ``accuracy`` column too (see :func:`nas_engine.results.evaluation_accuracy`)
     score_is_accuracy: bool = False
 
     @abstractmethod

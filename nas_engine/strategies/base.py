@@ -62,8 +62,10 @@ class Strategy(Configurable, ABC):
     def for_workers(self) -> Any:
         """What estimators in worker processes see as ``Context.strategy`` (default: nothing).
 
-        A one-shot strategy returns its inherited weights here, so that
-        evaluations on other processes fine-tune from the same supernet.
+        A one-shot strategy returns its inherited weights here (an
+        :class:`~nas_engine.context.InheritsWeights`, as the strategy itself is
+        in this process), so that evaluations on other processes fine-tune from
+        the same supernet.
         """
         return None
 

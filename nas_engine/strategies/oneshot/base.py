@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...config import check_float, check_int, parameters
-from ...context import FineTuning, derive_seed
+from ...context import FineTuning, InheritsWeights, derive_seed
 from ...safeload import load_checkpoint, manifest_path, save_checkpoint
 from ...spaces.base import Architecture, HasSupernet
 from ...training import Protocol, seeded
@@ -62,8 +62,9 @@ __all__ = ["OneShotStrategy", "InheritedWeights", "CHECKPOINT"]
 CHECKPOINT = "supernet.pt"
 
 
-class InheritedWeights:
-    """What estimators need from a one-shot strategy: ``initial_weights(arch)`` and ``fine_tuning``.
+class InheritedWeights(InheritsWeights):
+    """What estimators need from a one-shot strategy: ``initial_weights(arch)`` and ``fine_tuning``
+    (the :class:`~nas_engine.context.InheritsWeights` capability), without the strategy.
 
     Picklable (the supernet travels with it), so worker processes of a
     parallel search can fine-tune from the same inherited weights.
@@ -89,7 +90,7 @@ class InheritedWeights:
 
 
 @parameters
-class OneShotStrategy(Strategy):
+class OneShotStrategy(Strategy, InheritsWeights):
     """Base of the supernet strategies (see the module docstring for what ``setup`` does).
 
     Constructor arguments: the supernet protocol (``epochs``, ``batch_size``,

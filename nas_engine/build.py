@@ -1,5 +1,9 @@
 """The engine's own benchmark builder: fully-trained ground truth for any space and data.
 
+Harness code (it runs searches), so it sits above the search loop, beside
+:mod:`nas_engine.correlate`; the tables it writes live below, in
+:mod:`nas_engine.benchmarks`.  (It was ``nas_engine.benchmarks.builder``.)
+
 :func:`build_table` trains a sample of architectures for the **whole**
 schedule of a protocol (T_end = ``protocol.schedule_epochs``), records their complete
 learning curves (minibatch losses, validation loss/accuracy, seconds per epoch)
@@ -24,15 +28,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..estimators.base import CurveEstimator, Estimate
-from ..spaces.base import Architecture, SearchSpace
-from .table import JsonlCurveTable
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..data import Dataset
-    from ..training import Protocol
+from .benchmarks.table import JsonlCurveTable
+from .correlate import sample_architectures
+from .data import Dataset
+from .estimators.base import CurveEstimator, Estimate
+from .registry import spaces as space_registry
+from .results import Evaluation
+from .search import Budget, Search
+from .spaces.base import Architecture, SearchSpace
+from .store import RunStore
+from .strategies.fixed import FixedList
+from .training import Protocol, evaluate
 
 __all__ = ["build_table", "table_from_store", "FullTraining"]
 
@@ -53,8 +61,6 @@ class FullTraining(CurveEstimator):
             raise ValueError("FullTraining trains live; it cannot run in tabular mode")
 
     def estimate(self, arch: Architecture, ctx) -> Estimate:
-        from ..training import evaluate
-
         model, curve = ctx.train_model(arch, self.epochs, validate=True)
         data = ctx.data
         if data.x_test is not None and len(data.x_test):
@@ -79,10 +85,6 @@ def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
     ``executor`` / ``workers`` are :class:`~nas_engine.search.Search`'s (e.g.
     ``executor="processes", workers=2`` trains two architectures at once).
     """
-    from ..correlate import sample_architectures
-    from ..search import Budget, Search
-    from ..strategies.fixed import FixedList
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(archs, int):
@@ -102,17 +104,13 @@ def table_from_store(out: str | Path, space: SearchSpace | None = None) -> Jsonl
     architectures trained so far.  ``space`` defaults to the registered space
     named in the store's config.
     """
-    from ..registry import spaces
-    from ..results import Evaluation
-    from ..store import RunStore
-
     out = Path(out)
     config, records, _ = RunStore(out / "store").read()
     if config is None:
         raise FileNotFoundError(f"no benchmark build in {str(out)!r}: expected a search store at {str(out / 'store')!r}"
                                 " (written by build_table / nas-engine bench build)")
     if space is None:
-        space = spaces.create(config["space"] if isinstance(config["space"], str) else config["space"]["name"])
+        space = space_registry.create(config["space"] if isinstance(config["space"], str) else config["space"]["name"])
     protocol = {k: v for k, v in config["protocol"].items() if k != "device"}
     rows: list[dict[str, Any]] = []
     failed = []
