@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         "observations": args.observations, "scores": source, "candidates": len(space) - args.observations,
         "candidate_table_seconds_once": table_seconds,
         "bo_iteration_seconds": bo_q1, "bo_batch4_iteration_seconds": bo_q4,
-        "candidate": {"arch": ARCH, "C": protocol.C, "N": protocol.N, "data": data.fingerprint(),
+        "candidate": {"arch": ARCH, "C": protocol.size["C"], "N": protocol.size["N"], "data": data.fingerprint(),
                       "epochs": args.epochs, "batch_size": protocol.batch_size},
         "train_candidate_seconds": train,
         "bo_median": q1, "bo_batch4_median": q4, "train_median": tr, "train_epoch_median": tr / args.epochs,

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         p.error(f"needs CIFAR-10 under {args.data_root} (cifar-10-batches-py; pass --data-root)")
     data = load_dataset("cifar10", args.data_root, n_train=args.n_train, n_val=0, resolution=args.resolution,
                         seed=args.seed)
-    protocol = Protocol(schedule_epochs=100, batch_size=64, lr=0.025, device="cpu", size={"C": args.C, "N": args.N})
+    protocol = Protocol(schedule_epochs=100, batch_size=64, lr=0.025, device="cpu")
     rng = np.random.default_rng(args.seed)
     spaces = {"nb201": NB201Space(), "darts": DartsSpace()}
     archs = {name: [s.sample(rng) for _ in range(args.archs)] for name, s in spaces.items()}
@@ -80,7 +80,9 @@ def main(argv=None) -> int:
         with torch_threads(threads):
             for i in range(args.archs):
                 for name, space in spaces.items():
-                    got[name].append(measure(space, archs[name][i], data, protocol, args.epochs, args.seed + i))
+                    got[name].append(measure(space, archs[name][i], data,
+                                             protocol.replace(size=space.legacy_size(args.C, args.N)),  # DARTS: 3N+2
+                                             args.epochs, args.seed + i))
         for name, vals in got.items():
             ips = [v[0] for v in vals]
             flops = statistics.mean(v[1] for v in vals)

@@ -64,11 +64,11 @@ def main(argv=None) -> int:
                         resolution=args.resolution, seed=0)
     space = create("space", args.space)
     protocol = Protocol(schedule_epochs=args.epochs + 1, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False,
-                        weight_decay=5e-4, device="cpu", size={"C": args.C, "N": args.N})
+                        weight_decay=5e-4, device="cpu", size=space.legacy_size(args.C, args.N))  # DARTS: 3N+2 cells
 
     def supernet():
         torch.manual_seed(0)
-        return space.supernet(data.num_classes, in_channels=data.in_channels, **protocol.size)
+        return space.supernet(data.num_classes, in_channels=data.in_channels, **protocol.size_for(space))
 
     runners = {name: RelaxedTrainer(supernet(), space, data, protocol, seed=0, **kw) for name, kw in METHODS.items()}
     runners["randnas"] = SupernetTrainer(supernet(), space, data, protocol, uniform_paths(1), seed=0)

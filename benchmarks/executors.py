@@ -144,7 +144,7 @@ def main(argv=None):
     report = {
         "machine": {"cpus": cpus, "loadavg_start": [round(x, 2) for x in load_start],
                     "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "protocol": {"data": "digits", "epochs": args.epochs, "C": protocol.C, "N": protocol.N,
+        "protocol": {"data": "digits", "epochs": args.epochs, "C": protocol.size["C"], "N": protocol.size["N"],
                      "batch_size": protocol.batch_size, "candidates": len(archs), "cheap_candidates": len(cheap)},
         "ray_init_seconds": None if ray_init_seconds is None else round(ray_init_seconds, 2),
         "runs": runs,

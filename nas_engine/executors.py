@@ -671,13 +671,13 @@ def auto_executor(workers: int | None = None, device: str = "auto", plugins: Ite
     ``workers=1`` is the one-worker (reproducible) mode: inline.  Otherwise
     local worker processes (``workers``, default one per usable CPU) when
     several CPUs are usable (or ``workers`` > 1 is asked for), the candidates
-    train on the CPU, no plugin in ``plugins`` is defined in ``__main__``
-    while it is interactive (its class could not reach the workers) and
-    worker processes can start safely (:func:`main_is_import_safe`); else
-    inline.  Candidates on a GPU stay in this process (one device).
+    train on the CPU, no plugin in ``plugins`` is defined in ``__main__`` (a
+    worker finds a class by its module, and what ``__main__`` holds in a
+    worker depends on how the program was started: a plugin that should run
+    in worker processes lives in an importable module) and worker processes
+    can start safely (:func:`main_is_import_safe`); else inline.  Candidates
+    on a GPU stay in this process (one device).
     """
-    import sys
-
     from .training import resolve_device
 
     if workers == 1:
@@ -686,11 +686,9 @@ def auto_executor(workers: int | None = None, device: str = "auto", plugins: Ite
         on_cpu = resolve_device(device).type == "cpu"
     except ValueError:  # e.g. device="cuda" without a GPU: the search reports it
         on_cpu = False
-    main = sys.modules.get("__main__")
-    interactive = main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
     in_main = any(type(p).__module__ == "__main__" for p in plugins)
     n = workers if workers is not None else cpu_count()
-    if n > 1 and on_cpu and not (in_main and interactive) and main_is_import_safe():
+    if n > 1 and on_cpu and not in_main and main_is_import_safe():
         return "processes", n
     return "inline", None
 

@@ -26,7 +26,10 @@ what the plugin did and what was expected):
   refused with a ``ValueError``/``TypeError`` naming them; the network builds
   and gives finite logits of the right shape; ``Mutable``: mutants are valid and
   differ; ``Encodable``: one fixed length, finite numbers; ``Enumerable``:
-  ``len`` equals the count ``enumerate`` gives, with no duplicates;
+  ``len`` equals the count ``enumerate`` gives, with no duplicates; the size
+  vocabulary (:func:`check_size`): ``default_size`` declares the size
+  parameters, every named size resolves over exactly those keys, and unknown
+  keys, bad values and unknown size names are refused naming them;
 * strategies (:func:`check_strategy`): proposals are architectures of the
   space; the same seed gives the same proposals; **a search interrupted after
   6 evaluations and continued from ``state_dict()`` (through JSON, on a fresh
@@ -53,8 +56,9 @@ what the plugin did and what was expected):
 
 The checks run on a fast instance: ``create(kind, name,
 **cls.conformance_params())`` (see :class:`~nas_engine.config.Configurable`),
-NAS-Bench-201 as the default space, scikit-learn's 8x8 digits and a width-4
-network as the default data and protocol.  A dataset plugin (a reader, not a
+NAS-Bench-201 as the default space, scikit-learn's 8x8 digits and each space's
+smallest named size (``"tiny"``: NB201 at width 4) as the default data and
+protocol.  A dataset plugin (a reader, not a
 configurable class) is checked on ``load_dataset(name, **options)`` with the
 options in its ``conformance_options`` attribute (none by default); a dataset
 that reads files is checked with :func:`check_dataset` and a ``root``.
@@ -93,6 +97,8 @@ __all__ = [
     "ConformanceError",
     "check_configuration",
     "check_space",
+    "check_size",
+    "smallest_scale",
     "check_strategy",
     "check_estimator",
     "check_dataset",
@@ -267,6 +273,40 @@ def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, s
     if isinstance(space, HasSupernet):
         net = space.supernet(10, in_channels=in_channels, **_small_size(space))
         _expect(isinstance(net, torch.nn.Module), f"{who}: supernet() must give a torch.nn.Module")
+    check_size(space)
+
+
+def check_size(space: SearchSpace) -> None:
+    """The space's size vocabulary: ``default_size`` declares its size parameters (a mapping of names to
+    positive numbers, which ``resolve_size`` accepts as they are), every named size resolves to a mapping over
+    exactly those keys, ``build`` accepts the resolved size, and an unknown key, a bad value or an unknown
+    size name raise a one-line ``ValueError`` naming it."""
+    who = _who(space)
+    declared = space.default_size
+    _expect(isinstance(declared, dict) and all(isinstance(k, str) and k.isidentifier() for k in declared),
+            f"{who}: default_size must be a dict of size parameter names to values, got {declared!r}")
+    _expect(space.resolve_size() == declared,
+            f"{who}: resolve_size() must give default_size, got {space.resolve_size()!r} for {declared!r}")
+    for name in space.size_names():
+        size = space.resolve_size(scale=name)
+        _expect(set(size) == set(declared), f"{who}: the size {name!r} resolves to keys {sorted(size)}, expected "
+                f"the declared {sorted(declared)}")
+
+    def refused(what: str, call) -> None:
+        try:
+            call()
+        except ValueError as exc:
+            _expect("\n" not in str(exc) and str(exc) != "", f"{who}: {what} must raise a one-line ValueError, "
+                    f"got {str(exc)!r}")
+        else:
+            raise ConformanceError(f"{who}: {what} must raise ValueError")
+
+    refused("resolve_size({'no_such_size': 1})", lambda: space.resolve_size({"no_such_size": 1}))
+    if declared:
+        refused("resolve_size(scale='no-such-size')", lambda: space.resolve_size(scale="no-such-size"))
+    for key in declared:
+        refused(f"resolve_size({{{key!r}: -1}})", lambda key=key: space.resolve_size({key: -1}))
+        refused(f"resolve_size({{{key!r}: True}})", lambda key=key: space.resolve_size({key: True}))
 
 
 def smallest_scale(space: SearchSpace) -> str:

@@ -126,4 +126,4 @@ def test_cli_bench_build_and_correlate(tmp_path, capsys):
     crit = pd.read_csv(tmp_path / "c" / "criteria.csv")
     assert {"tse-ema", "valacc", "synflow", "nwot", "params", "flops"} <= set(crit.estimator)
     assert main(["bench", "build", "--archs", "3", "--out", str(tmp_path / "x")] + common) == 2
-    assert "needs --epochs" in capsys.readouterr().err
+    assert "needs --schedule-epochs" in capsys.readouterr().err

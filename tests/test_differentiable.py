@@ -355,7 +355,7 @@ def test_cli_search_darts_tse(capsys, tmp_path):
 def test_darts_space_search_runs():
     strategy = create("strategy", "darts-tse", epochs=1, batch_size=64, T=2)
     data = load_dataset("digits", n_train=256, n_val=64)
-    ctx = Context(space=DARTS, data=data, protocol=TINY.replace(C=2, N=1), seed=0)
+    ctx = Context(space=DARTS, data=data, protocol=TINY.replace(size={"C": 2, "layers": 5}), seed=0)
     strategy.setup(DARTS, ctx)
     w = strategy.mixing_weights()
     assert set(w) == {"normal", "reduce"} and w["normal"].shape == (14, 8)

@@ -166,7 +166,7 @@ def test_fear_two_stages(digits, monkeypatch):
     info = est.info
     assert info["reached_threshold"] and info["stage1_train_acc"] >= 0.5
     assert info["time_to_threshold"] == info["stage1_seconds"] > 0 and 0 < info["epochs_to_threshold"] <= 10
-    assert p2.batch_size == 4 * TINY.batch_size and p2.epochs == 2 and info["stage2_batch_size"] == 512
+    assert p2.batch_size == 4 * TINY.batch_size and p2.schedule_epochs == 2 and info["stage2_batch_size"] == 512
     assert info["unfrozen"] == ["cells.4", "lastact", "classifier"] and 0 < info["trainable_fraction"] < 1
     for n in before:
         assert torch.equal(before[n], after[n]) == (n in kw2["frozen"]), n

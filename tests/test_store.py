@@ -480,3 +480,43 @@ def test_a_result_the_store_cannot_hold_fails_that_evaluation_not_the_search(tmp
     assert bad and all(e.reason.startswith("unstorable result: info['model'] is a builtins.object") for e in bad)
     assert all(e.ok for e in r.history if e not in bad) and len(r.history) == 8
     assert summary(SearchResult.load(tmp_path / "s")) == summary(r)
+
+
+# -- stores of an earlier version's protocol vocabulary (epochs, C, N) ---------------------------------------------------
+def _to_old_vocabulary(store: Path, C: int, N: int) -> dict:
+    """Rewrite a store's configuration as the version before ``schedule_epochs`` and space-owned sizes wrote it."""
+    con = sqlite3.connect(store / RunStore.DATABASE)
+    config = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+    protocol = dict(config["protocol"])
+    protocol["epochs"] = protocol.pop("schedule_epochs")
+    protocol.pop("size"), protocol.pop("scale")
+    config["protocol"] = {**protocol, "C": C, "N": N}
+    with con:
+        con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    con.close()
+    return config
+
+
+@pytest.mark.parametrize("space, size, old", [("nb201", {"C": 4, "N": 1}, (4, 1)),
+                                              ("darts", {"C": 4, "layers": 5}, (4, 1))])  # DARTS: layers = 3N + 2
+def test_a_store_of_the_old_vocabulary_resumes_and_is_converted(tmp_path, space, size, old):
+    from nas_engine.training import Protocol
+
+    def search(n):
+        return Search(RandomSearch(repeats=False), space, "params", data="digits", budget=Budget(evaluations=n),
+                      protocol=Protocol(schedule_epochs=3, batch_size=64, size=size), store=str(tmp_path / "s"),
+                      progress=False)
+
+    first = search(2).run()
+    new_config = RunStore(tmp_path / "s").config()
+    _to_old_vocabulary(tmp_path / "s", *old)
+    loaded = SearchResult.load(tmp_path / "s")  # read: converted, the store untouched
+    assert loaded.config == new_config and "C" in RunStore(tmp_path / "s").config()["protocol"]
+    resumed = search(4).run()  # the same search in the old words: it resumes, and the store is rewritten
+    assert summary(resumed)[:2] == summary(first) and len(resumed.history) == 4
+    assert RunStore(tmp_path / "s").config() == new_config
+    other = {"C": 8, "N": 1} if space == "nb201" else {"C": 4, "layers": 8}
+    with pytest.raises(StoreMismatchError, match="differs in: protocol.size"):
+        Search(RandomSearch(repeats=False), space, "params", data="digits", budget=Budget(evaluations=5),
+               protocol=Protocol(schedule_epochs=3, batch_size=64, size=other), store=str(tmp_path / "s"),
+               progress=False).run()

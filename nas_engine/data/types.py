@@ -173,24 +173,11 @@ class Dataset:
         return _build(name, raw, n_train, n_val, resolution, seed)
 
     @classmethod
-    def from_tensors(
-        cls,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        x_test: torch.Tensor | None = None,
-        y_test: torch.Tensor | None = None,
-        name: str = "tensors",
-        num_classes: int | None = None,
-        n_train: int | None = None,
-        n_val: int | None = None,
-        resolution: int | None = None,
-        seed: int = 0,
-        layout: str | None = None,
-        crop_padding: int = 0,
-        flip: bool = False,
-    ) -> Dataset:
-        """:meth:`from_arrays` for torch tensors (on any device; copied to the CPU): the same rules."""
+    def from_tensors(cls, x: torch.Tensor, y: torch.Tensor, *, x_test: torch.Tensor | None = None,
+                     y_test: torch.Tensor | None = None, name: str = "tensors", **options: Any) -> Dataset:
+        """:meth:`from_arrays` for torch tensors (on any device; copied to the CPU): the same rules and the same
+        keyword options (``num_classes``, ``n_train``, ``n_val``, ``resolution``, ``seed``, ``layout``,
+        ``crop_padding``, ``flip``)."""
 
         def array(t: Any, what: str) -> np.ndarray | None:
             if t is None:
@@ -200,9 +187,7 @@ class Dataset:
             return t.detach().cpu().numpy()
 
         return cls.from_arrays(array(x, "x"), array(y, "y"), x_test=array(x_test, "x_test"),
-                               y_test=array(y_test, "y_test"), name=name, num_classes=num_classes,
-                               n_train=n_train, n_val=n_val, resolution=resolution, seed=seed, layout=layout,
-                               crop_padding=crop_padding, flip=flip)
+                               y_test=array(y_test, "y_test"), name=name, **options)
 
     @property
     def in_channels(self) -> int:
