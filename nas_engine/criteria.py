@@ -31,6 +31,12 @@ worst possible score, ``-inf``; NaN scores therefore tie with each other (and wi
 ``-inf``) at the bottom.  Pearson, a correlation of values rather than ranks, is NaN when
 any score is not finite.  The truth must be finite: NaN or infinite truth raises
 ``ValueError``.  A correlation with a constant side is undefined and returns NaN.
+
+**Two scorings.**  :func:`rank_agreement` compares two estimators' scores of the same
+architectures (ours against a peer implementation's, or two seeds of one proxy): Spearman
+with both sides treated as scores, so a NaN on *either* side ranks lowest (as ``-inf``),
+infinite values on either side are ranked, and fewer than 2 pairs give NaN instead of an
+error.  Where the second side is finite it equals ``spearman(a, b)``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from scipy import stats
 from scipy.special import gammaln
 
 __all__ = [
-    "spearman", "kendall", "pearson", "precision_at_top_k", "precision_at_bottom_k",
+    "spearman", "kendall", "pearson", "rank_agreement", "precision_at_top_k", "precision_at_bottom_k",
     "best_ranking_at_k", "worst_ranking_at_k", "top_k_mean", "evaluate_ranking",
 ]
 
@@ -160,6 +166,25 @@ def pearson(scores, truth) -> float:
     if not np.isfinite(s).all() or _constant(s) or _constant(t):
         return math.nan
     return float(stats.pearsonr(s, t).statistic)
+
+
+def rank_agreement(a, b) -> float:
+    """Spearman's rank correlation between two scorings of the same architectures (average ranks for ties).
+
+    Both sides are scores: NaN on either side ranks lowest (as ``-inf``, tied with it), infinite
+    values are ranked like any other.  NaN if either side is constant or there are fewer than 2
+    pairs.  Where ``b`` is finite this is :func:`spearman` ``(a, b)``.
+    """
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"a and b must be 1-D of the same length; got shapes {x.shape} and {y.shape}")
+    if len(x) < 2:
+        return math.nan
+    x, y = np.where(np.isnan(x), -np.inf, x), np.where(np.isnan(y), -np.inf, y)
+    if _constant(x) or _constant(y):
+        return math.nan
+    return float(stats.spearmanr(x, y).statistic)
 
 
 # -- set-based criteria ------------------------------------------------------------

@@ -8,9 +8,16 @@ that a plugin author runs on their own plugin::
 
     check_plugin("estimator", "my-proxy")          # one registered plugin, every check
 
-    @parametrize_plugins()                          # pytest: one test per registered plugin
-    def test_conforms(kind, name):
-        check_plugin(kind, name)
+    @parametrize_plugins()                          # pytest: one test per (registered plugin, check)
+    def test_conforms(kind, name, check):           # ids like estimator-my-proxy-check_scores_are_seeded
+        check_plugin(kind, name, check)
+
+Each kind's checks are named functions, run in order (:func:`plugin_checks`
+lists those of a plugin: ``check_registered``, ``check_configuration``, then
+the kind's, e.g. ``check_mutants`` only for a ``Mutable`` space).  Run one
+at a time, the checks of one plugin share their expensive set-ups (an
+estimator's scores, a strategy's uninterrupted run): they are computed once
+and kept for that plugin's next check.
 
 What is checked (a failure raises :class:`ConformanceError` whose message says
 what the plugin did and what was expected):
@@ -72,10 +79,10 @@ import json
 import math
 import pickle
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -105,6 +112,7 @@ __all__ = [
     "check_executor",
     "check_plugin",
     "check_registered",
+    "plugin_checks",
     "registered_plugins",
     "parametrize_plugins",
     "conformance_context",
@@ -207,22 +215,75 @@ def _sample_archs(space: SearchSpace, n: int) -> list[Architecture]:
     return [space.sample(np.random.default_rng(1000 + i)) for i in range(n)]
 
 
+# -- one plugin under check ------------------------------------------------------------------------------
+class _Subject:
+    """One plugin instance under check, its check options, and what several of its checks share (computed on
+    first use and kept, failures included, so that checks run one at a time repeat no expensive set-up)."""
+
+    def __init__(self, obj: Any, **options: Any):
+        self.obj, self.options, self.who = obj, options, _who(obj)
+        self._memo: dict[str, tuple[bool, Any]] = {}
+
+    def shared(self, key: str, compute) -> Any:
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, compute())
+            except Exception as exc:
+                self._memo[key] = (False, exc)
+        ok, value = self._memo[key]
+        if not ok:
+            raise value
+        return value
+
+
+class _Check(NamedTuple):
+    name: str
+    run: Callable[[_Subject], None]
+    applies: Callable[[Any], bool] = lambda obj: True
+
+
+def _run_checks(checks: Sequence[_Check], subject: _Subject) -> None:
+    for check in checks:
+        if check.applies(subject.obj):
+            check.run(subject)
+
+
 # -- spaces -----------------------------------------------------------------------------------------
 def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, side: int = 8,
                 enumerate_limit: int = 200_000) -> None:
     """The space invariants (see the module docstring) on ``samples`` sampled architectures."""
-    who = _who(space)
-    check_configuration(space, "space")
+    _run_checks(SPACE_CHECKS, _Subject(space, samples=samples, in_channels=in_channels, side=side,
+                                       enumerate_limit=enumerate_limit))
+
+
+def _space_options(s: _Subject) -> dict[str, Any]:
+    return {"samples": 8, "in_channels": 3, "side": 8, "enumerate_limit": 200_000, **s.options}
+
+
+def _space_samples(s: _Subject) -> list[Architecture]:
+    space, n = s.obj, _space_options(s)["samples"]
+    return s.shared("samples", lambda: [space.sample(np.random.default_rng(i)) for i in range(n)])
+
+
+def _check_space_configuration(s: _Subject) -> None:
+    check_configuration(s.obj, "space")
+
+
+def _check_sampling_is_seeded(s: _Subject) -> None:
+    space = s.obj
     a0, b0 = space.sample(np.random.default_rng(0)), space.sample(np.random.default_rng(0))
-    _expect(a0 == b0, f"{who}: sample(rng) must depend only on rng: two generators seeded 0 gave {a0} and {b0}")
-    archs = [space.sample(np.random.default_rng(i)) for i in range(samples)]
-    for a in archs:
+    _expect(a0 == b0, f"{s.who}: sample(rng) must depend only on rng: two generators seeded 0 gave {a0} and {b0}")
+
+
+def _check_round_trips(s: _Subject) -> None:
+    space, who = s.obj, s.who
+    for a in _space_samples(s):
         _expect(isinstance(a, Architecture), f"{who}: sample() returned {type(a).__name__}, not an Architecture")
         _expect(a.space_name == space.name, f"{who}: sample() gave an architecture of space {a.space_name!r}")
-        s = space.to_string(a)
-        b = space.from_string(s)
-        _expect(b == a and b.string == s and hash(b) == hash(a),
-                f"{who}: from_string(to_string(a)) must equal a; {s!r} came back as {b.string!r}")
+        text = space.to_string(a)
+        b = space.from_string(text)
+        _expect(b == a and b.string == text and hash(b) == hash(a),
+                f"{who}: from_string(to_string(a)) must equal a; {text!r} came back as {b.string!r}")
         g = space.to_graph(a)
         _expect(isinstance(g, nx.DiGraph) and g.number_of_nodes() > 0,
                 f"{who}: to_graph must give a non-empty networkx.DiGraph, got {type(g).__name__}")
@@ -232,8 +293,15 @@ def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, s
         hash(c)
         _expect(space.canonical(b) == c and space.canonical(p) == c,
                 f"{who}: canonical(a) must not change through the string or pickle round trip ({a})")
-    _expect(pickle.loads(pickle.dumps(space)) == space,
-            f"{who}: the space must survive pickling and compare equal (spaces travel to worker processes)")
+
+
+def _check_space_pickles(s: _Subject) -> None:
+    _expect(pickle.loads(pickle.dumps(s.obj)) == s.obj,
+            f"{s.who}: the space must survive pickling and compare equal (spaces travel to worker processes)")
+
+
+def _check_refuses_malformed_input(s: _Subject) -> None:
+    space, who = s.obj, s.who
     bad = "\u2603 not an architecture"
     try:
         space.from_string(bad)
@@ -248,32 +316,46 @@ def check_space(space: SearchSpace, *, samples: int = 8, in_channels: int = 3, s
         pass
     else:
         raise ConformanceError(f"{who}: check_architecture(str) must raise TypeError")
-    _check_network(space, archs[0], in_channels, side)
-    if isinstance(space, Mutable):
-        for i, a in enumerate(archs):
-            m = space.mutate(a, np.random.default_rng(i))
-            _expect(isinstance(m, Architecture) and m.space_name == space.name and m != a,
-                    f"{who}: mutate(a) must give a different architecture of this space; {a} gave {m}")
-            _expect(space.from_string(m.string) == m, f"{who}: the mutant {m} of {a} does not parse back")
-    if isinstance(space, Encodable):
-        codes = [np.asarray(space.encode(a)) for a in archs]
-        _expect(all(c.ndim >= 1 and np.issubdtype(c.dtype, np.number) and np.isfinite(c).all() for c in codes),
-                f"{who}: encode(a) must give an array of finite numbers")
-        _expect(len({c.shape for c in codes}) == 1, f"{who}: encode(a) must have one fixed shape for every "
-                f"architecture, got {sorted({c.shape for c in codes})}")
-    if isinstance(space, Enumerable):
-        n = len(space)
-        _expect(isinstance(n, int) and n > 0, f"{who}: len(space) must be a positive integer, got {n!r}")
-        if n <= enumerate_limit:
-            strings = [a.string for a in space.enumerate()]
-            _expect(len(strings) == n, f"{who}: enumerate() gave {len(strings)} architectures, len(space) says {n}")
-            _expect(len(set(strings)) == n, f"{who}: enumerate() gave {n - len(set(strings))} duplicates")
-            known = set(strings)
-            _expect(all(a.string in known for a in archs), f"{who}: sample() gave an architecture enumerate() lacks")
-    if isinstance(space, HasSupernet):
-        net = space.supernet(10, in_channels=in_channels, **_small_size(space))
-        _expect(isinstance(net, torch.nn.Module), f"{who}: supernet() must give a torch.nn.Module")
-    check_size(space)
+
+
+def _check_network_builds(s: _Subject) -> None:
+    o = _space_options(s)
+    _check_network(s.obj, _space_samples(s)[0], o["in_channels"], o["side"])
+
+
+def _check_mutants(s: _Subject) -> None:
+    space, who = s.obj, s.who
+    for i, a in enumerate(_space_samples(s)):
+        m = space.mutate(a, np.random.default_rng(i))
+        _expect(isinstance(m, Architecture) and m.space_name == space.name and m != a,
+                f"{who}: mutate(a) must give a different architecture of this space; {a} gave {m}")
+        _expect(space.from_string(m.string) == m, f"{who}: the mutant {m} of {a} does not parse back")
+
+
+def _check_encoding(s: _Subject) -> None:
+    codes = [np.asarray(s.obj.encode(a)) for a in _space_samples(s)]
+    _expect(all(c.ndim >= 1 and np.issubdtype(c.dtype, np.number) and np.isfinite(c).all() for c in codes),
+            f"{s.who}: encode(a) must give an array of finite numbers")
+    _expect(len({c.shape for c in codes}) == 1, f"{s.who}: encode(a) must have one fixed shape for every "
+            f"architecture, got {sorted({c.shape for c in codes})}")
+
+
+def _check_enumeration(s: _Subject) -> None:
+    space, who = s.obj, s.who
+    n = len(space)
+    _expect(isinstance(n, int) and n > 0, f"{who}: len(space) must be a positive integer, got {n!r}")
+    if n <= _space_options(s)["enumerate_limit"]:
+        strings = [a.string for a in space.enumerate()]
+        _expect(len(strings) == n, f"{who}: enumerate() gave {len(strings)} architectures, len(space) says {n}")
+        _expect(len(set(strings)) == n, f"{who}: enumerate() gave {n - len(set(strings))} duplicates")
+        known = set(strings)
+        _expect(all(a.string in known for a in _space_samples(s)),
+                f"{who}: sample() gave an architecture enumerate() lacks")
+
+
+def _check_supernet(s: _Subject) -> None:
+    net = s.obj.supernet(10, in_channels=_space_options(s)["in_channels"], **_small_size(s.obj))
+    _expect(isinstance(net, torch.nn.Module), f"{s.who}: supernet() must give a torch.nn.Module")
 
 
 def check_size(space: SearchSpace) -> None:
@@ -307,6 +389,10 @@ def check_size(space: SearchSpace) -> None:
     for key in declared:
         refused(f"resolve_size({{{key!r}: -1}})", lambda key=key: space.resolve_size({key: -1}))
         refused(f"resolve_size({{{key!r}: True}})", lambda key=key: space.resolve_size({key: True}))
+
+
+def _check_size(s: _Subject) -> None:
+    check_size(s.obj)
 
 
 def smallest_scale(space: SearchSpace) -> str:
@@ -378,35 +464,66 @@ class _Driver:
 def check_strategy(strategy: Strategy, *, space: SearchSpace | None = None, ctx: Context | None = None,
                    evaluations: int = EVALUATIONS, resume_after: int = RESUME_AFTER) -> None:
     """The strategy checks (see the module docstring): determinism and continuation after a state round trip."""
-    who = _who(strategy)
-    check_configuration(strategy, "strategy")
-    ctx = ctx if ctx is not None else conformance_context(space, evaluations=evaluations)
-    space = ctx.space
+    _run_checks(STRATEGY_CHECKS, _Subject(strategy, space=space, ctx=ctx, evaluations=evaluations,
+                                          resume_after=resume_after))
 
-    def fresh() -> Strategy:
-        s = strategy.clone()
-        s.setup(space, replace(ctx, strategy=s))
-        return s
 
-    full = _Driver(fresh(), space)
-    full.run(evaluations)
-    _expect(len(full.history) > 0, f"{who}: proposed nothing on {space.name!r}")
-    again = _Driver(fresh(), space)
-    again.run(evaluations)
-    _expect(again.proposals() == full.proposals(), f"{who}: two runs with the same seed proposed different "
+def _strategy_options(s: _Subject) -> dict[str, Any]:
+    return {"space": None, "ctx": None, "evaluations": EVALUATIONS, "resume_after": RESUME_AFTER, **s.options}
+
+
+def _strategy_context(s: _Subject) -> Context:
+    o = _strategy_options(s)
+    return s.shared("ctx", lambda: o["ctx"] if o["ctx"] is not None
+                    else conformance_context(o["space"], evaluations=o["evaluations"]))
+
+
+def _fresh_driver(s: _Subject) -> _Driver:
+    ctx = _strategy_context(s)
+    strategy = s.obj.clone()
+    strategy.setup(ctx.space, replace(ctx, strategy=strategy))
+    return _Driver(strategy, ctx.space)
+
+
+def _full_run(s: _Subject) -> _Driver:
+    """The uninterrupted run the determinism and resume checks compare with (run once)."""
+    def run() -> _Driver:
+        full = _fresh_driver(s)
+        full.run(_strategy_options(s)["evaluations"])
+        _expect(len(full.history) > 0, f"{s.who}: proposed nothing on {full.space.name!r}")
+        return full
+
+    return s.shared("full", run)
+
+
+def _check_strategy_configuration(s: _Subject) -> None:
+    check_configuration(s.obj, "strategy")
+
+
+def _check_proposals_are_seeded(s: _Subject) -> None:
+    full = _full_run(s)
+    again = _fresh_driver(s)
+    again.run(_strategy_options(s)["evaluations"])
+    _expect(again.proposals() == full.proposals(), f"{s.who}: two runs with the same seed proposed different "
             f"architectures; draw every random choice from self.rng (seeded by setup)")
 
-    first = _Driver(fresh(), space)
+
+def _check_resumes_from_state_dict(s: _Subject) -> None:
+    who, o = s.who, _strategy_options(s)
+    resume_after = o["resume_after"]
+    full = _full_run(s)
+    first = _fresh_driver(s)
     first.run(resume_after)
     try:
         text = json.dumps(first.strategy.state_dict(), allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise ConformanceError(f"{who}: state_dict() must be JSON-compatible (a run store keeps it): {exc}") from None
-    resumed = _Driver(fresh(), space)
+    resumed = _fresh_driver(s)
+    space = resumed.space
     resumed.strategy.load_state_dict(json.loads(text))
     resumed.queue = deque(space.from_string(a.string) for a in first.queue)
     resumed.history, resumed.done = list(first.history), dict(first.done)
-    resumed.run(evaluations)
+    resumed.run(o["evaluations"])
     got, want = resumed.proposals(), full.proposals()
     for i, (g, w) in enumerate(zip(got, want)):
         _expect(g == w, f"{who}: a search resumed after {resume_after} evaluations proposed {g} as evaluation {i}, "
@@ -414,15 +531,18 @@ def check_strategy(strategy: Strategy, *, space: SearchSpace | None = None, ctx:
                 "(its population, observations, queues, RNG), and load_state_dict() restore it")
     _expect(len(got) == len(want), f"{who}: a search resumed after {resume_after} evaluations made {len(got)} "
             f"evaluations, an uninterrupted one {len(want)}: state_dict() must hold everything to continue")
-    if strategy.requires:
-        bare, names = _Without(space), [cap.__name__ for cap in strategy.requires]
-        try:
-            strategy.clone().setup(bare, replace(ctx, space=bare))
-        except TypeError as exc:
-            _expect(any(n in str(exc) for n in names), f"{who}: setup on a space without its required "
-                    f"capabilities ({', '.join(names)}) must name the missing one, got {exc}")
-        else:
-            raise ConformanceError(f"{who} requires {', '.join(names)} but setup accepted a space without them")
+
+
+def _check_required_capabilities(s: _Subject) -> None:
+    strategy, who, ctx = s.obj, s.who, _strategy_context(s)
+    bare, names = _Without(ctx.space), [cap.__name__ for cap in strategy.requires]
+    try:
+        strategy.clone().setup(bare, replace(ctx, space=bare))
+    except TypeError as exc:
+        _expect(any(n in str(exc) for n in names), f"{who}: setup on a space without its required "
+                f"capabilities ({', '.join(names)}) must name the missing one, got {exc}")
+    else:
+        raise ConformanceError(f"{who} requires {', '.join(names)} but setup accepted a space without them")
 
 
 class _Without(SearchSpace):
@@ -464,35 +584,59 @@ def _estimator_context(estimator: Estimator, ctx: Context | None) -> Context:
 def check_estimator(estimator: Estimator, *, ctx: Context | None = None,
                     archs: Sequence[Architecture] | None = None) -> None:
     """The estimator checks (see the module docstring) on three architectures."""
-    who = _who(estimator)
-    check_configuration(estimator, "estimator")
-    ctx = _estimator_context(estimator, ctx)
-    archs = list(archs) if archs is not None else _sample_archs(ctx.space, 3)
+    _run_checks(ESTIMATOR_CHECKS, _Subject(estimator, ctx=ctx, archs=archs))
 
-    def scores(est: Estimator) -> list[float]:
-        est.validate_context(ctx)
-        out = []
-        for a in archs:
-            e = est.estimate(a, ctx)
-            _check_estimate(who, a, e)
-            out.append(e.score)
-        return out
 
-    first = scores(estimator.clone())
-    second = scores(estimator.clone())
-    _expect(first == second, f"{who}: the same architectures in the same context (same seed) gave other scores "
+def _estimator_inputs(s: _Subject) -> tuple[Context, list[Architecture]]:
+    def make():
+        ctx = _estimator_context(s.obj, s.options.get("ctx"))
+        archs = s.options.get("archs")
+        return ctx, list(archs) if archs is not None else _sample_archs(ctx.space, 3)
+
+    return s.shared("inputs", make)
+
+
+def _scores(s: _Subject) -> list[float]:
+    ctx, archs = _estimator_inputs(s)
+    est = s.obj.clone()
+    est.validate_context(ctx)
+    out = []
+    for a in archs:
+        e = est.estimate(a, ctx)
+        _check_estimate(s.who, a, e)
+        out.append(e.score)
+    return out
+
+
+def _check_estimator_configuration(s: _Subject) -> None:
+    check_configuration(s.obj, "estimator")
+
+
+def _check_estimates(s: _Subject) -> None:
+    s.shared("first", lambda: _scores(s))
+
+
+def _check_scores_are_seeded(s: _Subject) -> None:
+    first, second = s.shared("first", lambda: _scores(s)), _scores(s)
+    _expect(first == second, f"{s.who}: the same architectures in the same context (same seed) gave other scores "
             f"({first} vs {second}); seed every random choice from ctx.arch_seed(arch)")
-    if isinstance(estimator, CurveEstimator):
-        _check_higher_is_better(estimator)
+
+
+def _check_scores_higher_is_better(s: _Subject) -> None:
+    _check_higher_is_better(s.obj)
+
+
+def _check_refuses_missing_data(s: _Subject) -> None:
+    ctx, archs = _estimator_inputs(s)
     bad = replace(ctx, data=None, table=None)
     try:
-        e = estimator.clone()
+        e = s.obj.clone()
         e.validate_context(bad)
         e.estimate(archs[0], bad)
     except (ValueError, TypeError) as exc:
-        _expect(bool(str(exc)), f"{who}: refusing a context without data must say why")
+        _expect(bool(str(exc)), f"{s.who}: refusing a context without data must say why")
     except Exception as exc:
-        raise ConformanceError(f"{who}: a context without data (data=None, no table) must be refused with a "
+        raise ConformanceError(f"{s.who}: a context without data (data=None, no table) must be refused with a "
                                f"ValueError saying what is missing, got {type(exc).__name__}: {exc}") from None
 
 
@@ -596,10 +740,42 @@ def check_dataset(name: str, **options: Any) -> Dataset:
     return ds
 
 
+# -- the checks, by kind, in the order they run ------------------------------------------------------------
+SPACE_CHECKS = (
+    _Check("check_configuration", _check_space_configuration),
+    _Check("check_sampling_is_seeded", _check_sampling_is_seeded),
+    _Check("check_round_trips", _check_round_trips),
+    _Check("check_space_pickles", _check_space_pickles),
+    _Check("check_refuses_malformed_input", _check_refuses_malformed_input),
+    _Check("check_network_builds", _check_network_builds),
+    _Check("check_mutants", _check_mutants, lambda space: isinstance(space, Mutable)),
+    _Check("check_encoding", _check_encoding, lambda space: isinstance(space, Encodable)),
+    _Check("check_enumeration", _check_enumeration, lambda space: isinstance(space, Enumerable)),
+    _Check("check_supernet", _check_supernet, lambda space: isinstance(space, HasSupernet)),
+    _Check("check_size", _check_size),
+)
+STRATEGY_CHECKS = (
+    _Check("check_configuration", _check_strategy_configuration),
+    _Check("check_proposals_are_seeded", _check_proposals_are_seeded),
+    _Check("check_resumes_from_state_dict", _check_resumes_from_state_dict),
+    _Check("check_required_capabilities", _check_required_capabilities, lambda strategy: bool(strategy.requires)),
+)
+ESTIMATOR_CHECKS = (
+    _Check("check_configuration", _check_estimator_configuration),
+    _Check("check_estimates", _check_estimates),
+    _Check("check_scores_are_seeded", _check_scores_are_seeded),
+    _Check("check_scores_higher_is_better", _check_scores_higher_is_better,
+           lambda estimator: isinstance(estimator, CurveEstimator)),
+    _Check("check_refuses_missing_data", _check_refuses_missing_data),
+)
+_CHECKS = {"space": SPACE_CHECKS, "strategy": STRATEGY_CHECKS, "estimator": ESTIMATOR_CHECKS}
+#: a registered plugin's first check: its default instance's configuration (:func:`check_registered`)
+REGISTERED = "check_registered"
+#: a dataset's one check (:func:`check_dataset`)
+DATASET = "check_dataset"
+
+
 # -- registered plugins ------------------------------------------------------------------------------------
-_CHECKS = {"space": check_space, "strategy": check_strategy, "estimator": check_estimator}
-
-
 def check_registered(kind: str, name: str) -> Configurable:
     """The registered plugin ``name`` of ``kind`` with its default arguments (its fast configuration when it
     has required ones): its configuration checks.
@@ -617,6 +793,27 @@ def check_registered(kind: str, name: str) -> Configurable:
     _expect(obj.name == name, f"{kind} registered as {name!r} says its name is {obj.name!r}")
     check_configuration(obj, kind)
     return obj
+
+
+def _fast_instance(kind: str, name: str) -> Configurable:
+    cls = get_registry(kind).get(name)
+    params = cls.conformance_params() if isinstance(cls, type) and issubclass(cls, Configurable) else {}
+    return create(kind, name, **params)
+
+
+def plugin_checks(kind: str, name: str) -> list[str]:
+    """The names of the checks :func:`check_plugin` runs on the registered plugin ``name`` of ``kind``, in order
+    (those that apply to it: e.g. ``check_mutants`` only for a :class:`~nas_engine.spaces.base.Mutable` space)."""
+    registry = get_registry(kind)
+    _expect(name in registry.names(), f"{kind} {name!r} is not registered")
+    if registry.kind == "dataset":
+        return [DATASET]
+    obj = _fast_instance(kind, name)
+    return [REGISTERED] + [c.name for c in _CHECKS[registry.kind] if c.applies(obj)]
+
+
+#: the plugin whose single checks ran last ((kind, name), factory, subject): its set-ups serve its next check
+_LAST: list[tuple[tuple[str, str], Any, _Subject]] = []
 
 
 def check_executor(name: str, *, run: bool | None = None) -> Executor:
@@ -642,20 +839,38 @@ def check_executor(name: str, *, run: bool | None = None) -> Executor:
     return ex
 
 
-def check_plugin(kind: str, name: str) -> Configurable | Executor:
+def check_plugin(kind: str, name: str, check: str | None = None) -> Configurable | Executor:
     """Every check for the registered plugin ``name`` of ``kind`` (``"space"``, ``"strategy"``, ``"estimator"``,
-    ``"dataset"``: :func:`check_dataset` with the factory's ``conformance_options``; ``"executor"``:
-    :func:`check_executor`)."""
-    if get_registry(kind).kind == "dataset":
-        return check_dataset(name, **getattr(get_registry(kind).get(name), "conformance_options", {}))
-    if get_registry(kind).kind == "executor":
+    ``"dataset"``: :func:`check_dataset` with the factory's ``conformance_options``), or only the one named
+    ``check`` (one of :func:`plugin_checks`; what several checks share, such as an estimator's scores, is kept
+    for the same plugin's next check).  Returns the instance checked."""
+    registry = get_registry(kind)
+    if registry.kind == "executor":
+        if check is not None:
+            raise ValueError(f"executor {name!r} has one check (check_executor), not {check!r}")
         return check_executor(name)
-    check_registered(kind, name)
-    cls = get_registry(kind).get(name)
-    params = cls.conformance_params() if isinstance(cls, type) and issubclass(cls, Configurable) else {}
-    obj = create(kind, name, **params)
-    _CHECKS[get_registry(kind).kind](obj)
-    return obj
+    if registry.kind == "dataset":
+        if check not in (None, DATASET):
+            raise ValueError(f"{check!r} is not a check of dataset {name!r}; its checks: {DATASET}")
+        return check_dataset(name, **getattr(registry.get(name), "conformance_options", {}))
+    if check is None:
+        check_registered(kind, name)
+        obj = _fast_instance(kind, name)
+        _run_checks(_CHECKS[registry.kind], _Subject(obj))
+        return obj
+    _expect(name in registry.names(), f"{kind} {name!r} is not registered")
+    factory = registry.get(name)
+    if not (_LAST and _LAST[0][0] == (registry.kind, name) and _LAST[0][1] is factory):
+        _LAST[:] = [((registry.kind, name), factory, _Subject(_fast_instance(kind, name)))]
+    subject = _LAST[0][2]
+    checks = {c.name: c for c in _CHECKS[registry.kind] if c.applies(subject.obj)}
+    if check != REGISTERED and check not in checks:
+        raise ValueError(f"{check!r} is not a check of {kind} {name!r}; its checks: "
+                         f"{', '.join([REGISTERED, *checks])}")
+    if check == REGISTERED:
+        return check_registered(kind, name)
+    checks[check].run(subject)
+    return subject.obj
 
 
 def registered_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator")) -> list[tuple[str, str]]:
@@ -663,9 +878,23 @@ def registered_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator")
     return [(kind, name) for kind in kinds for name in list_plugins(kind)]
 
 
-def parametrize_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator")):
-    """A ``pytest.mark.parametrize("kind, name", ...)`` over :func:`registered_plugins`, ids ``kind:name``."""
+def parametrize_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator"), *, per_check: bool = True):
+    """A ``pytest.mark.parametrize`` over :func:`registered_plugins`: ``"kind, name, check"``, one test per check
+    of each plugin (:func:`plugin_checks`), ids ``kind-name-check`` (``estimator-tse-ema-check_estimates``), so
+    a failure names the check; run it with ``check_plugin(kind, name, check)``.  ``per_check=False``: one test
+    per plugin, ``"kind, name"``, ids ``kind:name``.
+
+    Under pytest-xdist a plugin's checks form one ``xdist_group`` (with ``--dist loadgroup`` they run in one
+    process, one after the other, and share their set-ups)."""
+    import importlib.util
+
     import pytest
 
     cases = registered_plugins(kinds)
-    return pytest.mark.parametrize("kind, name", cases, ids=[f"{k}:{n}" for k, n in cases])
+    if not per_check:
+        return pytest.mark.parametrize("kind, name", cases, ids=[f"{k}:{n}" for k, n in cases])
+    grouped = importlib.util.find_spec("xdist") is not None
+    params = [pytest.param(k, n, c, id=f"{k}-{n}-{c}",
+                           marks=[pytest.mark.xdist_group(f"plugin:{k}:{n}")] if grouped else [])
+              for k, n in cases for c in plugin_checks(k, n)]
+    return pytest.mark.parametrize("kind, name, check", params)

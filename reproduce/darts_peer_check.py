@@ -25,7 +25,7 @@ Part 1 (``costs.csv``): for every architecture, NASLib's values, ours as the
 engine counts them (:func:`nas_engine.costs.count_params`, every parameter;
 :func:`nas_engine.costs.count_flops`, torch's counter, 2 FLOPs per
 multiply-add, convs and matmuls only) and ours recounted under NASLib's
-definition (:func:`naslib_counts`: torchstat's rules on our network, its
+definition (:func:`reproduce.common.darts_peer.naslib_counts`: torchstat's rules on our network, its
 cell-op BatchNorms taken as NASLib's).
 
 Part 2 (``scores.csv``): our zero-cost proxies
@@ -42,9 +42,9 @@ data-dependent tiers at the N-th architecture of the order, so that two
 processes (different ``--out``) can share the work; their ``scores.csv`` rows
 are then concatenated.
 
-The machinery is shared with the NAS-Bench-101 peer check (``naslib_peer.py``).
+The machinery is shared with the NAS-Bench-101 peer check (:mod:`reproduce.common.naslib_peer`).
 
-    OMP_NUM_THREADS=1 python reproduce/darts_peer_check.py [--shared ../shared/data] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.darts_peer_check [--shared ../shared/data] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time;
 an existing non-empty ``--out`` is refused unless ``--resume`` or
@@ -57,52 +57,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from reproduce.common import naslib_peer
+from reproduce.common.darts_peer import TARGET
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import naslib_peer  # noqa: E402
-import pandas as pd  # noqa: E402
-from naslib_peer import COST_COLUMNS, NASLIB_KEY, PROXIES, rank_corr, seeded_order  # noqa: E402,F401
-
-from nas_engine.spaces.darts import DartsSpace  # noqa: E402
-
-PEER_FILE = ("peer-reference", "naslib_zc_nasbench301.json")
-#: NASLib's network size for these values: NasBench301SearchSpace with channels [32, 64, 128] (8 cells)
-C, LAYERS, RESOLUTION, NUM_CLASSES = 32, 8, 32, 10
-BATCH_SIZE = naslib_peer.BATCH_SIZE
-
-
-def naslib_counts(model) -> tuple[int, int]:
-    """(params, FLOPs) of our DARTS network under NASLib's definition (tensorwatch / torchstat, see the docstring).
-
-    The BatchNorms inside the cell ops count as NASLib's ``affine=False``
-    ones (no parameters, one FLOP per element), and each pooling op adds the
-    elements of NASLib's ``BatchNorm2d(affine=False)`` after it.
-    """
-    from torch import nn
-
-    op_bn = set()
-    for cell in model.cells:
-        for op in cell.ops:
-            op_bn.update(m for m in op.modules() if isinstance(m, nn.BatchNorm2d))
-    return naslib_peer.torchstat_counts(model, RESOLUTION, unparametrised_bn=op_bn, bn_after_pool=True)
-
-
-_space = DartsSpace()
-TARGET = naslib_peer.Target(
-    name="darts_peer_check", peer_file=PEER_FILE, space=_space, decode=_space.from_compact,
-    build_size={"C": C, "layers": LAYERS}, protocol_size={"C": C, "N": (LAYERS - 2) // 3},
-    size_text=f"C={C}, {LAYERS} cells", truth_text="NB301 val acc", naslib_counts=naslib_counts)
-
-
-def load_peer(shared: Path) -> pd.DataFrame:
-    """NASLib's 725 architectures: index = compact text, one column per proxy score, ``val_accuracy``."""
-    return naslib_peer.load_peer(shared, PEER_FILE)
-
-
-def compute_costs(peer: pd.DataFrame, path: Path, archs=None) -> pd.DataFrame:
-    return naslib_peer.compute_costs(TARGET, peer, path, archs)
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,7 @@ step (the papers' 100; an epoch here has ``ceil(n_train / 64)`` minibatches,
 and a chunk never crosses an epoch, as in the thesis' code).  Two searches
 run at once (``--workers`` processes, one torch thread each).
 
-    OMP_NUM_THREADS=1 python reproduce/differentiable.py [--epochs 50] [--seeds 0 1 2] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.differentiable [--epochs 50] [--seeds 0 1 2] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time; an
 existing non-empty ``--out`` is refused unless ``--resume`` (each search keeps
@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 METHODS = ("darts", "darts-tse", "drnas", "drnas-tse")
 TABLE = ("data", "nas-bench-201", "nb201_cifar10_200ep.csv")

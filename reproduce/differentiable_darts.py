@@ -22,7 +22,7 @@ network at C=8, N=1, no auxiliary head, no drop path, 16x16, ``--final-train``
 training images, batch 64, SGD 0.025 (momentum 0.9, weight decay 3e-4) on a
 cosine schedule of ``--final-epochs`` epochs, random crop and flip.
 
-    OMP_NUM_THREADS=1 python reproduce/differentiable_darts.py [--epochs 10] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.differentiable_darts [--epochs 10] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time; an
 existing non-empty ``--out`` is refused unless ``--resume`` (searches and
@@ -34,16 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 METHODS = ("darts", "darts-tse")
 PARAMETER_FREE = ("skip_connect", "max_pool_3x3", "avg_pool_3x3")

@@ -33,7 +33,7 @@ shortreg T <= 10; one CPU thread.  Results are appended to
 ``--out/evaluations.jsonl`` as they come (a rerun resumes) and the tables are
 rebuilt from whatever is there (``--report`` only rebuilds them).
 
-    OMP_NUM_THREADS=1 python reproduce/fear_vs_shortreg.py [--archs 60] [--report]
+    OMP_NUM_THREADS=1 python -m reproduce.fear_vs_shortreg [--archs 60] [--report]
 """
 
 from __future__ import annotations
@@ -45,21 +45,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import torch
+
+from nas_engine.benchmarks import NB201Table
+from nas_engine.context import Context
+from nas_engine.correlate import sample_architectures
+from nas_engine.criteria import precision_at_top_k, spearman
+from nas_engine.data import load_dataset
+from nas_engine.estimators.fear import FEAR, shallow_learner_threshold
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.training import Protocol, TrainingFailed, build_model, evaluate, train
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from nas_engine.benchmarks import NB201Table  # noqa: E402
-from nas_engine.context import Context  # noqa: E402
-from nas_engine.correlate import sample_architectures  # noqa: E402
-from nas_engine.criteria import precision_at_top_k, spearman  # noqa: E402
-from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.estimators.fear import FEAR, shallow_learner_threshold  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
-from nas_engine.training import Protocol, TrainingFailed, build_model, evaluate, train  # noqa: E402
 
 BINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 

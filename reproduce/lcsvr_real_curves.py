@@ -15,7 +15,7 @@ the op counts of the six edges.  Two controls on the same 100: LcSVR on the
 curve features alone (``lcsvr-curve-only``) and #params alone (``params``, the
 same at every T).
 
-    python reproduce/lcsvr_real_curves.py [--shared ../shared/data] [--seeds 0,1,2,3,4]
+    python -m reproduce.lcsvr_real_curves [--shared ../shared/data] [--seeds 0,1,2,3,4]
 
 Writes one row per (split seed, estimator, T) to
 ``reproduce/results/lcsvr_real_curves.csv`` and prints the mean over seeds.
@@ -29,15 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nas_engine.benchmarks import NB201Table
+from nas_engine.costs import model_costs
+from nas_engine.criteria import evaluate_ranking
+from nas_engine.estimators import LcSVR, ValAcc
+from nas_engine.estimators.lcsvr import ARCH_FEATURES, REFERENCE_INPUT
+from nas_engine.spaces.nb201 import NB201Space
 
-from nas_engine.benchmarks import NB201Table  # noqa: E402
-from nas_engine.costs import model_costs  # noqa: E402
-from nas_engine.criteria import evaluate_ranking  # noqa: E402
-from nas_engine.estimators import LcSVR, ValAcc  # noqa: E402
-from nas_engine.estimators.lcsvr import ARCH_FEATURES, REFERENCE_INPUT  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:

@@ -39,8 +39,8 @@ for FairNAS (5); 100 architectures, 2 supernet seeds.  One torch thread per
 process (``--threads``).  The table ranks the architectures that every method
 and seed finished (a run is scored architecture by architecture).
 
-    python reproduce/oneshot_selection.py run --seed 0   # one seed: every method's supernet (resumable)
-    python reproduce/oneshot_selection.py summarize                        # the table from what ran
+    python -m reproduce.oneshot_selection run --seed 0   # one seed: every method's supernet (resumable)
+    python -m reproduce.oneshot_selection summarize                        # the table from what ran
 
 Scores are appended to ``<out>/runs/<method>-seed<k>.csv`` one architecture at
 a time, so a partial run still gives a table; ``run`` skips what is already
@@ -58,22 +58,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import torch
+
+from nas_engine.benchmarks import NB201Table
+from nas_engine.context import Context
+from nas_engine.correlate import sample_architectures
+from nas_engine.criteria import kendall, spearman, top_k_mean
+from nas_engine.data import load_dataset
+from nas_engine.estimators import TSE, TLMini, ValAcc, score_curve
+from nas_engine.registry import create
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.training import Protocol
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from nas_engine.benchmarks import NB201Table  # noqa: E402
-from nas_engine.context import Context  # noqa: E402
-from nas_engine.correlate import sample_architectures  # noqa: E402
-from nas_engine.criteria import kendall, spearman, top_k_mean  # noqa: E402
-from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.estimators import TSE, TLMini, ValAcc, score_curve  # noqa: E402
-from nas_engine.registry import create  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
-from nas_engine.training import Protocol  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 #: supernet epochs giving every method the same number of path forward/backward passes (40 x 79 x 1 ...)

@@ -17,7 +17,7 @@ directory (``--nats DIR``; truth = its 200-epoch test accuracy), e.g.::
     nas-engine bench build --archs 200 --data cifar10 --data-root ../shared/data \\
         --n-train 2000 --n-val 1000 --resolution 16 --C 8 --N 1 --batch-size 64 \\
         --epochs 40 --seed 0 --out /tmp/qbs-table
-    python reproduce/query_based_search.py --table /tmp/qbs-table/table.jsonl \\
+    python -m reproduce.query_based_search --table /tmp/qbs-table/table.jsonl \\
         --nb201-csv ../shared/data/nas-bench-201/nb201_cifar10_200ep.csv --seeds 10
 
 With ``--nb201-csv`` the incumbents' NAS-Bench-201 200-epoch CIFAR-10 test
@@ -38,21 +38,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nas_engine.benchmarks import JsonlCurveTable, NATSBench, NB201Table
+from nas_engine.estimators import TSEEMA, ValAcc
+from nas_engine.search import Budget, Search
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.strategies import BayesianOptimization, RandomSearch, RegularizedEvolution
 
-from nas_engine.benchmarks import JsonlCurveTable, NATSBench, NB201Table  # noqa: E402
-from nas_engine.estimators import TSEEMA, ValAcc  # noqa: E402
-from nas_engine.search import Budget, Search  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
-from nas_engine.strategies import BayesianOptimization, RandomSearch, RegularizedEvolution  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 

@@ -12,9 +12,9 @@ for E epochs and prints its training and validation accuracy per epoch.
 ``--side S`` uses the scaled-down construction (S x S images, labelling
 networks on 3*S*S inputs; ``load_dataset(..., side=S)``).
 
-    python reproduce/synthetic_learnability.py --sizes 5000,20000
-    python reproduce/synthetic_learnability.py --sizes 40000 --cell-epochs 15
-    python reproduce/synthetic_learnability.py --side 8 --sizes 5000,10000 --cell-epochs 15
+    python -m reproduce.synthetic_learnability --sizes 5000,20000
+    python -m reproduce.synthetic_learnability --sizes 40000 --cell-epochs 15
+    python -m reproduce.synthetic_learnability --side 8 --sizes 5000,10000 --cell-epochs 15
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from nas_engine.data import load_dataset
+from nas_engine.spaces.nb201 import NB201Network
+from nas_engine.training import Protocol, train
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-
-from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Network  # noqa: E402
-from nas_engine.training import Protocol, train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ recorded it for the same architectures (and ours, from the committed DARTS
 peer check, where it scored them).
 
 The architectures are the first ``--archs`` of the DARTS peer check's seeded
-order (``darts_peer_check.seeded_order``, seed 0): a uniformly random subset
+order (``reproduce.common.darts_peer.seeded_order``, seed 0): a uniformly random subset
 of the 725 on which that check also computed our data-dependent zero-cost
 proxies (its first 120).
 
@@ -24,7 +24,7 @@ evaluation recipe) on a cosine schedule of 100 epochs, of which the first
 T=12 are run.  Candidates train two at a time (processes executor, one torch
 thread each).  The algorithm is unchanged; only the scale is reduced.
 
-    OMP_NUM_THREADS=1 python reproduce/tse_darts.py [--archs 100] [--epochs 12] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.tse_darts [--archs 100] [--epochs 12] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time; an
 existing non-empty ``--out`` is refused unless ``--resume`` (the training runs
@@ -36,15 +36,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nas_engine.spaces.darts import DartsSpace
+from reproduce.common import peer_tse
+from reproduce.common.darts_peer import PEER_FILE, load_peer, seeded_order
+from reproduce.common.naslib_peer import NASLIB_KEY, PROXIES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import peer_tse  # noqa: E402
-from darts_peer_check import NASLIB_KEY, PEER_FILE, PROXIES, load_peer, seeded_order  # noqa: E402
-from peer_tse import ESTIMATORS, SHOWN, table  # noqa: E402,F401
-
-from nas_engine.spaces.darts import DartsSpace  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ key (and ours, from the committed NB101 peer check, where it scored all the
 trained cells).
 
 The architectures are the first ``--archs`` distinct cells of the NB101 peer
-check's seeded order (``nb101_peer_check.distinct_cells``, seed 0), a
+check's seeded order (``reproduce.common.nb101_peer.distinct_cells``, seed 0), a
 uniformly random subset of the 292.  A cell's truth is the mean of the
 ``val_accuracy`` values recorded for its keys (each one of the benchmark's 3
 repeats).
@@ -30,7 +30,7 @@ of these short epochs, so evaluation-mode accuracy would read statistics that
 lag the weights).  Candidates train two at
 a time (processes executor, one torch thread each).
 
-    OMP_NUM_THREADS=1 python reproduce/tse_nb101.py [--archs 150] [--epochs 12] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.tse_nb101 [--archs 150] [--epochs 12] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time; an
 existing non-empty ``--out`` is refused unless ``--resume`` (the training runs
@@ -42,16 +42,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from nas_engine.spaces.nb101 import NB101Space
+from reproduce.common import peer_tse
+from reproduce.common.naslib_peer import NASLIB_KEY
+from reproduce.common.nb101_peer import PEER_FILE, canonical, cell_accuracy, distinct_cells, load_peer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import numpy as np  # noqa: E402
-import peer_tse  # noqa: E402
-from naslib_peer import NASLIB_KEY  # noqa: E402
-from nb101_peer_check import PEER_FILE, canonical, cell_accuracy, distinct_cells, load_peer  # noqa: E402
-
-from nas_engine.spaces.nb101 import NB101Space  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ images, random crop and flip, batch 64, SGD lr 0.1 (Nesterov momentum 0.9,
 weight decay 5e-4) on a cosine schedule of 20 epochs run to the end.
 Networks train two at a time (processes executor, one torch thread each).
 
-    OMP_NUM_THREADS=1 python reproduce/tse_randwired.py [--seeds 8] [--epochs 20] [--out DIR]
+    OMP_NUM_THREADS=1 python -m reproduce.tse_randwired [--seeds 8] [--epochs 20] [--out DIR]
 
 The default ``--out`` is a new directory named after the current UTC time; an
 existing non-empty ``--out`` is refused unless ``--resume`` (the build's store
@@ -38,23 +38,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from nas_engine.build import build_table
+from nas_engine.correlate import correlate, plot_correlation
+from nas_engine.costs import model_costs
+from nas_engine.criteria import evaluate_ranking
+from nas_engine.data import load_dataset
+from nas_engine.estimators.zero_cost import zero_cost_scores
+from nas_engine.registry import create
+from nas_engine.spaces.randwired import RandWiredSpace
+from nas_engine.training import Protocol
+from reproduce.common.peer_tse import ESTIMATORS, table, wall_all_runs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from peer_tse import ESTIMATORS, table, wall_all_runs  # noqa: E402
-
-from nas_engine.build import build_table  # noqa: E402
-from nas_engine.correlate import correlate, plot_correlation  # noqa: E402
-from nas_engine.costs import model_costs  # noqa: E402
-from nas_engine.criteria import evaluate_ranking  # noqa: E402
-from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.estimators.zero_cost import zero_cost_scores  # noqa: E402
-from nas_engine.registry import create  # noqa: E402
-from nas_engine.spaces.randwired import RandWiredSpace  # noqa: E402
-from nas_engine.training import Protocol  # noqa: E402
 
 ZERO_COST = ("synflow", "nwot", "snip", "jacov", "grad-norm")
 #: the generator settings (generator, hyperparameters); n comes from --nodes

@@ -12,7 +12,7 @@ images from CIFAR-10's first training batch, batch 64, SGD lr 0.1 (Nesterov,
 momentum 0.9, wd 5e-4) on NB201's 200-epoch cosine schedule, of which the first
 T=12 epochs are run.  The algorithm is unchanged; only the scale is reduced.
 
-    python reproduce/tse_rank_correlation.py [--archs 100] [--epochs 12] [--data-root ../shared/data]
+    python -m reproduce.tse_rank_correlation [--archs 100] [--epochs 12] [--data-root ../shared/data]
 
 Training runs are stored in --out/store and resume if interrupted.
 
@@ -32,21 +32,20 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nas_engine.benchmarks import NATSBench, NB201Table  # noqa: E402
-from nas_engine.correlate import (  # noqa: E402
+from nas_engine.benchmarks import NATSBench, NB201Table
+from nas_engine.correlate import (
     DEFAULT_ESTIMATORS,
     collect_curves,
     correlate,
     plot_correlation,
     sample_architectures,
 )
-from nas_engine.costs import model_costs  # noqa: E402
-from nas_engine.data import load_dataset  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
-from nas_engine.training import Protocol  # noqa: E402
+from nas_engine.costs import model_costs
+from nas_engine.data import load_dataset
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.training import Protocol
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:

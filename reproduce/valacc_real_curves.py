@@ -8,7 +8,7 @@ accuracy, next to #params (the free baseline).  The curves carry no losses, so
 the TSE family cannot be scored on them (see reproduce/tse_rank_correlation.py
 for TSE on curves trained by the engine).
 
-    python reproduce/valacc_real_curves.py [--shared ../shared/data]
+    python -m reproduce.valacc_real_curves [--shared ../shared/data]
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nas_engine.benchmarks import NB201Table
+from nas_engine.correlate import correlate
 
-from nas_engine.benchmarks import NB201Table  # noqa: E402
-from nas_engine.correlate import correlate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ architectures again with seed + 1 (new initialisation and minibatch) to show
 how much a proxy's ranking moves between two of our own runs.  ``summary.csv`` / ``summary.md`` are rewritten at the end
 (``--summarize`` rewrites them from ``scores.csv`` alone).
 
-    OMP_NUM_THREADS=1 python reproduce/zero_cost_peer_check.py [--shared ../shared/data]
+    OMP_NUM_THREADS=1 python -m reproduce.zero_cost_peer_check [--shared ../shared/data]
 """
 
 from __future__ import annotations
@@ -38,17 +38,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from nas_engine.context import Context
+from nas_engine.criteria import rank_agreement, spearman
+from nas_engine.estimators.zero_cost import MEASURES, ZERO_COST_PROXIES
+from nas_engine.registry import create
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from nas_engine.context import Context  # noqa: E402
-from nas_engine.criteria import spearman  # noqa: E402
-from nas_engine.estimators.zero_cost import MEASURES, ZERO_COST_PROXIES  # noqa: E402
-from nas_engine.registry import create  # noqa: E402
 
 #: our proxy name -> NASLib's column
 NASLIB_COLUMN = {"grad-norm": "grad_norm"}
@@ -59,13 +57,6 @@ TIERS = (("synflow", "params", "flops"), ("nwot", "jacov", "snip", "grad-norm", 
 
 def naslib_column(proxy: str) -> str:
     return NASLIB_COLUMN.get(proxy, proxy)
-
-
-def rank_corr(a, b) -> float:
-    """Spearman over pairs, NaN/-inf scores ranked lowest on either side."""
-    a = np.where(np.isnan(a), -np.inf, np.asarray(a, float))
-    b = np.where(np.isnan(b), -np.inf, np.asarray(b, float))
-    return float(stats.spearmanr(stats.rankdata(a), stats.rankdata(b)).statistic)
 
 
 def load_tables(shared: Path) -> pd.DataFrame:
@@ -148,7 +139,7 @@ def flops_breakdown(ours: pd.DataFrame, peer: pd.DataFrame) -> list[str]:
              "reaches the cell output):", ""]
     for name, keep in (("all", np.ones(len(mine), bool)), ("no dead conv/pool edges", ~dead),
                        ("no dead edges and no pooling", ~dead & ~pool)):
-        rho = rank_corr(mine[keep].to_numpy(), theirs[keep].to_numpy())
+        rho = rank_agreement(mine[keep].to_numpy(), theirs[keep].to_numpy())
         lines.append(f"- {name}: n={int(keep.sum())}, ρ={rho:.3f}")
     return lines
 
@@ -170,9 +161,9 @@ def summarize(peer: pd.DataFrame, out: Path, args) -> pd.DataFrame:
         live = ~np.array([dead_ops[a] for a in mine.index])
         rows.append({
             "proxy": p, "n": len(mine), "data_free": not MEASURES[p].uses_data,
-            "spearman_ours_vs_naslib": rank_corr(s_ours, s_peer),
+            "spearman_ours_vs_naslib": rank_agreement(s_ours, s_peer),
             "n_no_dead_edges": int(live.sum()),
-            "spearman_ours_vs_naslib_no_dead_edges": rank_corr(s_ours[live], s_peer[live]),
+            "spearman_ours_vs_naslib_no_dead_edges": rank_agreement(s_ours[live], s_peer[live]),
             "spearman_ours_vs_test_acc": spearman(s_ours, acc),
             "spearman_naslib_vs_test_acc": spearman(s_peer, acc),
             "ours_nonfinite": int((~np.isfinite(s_ours)).sum()),
@@ -183,7 +174,7 @@ def summarize(peer: pd.DataFrame, out: Path, args) -> pd.DataFrame:
             again = other[other.proxy == p].drop_duplicates("arch_str").set_index("arch_str")
             both = again.index.intersection(mine.index)
             rows[-1]["n_seed_check"] = len(both)
-            rows[-1]["spearman_ours_vs_ours_other_seed"] = rank_corr(mine.loc[both, "score"].to_numpy(float),
+            rows[-1]["spearman_ours_vs_ours_other_seed"] = rank_agreement(mine.loc[both, "score"].to_numpy(float),
                                                                      again.loc[both, "score"].to_numpy(float))
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)

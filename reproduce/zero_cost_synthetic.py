@@ -29,33 +29,31 @@ Outputs in ``--out``: ``scores.csv`` (every score and cost per architecture)
 and ``summary.csv`` / ``summary.md`` (Spearman and Kendall vs the truth, mean
 cost per architecture; also over the cells whose truth is in the top half).
 
-    python reproduce/zero_cost_synthetic.py --archs 24 --n-train 3000 --epochs 15
-    python reproduce/zero_cost_synthetic.py --side 8 --archs 100 --n-train 10000 --epochs 15 --workers 2
-    python reproduce/zero_cost_synthetic.py --combine DIR_SEED0,DIR_SEED1 --out DIR   # mean/min/max over runs
+    python -m reproduce.zero_cost_synthetic --archs 24 --n-train 3000 --epochs 15
+    python -m reproduce.zero_cost_synthetic --side 8 --archs 100 --n-train 10000 --epochs 15 --workers 2
+    python -m reproduce.zero_cost_synthetic --combine DIR_SEED0,DIR_SEED1 --out DIR   # mean/min/max over runs
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nas_engine import Protocol, load_dataset
+from nas_engine.build import build_table
+from nas_engine.correlate import sample_architectures
+from nas_engine.criteria import kendall, spearman
+from nas_engine.estimators import FEAR
+from nas_engine.estimators.zero_cost import ZERO_COST_PROXIES, zero_cost_scores
+from nas_engine.search import Budget, Search
+from nas_engine.spaces.nb201 import NB201Space
+from nas_engine.strategies import FixedList
 
-from nas_engine import Protocol, load_dataset  # noqa: E402
-from nas_engine.build import build_table  # noqa: E402
-from nas_engine.correlate import sample_architectures  # noqa: E402
-from nas_engine.criteria import kendall, spearman  # noqa: E402
-from nas_engine.estimators import FEAR  # noqa: E402
-from nas_engine.estimators.zero_cost import ZERO_COST_PROXIES, zero_cost_scores  # noqa: E402
-from nas_engine.search import Budget, Search  # noqa: E402
-from nas_engine.spaces.nb201 import NB201Space  # noqa: E402
-from nas_engine.strategies import FixedList  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from nas_engine.training import Protocol
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -19,15 +21,13 @@ SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
 TINY = Protocol(schedule_epochs=10, batch_size=128, lr=0.05, scale="tiny", device="cpu")
 
 
-def load_reproduce_script(name: str):
-    """Import ``reproduce/<name>.py`` as a module (the scripts are not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "reproduce" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def run_reproduce(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the reproduction script ``python -m reproduce.<name> ARGS`` from the repository root, one torch
+    thread; its exit status and output (text) are in the result.  (Tests import no script: the helpers the
+    scripts share are in ``reproduce.common``.)"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", f"reproduce.{name}", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def shared_path(*parts: str) -> Path:

@@ -31,6 +31,7 @@ from nas_engine.testing import (
     check_plugin,
     check_strategy,
     parametrize_plugins,
+    plugin_checks,
 )
 
 from .conftest import TINY
@@ -38,8 +39,8 @@ from .toy_space import ToySpace
 
 
 @parametrize_plugins()
-def test_every_registered_plugin_conforms(kind, name):
-    check_plugin(kind, name)
+def test_every_registered_plugin_conforms(kind, name, check):
+    check_plugin(kind, name, check)
 
 
 def test_every_kind_is_covered():
@@ -48,6 +49,29 @@ def test_every_kind_is_covered():
     cases = registered_plugins()
     assert {k for k, _ in cases} == {"space", "strategy", "estimator"}
     assert ("space", "nb201") in cases and ("strategy", "random") in cases and ("estimator", "tse-ema") in cases
+
+
+def test_one_test_per_plugin_and_check_named_by_its_id():
+    mark = parametrize_plugins(("estimator", "strategy"))
+    assert mark.args[0] == "kind, name, check"
+    ids = [p.id for p in mark.args[1]]
+    assert len(ids) == len(set(ids))
+    assert "estimator-tse-ema-check_scores_higher_is_better" in ids and "estimator-tse-ema-check_registered" in ids
+    assert "estimator-synflow-check_scores_higher_is_better" not in ids  # not a curve estimator
+    assert "strategy-regularized-evolution-check_required_capabilities" in ids  # it requires Mutable
+    assert "strategy-random-check_required_capabilities" not in ids
+    assert plugin_checks("estimator", "tse-ema") == [
+        "check_registered", "check_configuration", "check_estimates", "check_scores_are_seeded",
+        "check_scores_higher_is_better", "check_refuses_missing_data"]
+    old = parametrize_plugins(("space",), per_check=False)
+    assert old.args[0] == "kind, name" and ("space", "nb201") in old.args[1]
+
+
+def test_a_single_check_runs_alone_and_an_unknown_one_is_refused():
+    assert check_plugin("estimator", "tse-ema", "check_scores_higher_is_better").name == "tse-ema"
+    with pytest.raises(ValueError, match="'check_mutants' is not a check of estimator 'tse-ema'; its checks: "
+                                         "check_registered, check_configuration"):
+        check_plugin("estimator", "tse-ema", "check_mutants")
 
 
 # -- silent failure 1: a space's name is the name it is registered under ---------------------------------------

@@ -13,6 +13,7 @@ from nas_engine.criteria import (
     pearson,
     precision_at_bottom_k,
     precision_at_top_k,
+    rank_agreement,
     spearman,
     top_k_mean,
     worst_ranking_at_k,
@@ -185,6 +186,28 @@ def test_constant_side_gives_nan_correlations():
         assert math.isnan(f([1, 1, 1], [1, 2, 3]))
         assert math.isnan(f([1, 2, 3], [0, 0, 0]))
         assert math.isnan(f([math.nan, math.nan], [1, 2]))
+
+
+def test_rank_agreement_treats_both_sides_as_scores():
+    """Two scorings of the same architectures (ours vs a peer's): NaN on either side ranks lowest."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    assert rank_agreement(a, b) == spearman(a, b)  # a finite second side: Spearman itself
+    a[3], b[5] = math.nan, math.nan  # NaN truth would be refused by spearman
+    with pytest.raises(ValueError, match="truth must be finite"):
+        spearman(a, b)
+    ranks_a = np.argsort(np.argsort(np.where(np.isnan(a), -1e9, a)))
+    ranks_b = np.argsort(np.argsort(np.where(np.isnan(b), -1e9, b)))  # no ties: ranks are exact
+    assert rank_agreement(a, b) == pytest.approx(np.corrcoef(ranks_a, ranks_b)[0, 1])
+    # NaN ties with -inf, infinite values are ranked, and ties get average ranks
+    assert rank_agreement([math.nan, -math.inf, 1, 2], [1, 2, 3, 4]) == pytest.approx(
+        np.corrcoef([1.5, 1.5, 3, 4], [1, 2, 3, 4])[0, 1])
+    assert rank_agreement([1, 2, 3], [math.inf, 0, math.nan]) == pytest.approx(-1.0)  # ranks 3, 2, 1
+    # undefined: a constant side or fewer than 2 pairs
+    assert math.isnan(rank_agreement([1, 1, 1], [1, 2, 3])) and math.isnan(rank_agreement([1, 2], [math.nan] * 2))
+    assert math.isnan(rank_agreement([1.0], [2.0])) and math.isnan(rank_agreement([], []))
+    with pytest.raises(ValueError, match="same length"):
+        rank_agreement([1, 2, 3], [1, 2])
 
 
 def test_kendall_is_tau_b():

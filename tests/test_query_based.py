@@ -1,4 +1,4 @@
-"""The query-based comparison script (reproduce/query_based_search.py) on a small built table."""
+"""The query-based comparison script (``python -m reproduce.query_based_search``) on a small built table."""
 
 from __future__ import annotations
 
@@ -12,12 +12,7 @@ from nas_engine.benchmarks import JsonlCurveTable
 from nas_engine.correlate import sample_architectures
 from nas_engine.spaces.nb201 import NB201Space
 
-from .conftest import load_reproduce_script
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_reproduce_script("query_based_search")
+from .conftest import run_reproduce
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +30,11 @@ def table(tmp_path_factory):
     return JsonlCurveTable.write(tmp_path_factory.mktemp("qbs") / "table.jsonl", rows)
 
 
-def test_traces_charge_recorded_time_and_track_the_incumbent(script, table, tmp_path):
+def test_traces_charge_recorded_time_and_track_the_incumbent(table, tmp_path):
     out = tmp_path / "out"
-    assert script.main(["--table", str(table.path), "--T", "1", "--seeds", "2", "--budget", "100",
-                        "--strategies", "RE,Random", "--out", str(out)]) == 0
+    done = run_reproduce("query_based_search", "--table", table.path, "--T", "1", "--seeds", "2", "--budget", "100",
+                         "--strategies", "RE,Random", "--out", out)
+    assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     full = np.mean([table.curve(a).total_seconds for a in table.archs()])
     assert summary["T_end"] == 3 and summary["budget_seconds"] == pytest.approx(100 * full)
@@ -64,6 +60,6 @@ def test_traces_charge_recorded_time_and_track_the_incumbent(script, table, tmp_
     assert final["se_error"].iloc[0] == pytest.approx(0.0)
 
 
-def test_refuses_an_early_budget_not_below_the_schedule(script, table, tmp_path):
-    with pytest.raises(SystemExit, match="T_end=3"):
-        script.main(["--table", str(table.path), "--T", "3", "--out", str(tmp_path)])
+def test_refuses_an_early_budget_not_below_the_schedule(table, tmp_path):
+    done = run_reproduce("query_based_search", "--table", table.path, "--T", "3", "--out", tmp_path)
+    assert done.returncode != 0 and "T_end=3" in done.stderr

@@ -1,4 +1,5 @@
-"""The zero-cost vs FEAR script (reproduce/zero_cost_synthetic.py) end to end at a tiny scale, and --combine."""
+"""The zero-cost vs FEAR script (``python -m reproduce.zero_cost_synthetic``) end to end at a tiny scale, and
+--combine."""
 
 from __future__ import annotations
 
@@ -9,21 +10,17 @@ import pandas as pd
 import pytest
 
 from .conftest import SHARED_DATA as SHARED
-from .conftest import load_reproduce_script
+from .conftest import run_reproduce
 
 
 @pytest.fixture(scope="module")
-def script():
-    return load_reproduce_script("zero_cost_synthetic")
-
-
-@pytest.fixture(scope="module")
-def run(script, tmp_path_factory):
+def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("zcs")
     args = ["--side", "4", "--archs", "5", "--n-train", "300", "--n-val", "100", "--n-test", "200", "--epochs", "2",
             "--short-epochs", "1,2", "--batch-size", "100", "--C", "4", "--fear-threshold", "0.15",
             "--fear-stage2-epochs", "1", "--shared", str(SHARED), "--out", str(out)]
-    assert script.main(args) == 0
+    done = run_reproduce("zero_cost_synthetic", *args)
+    assert done.returncode == 0, done.stderr
     return out
 
 
@@ -52,13 +49,14 @@ def test_scores_and_summary_cover_every_estimator(run):
         assert col in summary.index
 
 
-def test_combine_gives_mean_min_max_over_runs(script, run, tmp_path):
+def test_combine_gives_mean_min_max_over_runs(run, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     first = pd.read_csv(run / "summary.csv")
     shifted = first.assign(spearman=first["spearman"] - 0.2)
     shifted.to_csv(other / "summary.csv", index=False)
-    assert script.main(["--combine", f"{run},{other}", "--out", str(tmp_path / "c")]) == 0
+    done = run_reproduce("zero_cost_synthetic", "--combine", f"{run},{other}", "--out", tmp_path / "c")
+    assert done.returncode == 0, done.stderr
     combined = pd.read_csv(tmp_path / "c" / "combined.csv").set_index("estimator")
     for row in first.itertuples(index=False):
         if math.isnan(row.spearman):
@@ -69,5 +67,5 @@ def test_combine_gives_mean_min_max_over_runs(script, run, tmp_path):
         assert got["spearman_min"] == pytest.approx(row.spearman - 0.2)
         assert got["spearman_max"] == pytest.approx(row.spearman)
     assert "| fear |" in (tmp_path / "c" / "combined.md").read_text()
-    with pytest.raises(SystemExit, match="no summary.csv in"):
-        script.main(["--combine", str(tmp_path / "missing"), "--out", str(tmp_path / "c")])
+    done = run_reproduce("zero_cost_synthetic", "--combine", tmp_path / "missing", "--out", tmp_path / "c")
+    assert done.returncode != 0 and "no summary.csv in" in done.stderr

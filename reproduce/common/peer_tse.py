@@ -1,4 +1,4 @@
-"""TSE on a peer file's architectures: what ``tse_darts.py`` and ``tse_nb101.py`` share.
+"""TSE on a peer file's architectures: what ``tse_darts`` and ``tse_nb101`` share.
 
 Both train architectures of one of NASLib's zero-cost benchmark files from
 scratch at CPU scale (:func:`nas_engine.correlate.collect_curves`), score
@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from naslib_peer import PROXIES
 
 from nas_engine.correlate import collect_curves, correlate, plot_correlation
 from nas_engine.costs import count_params
 from nas_engine.data import load_dataset
 from nas_engine.training import Protocol
+
+from .naslib_peer import PROXIES
 
 ESTIMATORS = ("tse", "tse-e", "tse-ema", "sovl", "valacc")
 #: budgets shown in summary.md

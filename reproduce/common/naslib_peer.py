@@ -4,8 +4,9 @@ NASLib's zero-cost benchmark files (NAS-Bench-Suite-Zero; the shared
 ``peer-reference/naslib_zc_*.json``) hold, per architecture of a space on
 CIFAR-10, NASLib's ``params`` and ``flops`` (millions), its zero-cost proxy
 scores and the benchmark's ``val_accuracy``.  A space's peer check
-(``darts_peer_check.py``, ``nb101_peer_check.py``) describes itself as a
-:class:`Target` and calls :func:`main`, which writes
+(``python -m reproduce.darts_peer_check``, ``python -m reproduce.nb101_peer_check``)
+calls :func:`main` with its space's :class:`Target` (:mod:`reproduce.common.darts_peer`,
+:mod:`reproduce.common.nb101_peer`), which writes
 
 * ``costs.csv``: NASLib's params / FLOPs, ours as the engine counts them
   (:func:`nas_engine.costs.count_params`, every parameter;
@@ -38,9 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from nas_engine.criteria import spearman
+from nas_engine.criteria import rank_agreement, spearman
 from nas_engine.estimators.zero_cost import MEASURES
 
 #: our proxy name -> NASLib's key
@@ -93,13 +93,6 @@ def load_peer(shared: Path, peer_file: Sequence[str]) -> pd.DataFrame:
 
 def seeded_order(peer: pd.DataFrame, seed: int) -> list[str]:
     return list(np.random.default_rng(seed).permutation(list(peer.index)))
-
-
-def rank_corr(a, b) -> float:
-    """Spearman over pairs, NaN scores ranked lowest on either side."""
-    a = np.where(np.isnan(a), -np.inf, np.asarray(a, float))
-    b = np.where(np.isnan(b), -np.inf, np.asarray(b, float))
-    return float(stats.spearmanr(stats.rankdata(a), stats.rankdata(b)).statistic)
 
 
 # ---------------------------------------------------------------------------------
@@ -207,7 +200,7 @@ def cost_lines(target: Target, costs: pd.DataFrame) -> tuple[list[str], list[dic
             diff = np.abs(mine - theirs)
             r = {"quantity": what, "ours": label, "n": len(costs), "exact": int((diff == 0).sum()),
                  "max_abs_diff": float(diff.max()), "max_rel_diff": float((diff / theirs).max()),
-                 "spearman": rank_corr(mine, theirs)}
+                 "spearman": rank_agreement(mine, theirs)}
             rows.append(r)
             lines.append(f"| {what} | {label} | {r['exact']}/{r['n']} | {r['max_abs_diff']:.0f} | "
                          f"{r['max_rel_diff']:.4f} | {r['spearman']:.4f} |")
@@ -284,7 +277,7 @@ def score_lines(target: Target, scores: pd.DataFrame, peer: pd.DataFrame, args) 
              "ours_nonfinite": int((~np.isfinite(s_ours)).sum()), "mean_seconds": float(mine["cost_seconds"].mean())}
         if col in peer.columns:  # else a proxy the peer's file does not record
             s_peer = theirs[col].to_numpy(float)
-            r.update(spearman_ours_vs_naslib=rank_corr(s_ours, s_peer),
+            r.update(spearman_ours_vs_naslib=rank_agreement(s_ours, s_peer),
                      spearman_naslib_vs_val_acc=spearman(s_peer, acc),
                      spearman_naslib_vs_val_acc_all=spearman(peer[col].to_numpy(float),
                                                              peer["val_accuracy"].to_numpy(float)))
