@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     data = load_dataset("cifar10", str(Path(args.shared) / "data"), n_train=args.n_train, n_val=args.n_train,
                         resolution=args.resolution, seed=0)
     space = create("space", args.space)
-    protocol = Protocol(schedule_epochs=args.epochs + 1, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9, nesterov=False,
+    protocol = Protocol(schedule_epochs=args.epochs + 1, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9,
+                        nesterov=False,
                         weight_decay=5e-4, device="cpu", size=space.legacy_size(args.C, args.N))  # DARTS: 3N+2 cells
 
     def supernet():

@@ -91,7 +91,8 @@ def main(argv=None):
 
     root = args.data_root if args.data == "cifar10" else None
     data = load_dataset(args.data, root, n_train=args.n_train, n_val=0 if args.data == "cifar10" else None)
-    protocol = Protocol(schedule_epochs=200, batch_size=args.batch_size, lr=0.1, device=args.device, size={"C": args.C, "N": args.N})
+    protocol = Protocol(schedule_epochs=200, batch_size=args.batch_size, lr=0.1, device=args.device,
+                        size={"C": args.C, "N": args.N})
     space = NB201Space()
     arch = space.from_string(ARCH)
     estimator = TSEEMA(epochs=args.epochs)

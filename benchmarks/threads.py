@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     models = []
     for name, C, N, res in CASES:
         for k in range(2):
-            m = spaces[name].build(spaces[name].sample(rng), 10, **spaces[name].legacy_size(C, N)).to(memory_format=torch.channels_last)
+            m = spaces[name].build(spaces[name].sample(rng), 10, **spaces[name].legacy_size(C,
+                                                                                            N)).to(memory_format=torch.channels_last)
             models.append((name, C, N, res, k, m, count_flops(m, torch.randn(64, 3, res, res)) / 1e9))
     rows = []
     print(f"load average {os.getloadavg()[0]:.2f}; {len(os.sched_getaffinity(0))} CPUs")

@@ -80,7 +80,8 @@ class FullTraining(CurveEstimator):
 def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
                 archs: int | Sequence[Architecture | str], out: str | Path, seed: int = 0,
                 progress: bool = True, executor: Any = None, workers: int | None = None) -> JsonlCurveTable:
-    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.schedule_epochs``; write the table.
+    """Train ``archs`` (a number to sample distinct classes, or a list) for ``protocol.schedule_epochs``; write the
+    table.
 
     ``executor`` / ``workers`` are :class:`~nas_engine.search.Search`'s (e.g.
     ``executor="processes", workers=2`` trains two architectures at once).

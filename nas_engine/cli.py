@@ -157,8 +157,8 @@ def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
     from .budget import DEFAULT_EVALUATIONS
+    from .registry import list_plugins  # the package is imported already; listing the built-ins takes ~10 ms
     from .training import DEFAULT_PRESET
 
     plugins = list_plugins()

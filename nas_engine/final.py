@@ -304,7 +304,8 @@ class _FinalRun:
             rec = state["records"]
             losses = rec["minibatch_losses"][-1]
             self.say(_format_epoch({
-                "epoch": epoch, "epochs": self.protocol.schedule_epochs, "train_loss": sum(losses) / max(len(losses), 1),
+                "epoch": epoch, "epochs": self.protocol.schedule_epochs,
+                "train_loss": sum(losses) / max(len(losses), 1),
                 "train_acc": rec["train_acc"][-1], "val_acc": rec["val_acc"][-1] if rec["val_acc"] else None,
                 "test_acc": self.test_acc[-1] if self.test_acc else None,
                 "seconds": rec["epoch_seconds"][-1] + self.test_seconds[-1]}))

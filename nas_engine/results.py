@@ -111,7 +111,8 @@ class Evaluation:
         ``Protocol.from_dict(result.config["protocol"])``."""
         from .final import train_final
 
-        return train_final(self.arch.space, self.arch, data, protocol, schedule_epochs=schedule_epochs, out=out, seed=seed,
+        return train_final(self.arch.space, self.arch, data, protocol, schedule_epochs=schedule_epochs, out=out,
+                           seed=seed,
                            threads=threads, progress=progress)
 
     def to_row(self) -> dict[str, Any]:

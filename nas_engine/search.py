@@ -118,6 +118,7 @@ from typing import Any
 import numpy as np
 
 from .benchmarks.table import CurveTable
+from .budget import DEFAULT_EVALUATIONS, Budget
 from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
@@ -126,7 +127,6 @@ from .executors import Executor, WorkerDied, create_executor
 from .registry import estimators as estimator_registry
 from .registry import spaces as space_registry
 from .registry import strategies as strategy_registry
-from .budget import DEFAULT_EVALUATIONS, Budget
 from .results import WORST_SCORE, Evaluation, Outcome, SearchResult, jsonable, upgrade_config
 from .safeload import checkpoint_manifests
 from .spaces.base import Architecture, SearchSpace
@@ -412,7 +412,8 @@ class Search:
         """Run the search to its budget (or until the strategy stops proposing); see the module docstring."""
         if self.store is None:
             return self._run()
-        self.store.open(self.config(), upgrade=lambda old: upgrade_config(old, self.space))  # before setup: a strategy may keep files there (a supernet)
+        # before setup: a strategy may keep files there (a supernet); a store of an earlier version's words converts
+        self.store.open(self.config(), upgrade=lambda old: upgrade_config(old, self.space))
         try:
             return self._run()
         finally:

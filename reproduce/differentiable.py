@@ -63,7 +63,8 @@ def run_search(job: dict) -> dict:
     a = job["args"]
     data = load_dataset("cifar10", str(Path(a["shared"]) / "data"), n_train=a["n_train"], n_val=a["n_val"],
                         resolution=a["resolution"], seed=0)
-    protocol = Protocol(epochs=a["epochs"], batch_size=a["batch_size"], C=a["C"], N=a["N"], device=a["device"])
+    protocol = Protocol(schedule_epochs=a["epochs"], batch_size=a["batch_size"], size={"C": a["C"], "N": a["N"]},
+                        device=a["device"])
     extra = {"T": a["T"]} if job["method"].endswith("-tse") else {}
     strategy = create("strategy", job["method"], epochs=a["epochs"], batch_size=a["batch_size"], **extra)
     search = Search(strategy, "nb201", "params", data=data, protocol=protocol, seed=job["seed"],

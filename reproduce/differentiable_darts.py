@@ -61,11 +61,14 @@ def run_search(job: dict) -> dict:
     from nas_engine import Budget, Search
     from nas_engine.executors import InlineExecutor
     from nas_engine.registry import create
+    from nas_engine.spaces.darts import DartsSpace
     from nas_engine.training import Protocol
 
     a = job["args"]
     data = _data(a, a["n_train"], a["n_val"])
-    protocol = Protocol(epochs=a["epochs"], batch_size=64, C=a["C"], N=a["N"], device=a["device"])
+    # --C / --N: the initial channels and normal cells per stage (3N + 2 cells), the DARTS space's legacy_size
+    protocol = Protocol(schedule_epochs=a["epochs"], batch_size=64, size=DartsSpace().legacy_size(a["C"], a["N"]),
+                        device=a["device"])
     extra = {"T": a["T"]} if job["method"].endswith("-tse") else {}
     strategy = create("strategy", job["method"], epochs=a["epochs"], batch_size=64, **extra)
     search = Search(strategy, "darts", "params", data=data, protocol=protocol, seed=a["seed"],
@@ -81,12 +84,13 @@ def run_final(job: dict) -> dict:
 
     torch.set_num_threads(1)
     from nas_engine.final import train_final
+    from nas_engine.spaces.darts import DartsSpace
     from nas_engine.training import Protocol
 
     a = job["args"]
     data = _data(a, a["final_train"], 0)
-    protocol = Protocol(epochs=a["final_epochs"], batch_size=64, lr=0.025, nesterov=False, weight_decay=3e-4,
-                        C=a["C"], N=a["N"], device=a["device"])
+    protocol = Protocol(schedule_epochs=a["final_epochs"], batch_size=64, lr=0.025, nesterov=False,
+                        weight_decay=3e-4, size=DartsSpace().legacy_size(a["C"], a["N"]), device=a["device"])
     r = train_final("darts", job["arch"], data, protocol, out=job["out"], seed=job["seed"], threads=1,
                     progress=False)
     return {"method": job["method"], "seed": job["seed"], "arch": job["arch"], "test_acc": 100 * r.final_test_acc,

@@ -87,8 +87,8 @@ def run(args) -> None:
     truth = NB201Table(args.truth).ground_truth()
     data = load_dataset("cifar10", args.data_root, n_train=args.n_train, n_val=args.n_val,
                         resolution=args.resolution, seed=args.seed)
-    protocol = Protocol(epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
-                        C=args.C, N=args.N, device=args.device)
+    protocol = Protocol(schedule_epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
+                        size={"C": args.C, "N": args.N}, device=args.device)
     ctx = Context(space=space, data=data, protocol=protocol, seed=args.seed)
     thr = shallow_learner_threshold(data, details=True, cache_dir=str(out))
     threshold = args.threshold if args.threshold is not None else thr["threshold"]

@@ -140,7 +140,7 @@ def run(args) -> None:
     missing = [a.string for a in archs if a.string not in truth]
     if missing:
         raise SystemExit(f"{len(missing)} sampled architectures have no ground truth, e.g. {missing[0]}")
-    protocol = Protocol(epochs=max(200, args.chunks), C=args.C, N=args.N, device=args.device,
+    protocol = Protocol(schedule_epochs=max(200, args.chunks), size={"C": args.C, "N": args.N}, device=args.device,
                         augment=args.augment)
     curve_estimators = {("tlmini", 0): TLMini(epochs=1, batch=0)}
     for c in range(1, args.chunks + 1):

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
         d = load_dataset("synthetic-cifar10", n_train=max(sizes), n_val=args.n_val, n_test=0, side=args.side)
         torch.manual_seed(0)
         net = NB201Network(["nor_conv_3x3"] * 6, 10, in_channels=3, C=8, N=1)
-        protocol = Protocol(epochs=args.cell_epochs, batch_size=128, lr=0.1, C=8, N=1, device="cpu")
+        protocol = Protocol(schedule_epochs=args.cell_epochs, batch_size=128, lr=0.1, size={"C": 8, "N": 1},
+                            device="cpu")
         t0 = time.perf_counter()
         print("cell epoch,train_acc,val_acc,seconds")
 

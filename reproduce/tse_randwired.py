@@ -116,7 +116,8 @@ def main(argv=None) -> int:
              for a in space.from_hyperparameters(gen, args.nodes, range(args.seeds), **hp)]
     data = load_dataset("cifar10", args.shared, n_train=args.n_train, n_val=args.n_val,
                         resolution=args.resolution, seed=args.seed)
-    protocol = Protocol(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, C=args.C, N=args.N,
+    size = {"C": args.C, "stages": args.N}  # --N: the random-graph stages
+    protocol = Protocol(schedule_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=size,
                         device=args.device)
     t0 = time.perf_counter()
     bench = build_table(space, data, protocol, archs=archs, out=out / "bench", seed=args.seed,
@@ -126,7 +127,6 @@ def main(argv=None) -> int:
     curves = {a: bench.curve(a) for a in names}
     truth = bench.ground_truth()
 
-    size = {"C": args.C, "N": args.N}
     costs = model_costs(space, names, num_classes=data.num_classes, in_channels=data.in_channels,
                         resolution=args.resolution, **size)
     baselines = {"params": {a: float(costs[a]["params"]) for a in names},

@@ -78,8 +78,8 @@ def main(argv=None) -> int:
     truth = table.ground_truth()
     data = load_dataset("cifar10", args.data_root, n_train=args.n_train, n_val=args.n_val,
                         resolution=args.resolution, seed=args.seed)
-    protocol = Protocol(epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
-                        C=args.C, N=args.N, device=args.device)
+    protocol = Protocol(schedule_epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
+                        size={"C": args.C, "N": args.N}, device=args.device)
     archs = sample_architectures(space, args.archs, seed=args.seed)
 
     t0 = time.perf_counter()

@@ -82,7 +82,7 @@ def compute(args, peer: pd.DataFrame, out: Path, *, seed: int, path: Path, limit
     torch.set_num_threads(args.threads)
     space = NB201Space()
     data = load_dataset("cifar10", root=args.shared, n_train=args.n_train, n_val=0)
-    protocol = Protocol(batch_size=args.batch_size, C=16, N=5, device=args.device)
+    protocol = Protocol(batch_size=args.batch_size, size={"C": 16, "N": 5}, device=args.device)
     ctx = Context(space=space, data=data, protocol=protocol, seed=seed)
     ests = {p: create("estimator", p) for p in (proxies or args.proxies)}
     order = list(np.random.default_rng(args.seed).permutation(list(peer.index)))[:limit]

@@ -6,8 +6,8 @@ import pytest
 
 import nas_engine
 from nas_engine.cli import _parser, main
-from nas_engine.training import PRESETS, Protocol
 from nas_engine.registry import list_plugins
+from nas_engine.training import PRESETS, Protocol
 
 
 def test_list(capsys):

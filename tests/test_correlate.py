@@ -116,7 +116,8 @@ def test_search_and_correlate_on_a_built_table(built):
 
 def test_cli_bench_build_and_correlate(tmp_path, capsys):
     common = ["--C", "4", "--N", "1", "--batch-size", "128", "--device", "cpu", "--quiet"]
-    assert main(["bench", "build", "--archs", "3", "--schedule-epochs", "2", "--workers", "1", "--out", str(tmp_path / "b")]
+    assert main(["bench", "build", "--archs", "3", "--schedule-epochs", "2", "--workers", "1", "--out",
+                 str(tmp_path / "b")]
                 + common) == 0
     assert "wrote 3 architectures x 2 epochs" in capsys.readouterr().out
     assert main(["correlate", "--archs", "3", "--epochs", "2", "--schedule-epochs", "4", "--estimators",

@@ -503,7 +503,8 @@ def test_the_other_supernet_trainings_step_the_darts_supernet(sampler, meta):
     """multipath's k paths per step and the meta-learning step (reptile, metaprox) train the DARTS supernet too."""
     net = tiny_supernet()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    proto = TINY_DARTS.replace(schedule_epochs=1, batch_size=2000, augment=False)  # one step on the whole training split
+    proto = TINY_DARTS.replace(schedule_epochs=1, batch_size=2000,
+                               augment=False)  # one step on the whole training split
     trainer = SupernetTrainer(net, SPACE, load_dataset("digits"), proto, sampler, seed=0, **meta)
     assert np.isfinite(trainer.train_epoch()) and trainer.paths_trained == (2 if not meta else 1)
     assert not torch.equal(before["stem.0.weight"], net.state_dict()["stem.0.weight"])

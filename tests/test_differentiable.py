@@ -326,7 +326,8 @@ def test_search_api_runs_darts_tse_and_resumes_from_the_store(tmp_path, monkeypa
     def search():
         return Search(create("strategy", "darts-tse", epochs=2, T=3), "nb201", create("estimator", "tse-ema", epochs=1),
                       data="digits",
-                      protocol=TINY.replace(schedule_epochs=2), budget=Budget(evaluations=10), store=str(tmp_path / "run"),
+                      protocol=TINY.replace(schedule_epochs=2), budget=Budget(evaluations=10),
+                      store=str(tmp_path / "run"),
                       progress=False)
 
     r = search().run()

@@ -51,7 +51,8 @@ def scores(result) -> dict[str, tuple[float, str]]:
 # -- construction ------------------------------------------------------------------------------------
 def test_create_executor_by_name_instance_and_errors():
     assert available_executors() == ["inline", "processes", "ray"]
-    assert isinstance(create_executor(None), InlineExecutor) and isinstance(create_executor("inline"), InlineExecutor)  # None: "auto", inline in the tests (conftest)
+    # None is "auto": inline in the tests (conftest)
+    assert isinstance(create_executor(None), InlineExecutor) and isinstance(create_executor("inline"), InlineExecutor)
     ex = create_executor("processes", 3, max_memory_mb=4000)
     assert isinstance(ex, ProcessExecutor) and ex.workers == 3 and ex.threads is None
     assert ex.threads_from_policy and ex.task_threads() == 1  # outside a search: the policy, size unknown

@@ -293,7 +293,8 @@ def test_errors_are_one_line_and_exit_2(stored_search, trained, tmp_path, capsys
     assert "--rank goes with --from" in _one_line_error(
         capsys, ["train", "--arch", ARCH, "--rank", "2", "--schedule-epochs", "1", "--out", str(tmp_path / "z")])
     assert "--space goes with --arch" in _one_line_error(
-        capsys, ["train", "--from", str(store), "--space", "nb201", "--schedule-epochs", "1", "--out", str(tmp_path / "z")])
+        capsys, ["train", "--from", str(store), "--space", "nb201", "--schedule-epochs", "1", "--out",
+                 str(tmp_path / "z")])
     assert "needs --schedule-epochs" in _one_line_error(capsys, ["train", "--arch", ARCH, "--out", str(tmp_path / "z")])
     assert "no store here" in _one_line_error(
         capsys, ["train", "--from", str(tmp_path / "nowhere"), "--schedule-epochs", "1", "--out", str(tmp_path / "z")])

@@ -132,7 +132,8 @@ def test_fit_from_table_and_context_checks(table):
         LcSVR(epochs=25).validate_context(ctx(table=table))
     with pytest.raises(ValueError, match=r"first n_fit=100 architectures for fit_epochs=30 epochs to fit, but Jsonl"):
         LcSVR(epochs=5, fit_epochs=30).validate_context(ctx(table=table))
-    with pytest.raises(ValueError, match=r"for fit_epochs=30 epochs to fit, but the protocol's schedule has schedule_epochs=10"):
+    with pytest.raises(ValueError,
+                       match=r"for fit_epochs=30 epochs to fit, but the protocol's schedule has schedule_epochs=10"):
         LcSVR(epochs=5, fit_epochs=30).validate_context(ctx())
     LcSVR(epochs=5).validate_context(ctx())  # TINY: 10 epochs, the fit phase's full schedule
     with pytest.raises(ValueError, match=r"fit_epochs \(epochs=5\) must be an integer >= 5 or None, got 3"):

@@ -190,7 +190,8 @@ class _OnePath(torch.nn.Module):
         return self.net(x)
 
 
-@pytest.mark.parametrize("proto", [TINY.replace(schedule_epochs=3, batch_size=64),  # augmentation, channels_last, Nesterov
+@pytest.mark.parametrize("proto", [TINY.replace(schedule_epochs=3, batch_size=64),  # augmentation, channels_last,
+                                   # Nesterov
                                    TINY.replace(schedule_epochs=3, amp="bf16", channels_last=False, nesterov=False,
                                                 weight_decay=0.0)])
 def test_one_path_supernet_training_is_train_bit_for_bit(proto):

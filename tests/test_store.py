@@ -482,7 +482,7 @@ def test_a_result_the_store_cannot_hold_fails_that_evaluation_not_the_search(tmp
     assert summary(SearchResult.load(tmp_path / "s")) == summary(r)
 
 
-# -- stores of an earlier version's protocol vocabulary (epochs, C, N) ---------------------------------------------------
+# -- stores of an earlier version's protocol vocabulary (epochs, C, N) ------------------------------------------
 def _to_old_vocabulary(store: Path, C: int, N: int) -> dict:
     """Rewrite a store's configuration as the version before ``schedule_epochs`` and space-owned sizes wrote it."""
     con = sqlite3.connect(store / RunStore.DATABASE)

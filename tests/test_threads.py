@@ -110,8 +110,7 @@ def test_auto_executor_uses_the_cpus(monkeypatch):
 
 @pytest.mark.real_auto_executor
 def test_auto_executor_keeps_gpu_candidates_in_this_process(monkeypatch):
-    from nas_engine import executors
-    from nas_engine import training
+    from nas_engine import executors, training
 
     monkeypatch.setattr(executors, "cpu_count", lambda: 4)
     monkeypatch.setattr(training.torch.cuda, "is_available", lambda: True)

@@ -48,7 +48,8 @@ def test_short_run_is_a_prefix_of_the_full_schedule(digits, tiny_protocol):
 
 
 def test_divergence_raises_with_partial_curve(digits):
-    proto = Protocol(schedule_epochs=5, batch_size=128, lr=1e12, device="cpu", nesterov=False, momentum=0.0, size={"C": 4, "N": 1})
+    proto = Protocol(schedule_epochs=5, batch_size=128, lr=1e12, device="cpu", nesterov=False, momentum=0.0,
+                     size={"C": 4, "N": 1})
     with pytest.raises(TrainingDiverged) as info:
         run(digits, proto, 5)
     c = info.value.curve

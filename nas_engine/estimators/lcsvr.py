@@ -284,7 +284,8 @@ class LcSVR(Estimator):
         if ctx.table is not None:
             limit, where = ctx.table.max_epochs, f"{ctx.table!r} records {ctx.table.max_epochs} epochs"
         else:
-            limit, where = ctx.protocol.schedule_epochs, f"the protocol's schedule has schedule_epochs={ctx.protocol.schedule_epochs}"
+            limit = ctx.protocol.schedule_epochs
+            where = f"the protocol's schedule has schedule_epochs={limit}"
             if ctx.data is not None and ctx.data.n_val == 0:
                 raise ValueError(f"LcSVR needs a validation split, but dataset {ctx.data.name!r} has n_val=0")
         if limit is not None and self.epochs > limit:

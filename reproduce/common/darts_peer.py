@@ -46,7 +46,7 @@ def naslib_counts(model) -> tuple[int, int]:
 _space = DartsSpace()
 TARGET = naslib_peer.Target(
     name="darts_peer_check", peer_file=PEER_FILE, space=_space, decode=_space.from_compact,
-    build_size={"C": C, "layers": LAYERS}, protocol_size={"C": C, "N": (LAYERS - 2) // 3},
+    build_size={"C": C, "layers": LAYERS},
     size_text=f"C={C}, {LAYERS} cells", truth_text="NB301 val acc", naslib_counts=naslib_counts)
 
 

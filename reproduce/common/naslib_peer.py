@@ -63,8 +63,7 @@ class Target:
     peer_file: tuple[str, ...]                  #: path under the shared data directory
     space: Any                                  #: the engine's search space
     decode: Callable[[str], Any]                #: NASLib key -> Architecture
-    build_size: dict[str, int]                  #: ``space.build`` keyword arguments for NASLib's size
-    protocol_size: dict[str, int]               #: ``Protocol(C=..., N=...)`` giving the same size
+    build_size: dict[str, int]                  #: NASLib's size in the space's own size parameters ({}: its default)
     size_text: str                              #: e.g. "C=32, 8 cells"
     truth_text: str                             #: e.g. "NB301 val acc"
     naslib_counts: Callable[[Any], tuple[int, int]]  #: (params, FLOPs) of a built network, NASLib's definition
@@ -223,7 +222,7 @@ def compute_scores(args, target: Target, peer: pd.DataFrame, path: Path) -> None
 
     torch.set_num_threads(args.threads)
     data = load_dataset("cifar10", root=args.shared, n_train=args.n_train, n_val=0)
-    protocol = Protocol(batch_size=BATCH_SIZE, device=args.device, **target.protocol_size)
+    protocol = Protocol(batch_size=BATCH_SIZE, device=args.device, size=target.build_size)
     order = target.order(peer, args.seed)
     limits = {FREE: len(order), DATA: args.limit, EXPENSIVE: args.grasp_limit}
     done = set()

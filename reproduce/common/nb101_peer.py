@@ -86,7 +86,7 @@ def duplicate_lines(peer: pd.DataFrame, out: Path, args) -> tuple[list[str], lis
 
 TARGET = naslib_peer.Target(
     name="nb101_peer_check", peer_file=PEER_FILE, space=SPACE, decode=SPACE.from_naslib, build_size={},
-    protocol_size={"C": 128, "N": 3}, size_text="stem 128, 3 stacks x 3 cells", truth_text="NB101 val acc",
+    size_text="stem 128, 3 stacks x 3 cells", truth_text="NB101 val acc",
     naslib_counts=naslib_peer.torchstat_counts, order=seeded_order)
 
 

@@ -130,13 +130,16 @@ def run(args, out: Path, *, space, archs: Mapping[str, Any], truth: Mapping[str,
     strings = {k: a.string for k, a in archs.items()}
     data = load_dataset("cifar10", args.shared, n_train=args.n_train, n_val=args.n_val,
                         resolution=args.resolution, seed=args.seed)
-    protocol = Protocol(epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
-                        weight_decay=args.weight_decay, C=args.C, N=args.N, device=args.device, **(protocol_kw or {}))
+    # the scripts' --C / --N keep their meaning of before the space owned its size (DARTS: N normal cells per
+    # stage, 3N + 2 cells; NB101: stem channels and cells per stack): the space converts them
+    size = space.legacy_size(args.C, args.N)
+    protocol = Protocol(schedule_epochs=args.schedule_epochs, batch_size=args.batch_size, lr=args.lr,
+                        weight_decay=args.weight_decay, size=size, device=args.device, **(protocol_kw or {}))
     t0 = time.perf_counter()
     curves = collect_curves(space, list(archs.values()), epochs=args.epochs, data=data, protocol=protocol,
                             seed=args.seed, store=str(out / "store"), executor="processes", workers=args.workers)
     wall = time.perf_counter() - t0
-    proxy_params = {k: count_params(space.build(a, 10, C=args.C, N=args.N)) for k, a in archs.items()}
+    proxy_params = {k: count_params(space.build(a, 10, **size)) for k, a in archs.items()}
     baselines = baselines_for(peer, keys, strings, Path(args.zero_cost) if args.zero_cost else None, proxy_params,
                               size_label=size_label, naslib_proxies=naslib_proxies)
     df = correlate(curves, truth, estimators=ESTIMATORS, baselines=baselines, ks=(0.1,))
