@@ -10,7 +10,7 @@ worker processes; ``"ray"``: Ray tasks; or an
 once (``workers=1``: the one-worker mode).  Worker processes import the main
 module again: a script that runs a search with worker processes needs the
 usual ``if __name__ == "__main__":`` guard (without one, "auto" stays in this
-process).  The loop is asynchronous: it
+process).  A tabular or data-free search (nothing trains) runs inline.  The loop is asynchronous: it
 keeps up to ``workers`` candidates in flight, asks the strategy for another
 whenever one is free and tells it each result as it completes; the strategy
 stays in this process.  ``history`` is in completion order (``index`` is the
@@ -321,6 +321,8 @@ class Search:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
+        if executor in (None, "auto") and (table is not None or data is None):
+            executor = "inline"  # nothing trains (a tabular or data-free search): worker processes would only cost
         self.executor = create_executor(executor, workers, device=self.protocol.device,
                                         plugins=(self.strategy, self.space, self.estimator))
         self._policy_threads: int | None = None

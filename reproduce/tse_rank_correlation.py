@@ -84,7 +84,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     curves = collect_curves(space, archs, epochs=args.epochs, data=data, protocol=protocol,
-                            seed=args.seed, store=str(out / "store"))
+                            seed=args.seed, store=str(out / "store"), executor="inline")
     wall = time.perf_counter() - t0
     costs = model_costs(space, archs, num_classes=10, in_channels=3, resolution=args.resolution,
                         C=args.C, N=args.N)

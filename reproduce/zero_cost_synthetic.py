@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     space = NB201Space()
     data = load_dataset("synthetic-cifar10", n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
                         seed=args.seed, side=args.side)
-    parallel = {"executor": "processes", "workers": args.workers} if args.workers > 1 else {}
+    parallel = {"executor": "processes", "workers": args.workers} if args.workers > 1 else {"executor": "inline"}
     protocol = Protocol(schedule_epochs=args.epochs, batch_size=args.batch_size, lr=0.1, size={"C": args.C,
                                                                                                "N": args.N},
                         device="cpu")

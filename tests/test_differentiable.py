@@ -228,7 +228,7 @@ def test_darts_derive_follows_the_darts_rule():
 def trainer(update="darts", mixing="softmax", seed=0, data=None, protocol=TINY_SEARCH, **kw):
     data = data if data is not None else small_digits()
     torch.manual_seed(seed)
-    net = NB201.supernet(data.num_classes, in_channels=data.in_channels, **protocol.size)
+    net = NB201.supernet(data.num_classes, in_channels=data.in_channels, **protocol.size_for(NB201))
     torch.manual_seed(seed + 1)
     return RelaxedTrainer(net, NB201, data, protocol, update=update, mixing=mixing, seed=seed, **kw)
 

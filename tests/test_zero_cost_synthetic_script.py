@@ -13,6 +13,9 @@ from .conftest import SHARED_DATA as SHARED
 from .conftest import run_reproduce
 
 
+pytestmark = pytest.mark.xdist_group("zero_cost_synthetic_script")  # one worker runs the script once
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("zcs")
