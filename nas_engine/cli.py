@@ -108,11 +108,11 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
-    from .training import PRESETS
-
     """Data and protocol options shared by ``search``, ``correlate``, ``bench build`` and ``train``; ``T``: the
     command takes an estimator's budget ``--epochs`` (train and bench build train whole schedules, whose length
     is ``--schedule-epochs``)."""
+    from .training import PRESETS
+
     p.add_argument("--data", default="digits",
                    help="dataset: a registered name (digits, cifar10, cifar100, imagenet16-120, synthetic-cifar10, "
                         "...: see `nas-engine list`), or NAME:PATH to read it from PATH "

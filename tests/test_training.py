@@ -126,6 +126,7 @@ def test_size_belongs_to_the_space_and_is_checked_when_resolved():
         Protocol(size={"C": 8, "N": 1}).size_for(darts)
     with pytest.raises(ValueError, match="space 'nb201' has no size named 'huge'; its sizes: default, small, tiny"):
         Protocol(scale="huge").size_for(nb201)
+    assert Protocol(scale="huge", size={"C": 2, "N": 1}).size_for(nb201) == {"C": 2, "N": 1}  # every key given
     with pytest.raises(ValueError, match="unknown protocol preset 'big'; known: small, nb201"):
         Protocol.preset("big")
     with pytest.raises(TypeError, match="cannot change"):

@@ -123,8 +123,10 @@ class SearchSpace(Configurable, ABC):
 
     def resolve_size(self, size: Mapping[str, Any] | None = None, *, scale: str = "default") -> dict[str, Any]:
         """The complete network size: the size named ``scale`` with ``size`` on top, checked
-        (:meth:`check_size`).  A space without size parameters resolves every ``scale`` to ``{}``."""
-        if scale != "default" and scale not in self.named_sizes and self.default_size:
+        (:meth:`check_size`).  A space without size parameters resolves every ``scale`` to ``{}``; a ``scale``
+        the space does not name is refused unless ``size`` gives every size parameter."""
+        covered = size is not None and set(self.default_size) <= set(size)  # every size parameter given
+        if scale != "default" and scale not in self.named_sizes and self.default_size and not covered:
             raise ValueError(f"space {self.name!r} has no size named {scale!r}; its sizes: "
                              f"{', '.join(self.size_names())} (or give every size parameter: "
                              f"{', '.join(self.default_size)})")
