@@ -372,7 +372,7 @@ def _cmd_bench(args) -> int:
 def _cmd_train(args) -> int:
     from .final import train_final
     from .registry import spaces
-    from .training import Protocol, TrainingFailed
+    from .training import TrainingFailed
 
     if args.schedule_epochs is None:
         raise ValueError("train needs --schedule-epochs E (the whole schedule the architecture is trained for)")
@@ -390,13 +390,11 @@ def _cmd_train(args) -> int:
             raise ValueError(f"--rank {rank}: the store {args.from_store} ranks {len(ranked)} distinct "
                              f"architecture(s); expected a rank in 1..{len(ranked)}")
         space, arch = result.space, ranked[rank - 1].arch
-        stored = Protocol.from_dict(dict((result.config or {}).get("protocol") or {}), space=space)
         given = _protocol(args)  # the options given here override the stored recipe
         kw = {k: getattr(given, k) for k, v in {"batch_size": args.batch_size, "lr": args.lr,
                                                 "amp": args.amp}.items() if v is not None}
-        size = {**stored.size_for(space), **given.size} if given.size else stored.size
-        protocol = stored.replace(**kw, size=size, scale="default", schedule_epochs=args.schedule_epochs,
-                                  device=args.device)
+        protocol = result.protocol(size=dict(given.size), schedule_epochs=args.schedule_epochs,
+                                   device=args.device, **kw)
         source = f"rank {rank} of {args.from_store} (score {ranked[rank - 1].score:.6g})"
     else:
         if args.rank is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from .budget import Budget  # re-exported: it was defined here
 from .curves import LearningCurve
 from .registry import estimator_class, from_config, spaces
-from .training import upgrade_protocol_dict
+from .training import Protocol, upgrade_protocol_dict
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
     from .final import FinalTraining
     from .spaces.base import Architecture, SearchSpace
-    from .training import Protocol
 
 __all__ = ["Budget", "Evaluation", "SearchResult", "Outcome", "WORST_SCORE", "jsonable", "ROW_COLUMNS",
            "evaluation_accuracy", "accuracies", "format_score", "upgrade_config"]
@@ -108,7 +107,7 @@ class Evaluation:
         (:func:`nas_engine.final.train_final`: checkpointed every epoch, resumable, ``out/model.pt``,
         ``out/model.pt2``, ``out/summary.json``).  ``protocol`` defaults to
         :class:`~nas_engine.training.Protocol`'s (NB201's full recipe); the search's own recipe is
-        ``Protocol.from_dict(result.config["protocol"])``."""
+        ``result.protocol()``."""
         from .final import train_final
 
         return train_final(self.arch.space, self.arch, data, protocol, schedule_epochs=schedule_epochs, out=out,
@@ -213,6 +212,14 @@ class SearchResult:
         """The successful evaluation with the highest score (earliest on ties), or None."""
         ok = [e for e in self.history if e.ok and not math.isnan(e.score)]
         return max(ok, key=lambda e: (e.score, -e.index)) if ok else None
+
+    def protocol(self, *, size: dict[str, Any] | None = None, **changes: Any) -> Protocol:
+        """The stored search's recipe (its size spelled out for its space), with ``changes`` to any other field
+        and ``size`` merged into the stored size (e.g. ``result.protocol(schedule_epochs=200, size={"C": 16})``
+        to train the winner to the end at another width); ``nas-engine train --from`` uses it."""
+        stored = Protocol.from_dict(dict((self.config or {}).get("protocol") or {}), space=self.space)
+        resolved = stored.resolved(self.space)
+        return resolved.replace(size={**resolved.size, **(size or {})}, **changes)
 
     def ranked(self) -> list[Evaluation]:
         """One successful evaluation per distinct architecture (its best: highest score, earliest on ties),

@@ -243,7 +243,9 @@ def test_cli_trains_the_best_architecture_of_a_stored_search(stored_search, digi
     from nas_engine.threads import torch_threads
     from nas_engine.training import Protocol
 
-    protocol = Protocol.from_dict({**loaded.config["protocol"], "device": "cpu"})
+    protocol = loaded.protocol(device="cpu")
+    assert protocol == Protocol.from_dict({**loaded.config["protocol"], "device": "cpu"})
+    assert loaded.protocol(size={"C": 8}).size == {"C": 8, "N": 1}  # one size key changed, the others stored
     with torch_threads(1):
         final = loaded.best.train(digits, protocol, schedule_epochs=2, out=tmp_path / "api", progress=False)
     _assert_same_weights(final.model.state_dict(), _weights(out))

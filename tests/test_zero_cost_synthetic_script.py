@@ -12,7 +12,6 @@ import pytest
 from .conftest import SHARED_DATA as SHARED
 from .conftest import run_reproduce
 
-
 pytestmark = pytest.mark.xdist_group("zero_cost_synthetic_script")  # one worker runs the script once
 
 
