@@ -80,7 +80,7 @@ def test_each_layer_imports_only_lower_layers():
     _require_import_linter()
     statements = import_graph.imports()
     contracts = import_graph.layers_contracts()
-    assert [len(c.layers) for c in contracts][:1] == [17] and len(contracts) == 2  # the whole package; the tables
+    assert [len(c.layers) for c in contracts][:1] == [17] and len(contracts) == 6  # the package; tables; 4 plugin kinds
     bad = import_graph.against_the_layers(statements, contracts)
     assert not bad, [f"{name}: {s.importer}:{s.line}: {s.text}" for name, s in bad]
     assert import_graph.outside_the_layers(statements, contracts) == {"nas_engine"}
@@ -139,6 +139,13 @@ def _inject(root: Path, module: str, anchor: str, code: str) -> None:
     ("nas_engine.estimators.tse", "from .base import CurveEstimator\n",
      "from .valacc import ValAcc  # noqa: F401\n",
      "nas_engine.estimators.tse -> nas_engine.estimators.valacc"),
+    # a space importing another space, and a shared module importing a reader
+    ("nas_engine.spaces.darts", "from nas_engine.spaces.ops import ReLUConvBN, avg_pool_3x3, max_pool_3x3",
+     "\nfrom nas_engine.spaces.nb201 import NB201Space  # noqa: F401",
+     "nas_engine.spaces.darts -> nas_engine.spaces.nb201"),
+    ("nas_engine.data.loading", "from .types import Dataset, RawData, _build, _check_raw, _check_split_args\n",
+     "from .npz import npz  # noqa: F401\n",
+     "nas_engine.data.loading -> nas_engine.data.npz"),
 ])
 def test_an_injected_import_breaks_a_contract(tmp_path, module, anchor, code, expected):
     shutil.copytree(ROOT / "nas_engine", tmp_path / "nas_engine", ignore=shutil.ignore_patterns("__pycache__"))
@@ -147,6 +154,23 @@ def test_an_injected_import_breaks_a_contract(tmp_path, module, anchor, code, ex
     run = _lint_imports(tmp_path)
     assert run.returncode != 0, run.stdout + run.stderr
     assert "BROKEN" in run.stdout and expected in run.stdout, run.stdout + run.stderr
+
+
+def test_every_module_of_a_plugin_package_is_in_a_layer():
+    """The plugin packages' contracts list their modules by name: a new module must be placed in them."""
+    import pkgutil
+
+    import nas_engine
+
+    contracts = {c.name: c for c in import_graph.layers_contracts()}
+    for package in ("strategies", "estimators", "spaces", "data"):
+        contract = next(c for c in contracts.values()
+                        if any(m.startswith(f"nas_engine.{package}.") for m in c.layers[-1]))
+        path = Path(nas_engine.__file__).parent / package
+        modules = {f"nas_engine.{package}.{m.name}" for m in pkgutil.iter_modules([str(path)])}
+        assert modules, package
+        unplaced = sorted(m for m in modules if contract.place(m) is None)
+        assert not unplaced, f"{contract.name}: place {unplaced} in setup.cfg"
 
 
 def test_old_import_paths_still_work():
