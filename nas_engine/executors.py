@@ -6,7 +6,7 @@ their results; the search loop (:mod:`nas_engine.search`) keeps up to
 as it completes.  Three executors, chosen by name or passed as an instance
 (:func:`create_executor`):
 
-* ``"inline"`` (:class:`InlineExecutor`, the default): one evaluation at a
+* ``"inline"`` (:class:`InlineExecutor`): one evaluation at a
   time, in the driver process, at ``submit``.
 * ``"processes"`` (:class:`ProcessExecutor`): ``workers`` local worker
   processes (``concurrent.futures`` pools started with ``forkserver`` or
@@ -20,9 +20,10 @@ as it completes.  Three executors, chosen by name or passed as an instance
 The executors are a registry kind (:data:`nas_engine.registry.executors`,
 entry-point group ``nas_engine.executors``; ``nas-engine list`` shows them):
 :func:`create_executor` makes one by name through it, and also takes
-``"auto"``, the default choice of :func:`resolve_executor_choice` (processes,
-one per CPU, when several CPUs are available and the candidates train on the
-CPU; else inline).
+``"auto"``, the default of ``Search`` and ``nas-engine search``
+(:func:`auto_executor`: processes, one per CPU, when several CPUs are usable,
+the candidates train on the CPU and worker processes can start from this
+program; else inline).
 
 The interface is small: ``start()``, ``share(obj)`` (an object every task
 needs, sent to the workers once: the dataset rides along), ``submit(fn, *args) -> handle``,
@@ -45,7 +46,9 @@ import contextlib
 import math
 import multiprocessing
 import os
+import re
 import signal
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -305,7 +308,7 @@ class _Done:
 
 @executor_registry.register("inline")
 class InlineExecutor(Executor):
-    """Runs each task in the driver process when it is submitted (one worker; the default).
+    """Runs each task in the driver process when it is submitted (one worker).
 
     ``threads`` fixes torch's threads during a task (restored afterwards);
     ``None`` lets the search loop apply the engine's thread policy (used
@@ -646,9 +649,6 @@ def main_is_import_safe() -> bool:
     script whose source has an ``if __name__ == "__main__":`` guard (every console script, e.g.
     ``nas-engine``).  Worker processes (``forkserver``/``spawn``) import ``__main__`` again; an unguarded
     script would start its search again in every worker."""
-    import re
-    import sys
-
     main = sys.modules.get("__main__")
     if main is None or getattr(main, "__spec__", None) is not None:
         return True
@@ -663,8 +663,8 @@ def main_is_import_safe() -> bool:
     return re.search(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", source, re.MULTILINE) is not None
 
 
-def auto_executor(workers: int | None = None, device: str = "auto", plugins: Iterable[Any] = ()
-                  ) -> tuple[str, int | None]:
+def auto_executor(workers: int | None = None, device: str = "auto", plugins: Iterable[Any] = (),
+                  trains: bool = True) -> tuple[str, int | None]:
     """The ``"auto"`` choice, ``(executor name, workers)``: the one rule that ``Search(executor=None)`` and
     ``nas-engine search`` share.
 
@@ -676,11 +676,13 @@ def auto_executor(workers: int | None = None, device: str = "auto", plugins: Ite
     worker depends on how the program was started: a plugin that should run
     in worker processes lives in an importable module) and worker processes
     can start safely (:func:`main_is_import_safe`); else inline.  Candidates
-    on a GPU stay in this process (one device).
+    on a GPU stay in this process (one device), and so does a search in which
+    nothing trains (``trains=False``: a tabular or data-free search, where
+    worker processes would only cost).
     """
     from .training import resolve_device
 
-    if workers == 1:
+    if workers == 1 or not trains:
         return "inline", None
     try:
         on_cpu = resolve_device(device).type == "cpu"
@@ -703,12 +705,12 @@ def resolve_executor_choice(executor: str | None = None, workers: int | None = N
 
 
 def create_executor(executor: Executor | str | None = None, workers: int | None = None, *, device: Any = "auto",
-                    plugins: Iterable[Any] = (), **kwargs) -> Executor:
+                    plugins: Iterable[Any] = (), trains: bool = True, **kwargs) -> Executor:
     """An executor from a name (``"auto"``, ``"inline"``, ``"processes"``, ``"ray"``, any registered one) or an
     instance.
 
     ``None`` and ``"auto"`` are :func:`auto_executor`'s choice for ``workers``,
-    the candidates' ``device`` and the search's ``plugins``.  ``workers`` and
+    the candidates' ``device``, the search's ``plugins`` and whether it ``trains``.  ``workers`` and
     ``kwargs`` go to the executor's constructor (an instance is returned as it
     is and takes neither).
     """
@@ -722,7 +724,7 @@ def create_executor(executor: Executor | str | None = None, workers: int | None 
         raise TypeError(f"executor must be a name ('auto', {', '.join(map(repr, available_executors()))}) or an "
                         f"Executor instance, got {type(executor).__name__}: {executor!r}")
     if name == AUTO:
-        name, workers = auto_executor(workers, device, plugins)
+        name, workers = auto_executor(workers, device, plugins, trains)
     if name not in executor_registry:
         raise ValueError(f"unknown executor {name!r}; available: 'auto', {', '.join(map(repr, available_executors()))}")
     if workers is not None:

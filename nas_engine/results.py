@@ -159,7 +159,7 @@ def upgrade_config(config: dict[str, Any] | None, space: SearchSpace) -> dict[st
     protocol = upgrade_protocol_dict(config["protocol"], space)
     if protocol is config["protocol"]:
         return config
-    return {**config, "protocol": {**protocol, "scale": protocol.get("scale", "default")}}
+    return {**config, "protocol": protocol}
 
 
 @dataclass

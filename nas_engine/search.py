@@ -118,7 +118,7 @@ from typing import Any
 import numpy as np
 
 from .benchmarks.table import CurveTable
-from .budget import DEFAULT_EVALUATIONS, Budget
+from .budget import Budget
 from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
@@ -315,16 +315,15 @@ class Search:
         if not isinstance(protocol, Protocol):
             raise TypeError(f"protocol must be a Protocol, got {type(protocol).__name__}")
         self.protocol = protocol.resolved(self.space)  # the size spelled out and checked by the space
-        self.budget = budget if budget is not None else Budget(evaluations=DEFAULT_EVALUATIONS)
+        self.budget = budget if budget is not None else Budget.default()
         if not isinstance(self.budget, Budget):
             raise TypeError(f"budget must be a Budget, got {type(self.budget).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
-        if executor in (None, "auto") and (table is not None or data is None):
-            executor = "inline"  # nothing trains (a tabular or data-free search): worker processes would only cost
         self.executor = create_executor(executor, workers, device=self.protocol.device,
-                                        plugins=(self.strategy, self.space, self.estimator))
+                                        plugins=(self.strategy, self.space, self.estimator),
+                                        trains=table is None and data is not None)
         self._policy_threads: int | None = None
         self.store = RunStore(store) if store is not None else None
         if progress not in (True, False, "all"):

@@ -222,6 +222,7 @@ def upgrade_protocol_dict(d: dict[str, Any], space=None) -> dict[str, Any]:
             raise ValueError("a protocol gives both C/N (the old size fields) and size")
         C, N = d.pop("C", 16), d.pop("N", 5)
         d["size"] = space.legacy_size(C, N) if space is not None else {"C": C, "N": N}
+        d.setdefault("scale", "default")  # the size spelled out, as a search stores it
     return d
 
 

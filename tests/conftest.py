@@ -77,8 +77,8 @@ def _auto_executor_is_inline(request, monkeypatch):
     if request.node.get_closest_marker("real_auto_executor") is None:
         from nas_engine import executors
 
-        monkeypatch.setattr(executors, "auto_executor", lambda workers=None, device="auto", plugins=():
-                            ("inline", None) if workers in (None, 1) else ("processes", workers))
+        monkeypatch.setattr(executors, "auto_executor", lambda workers=None, device="auto", plugins=(), trains=True:
+                            ("inline", None) if workers in (None, 1) or not trains else ("processes", workers))
 
 
 @pytest.fixture

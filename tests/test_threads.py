@@ -98,6 +98,7 @@ def test_auto_executor_uses_the_cpus(monkeypatch):
     auto = executors.auto_executor
     assert auto(None, "cpu") == ("processes", 4)  # several CPUs: parallel candidates
     assert auto(1, "cpu") == ("inline", None)  # the one-worker mode
+    assert auto(None, "cpu", trains=False) == ("inline", None)  # a tabular or data-free search
     assert auto(3, "cpu") == ("processes", 3)
     monkeypatch.setattr(executors, "main_is_import_safe", lambda: False)  # an unguarded script: stay here
     assert auto(None, "cpu") == ("inline", None)
