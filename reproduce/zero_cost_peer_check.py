@@ -33,7 +33,6 @@ how much a proxy's ranking moves between two of our own runs.  ``summary.csv`` /
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ from nas_engine.context import Context
 from nas_engine.criteria import rank_agreement, spearman
 from nas_engine.estimators.zero_cost import MEASURES, ZERO_COST_PROXIES
 from nas_engine.registry import create
+from reproduce.common.naslib_peer import score_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +86,7 @@ def compute(args, peer: pd.DataFrame, out: Path, *, seed: int, path: Path, limit
     ctx = Context(space=space, data=data, protocol=protocol, seed=seed)
     ests = {p: create("estimator", p) for p in (proxies or args.proxies)}
     order = list(np.random.default_rng(args.seed).permutation(list(peer.index)))[:limit]
-    done = set()
-    if path.exists():
-        done = {(r["arch_str"], r["proxy"]) for r in csv.DictReader(path.open())}
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["arch_str", "proxy", "score", "cost_seconds"])
+    with score_rows(path, "arch_str") as (done, w, f):
         t0 = time.time()
         for tier in TIERS:
             tier_ests = {p: est for p, est in ests.items() if p in tier}

@@ -32,7 +32,8 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,20 @@ def cost_lines(target: Target, costs: pd.DataFrame) -> tuple[list[str], list[dic
 # ---------------------------------------------------------------------------------
 # part 2: zero-cost proxies
 # ---------------------------------------------------------------------------------
+@contextmanager
+def score_rows(path: Path, key: str) -> Iterator[tuple[set[tuple[str, str]], Any, Any]]:
+    """A resumable scores file: ``(done, writer, file)``, the ``(key, proxy)`` pairs ``path`` already holds, a
+    CSV writer appending to it (the header ``key, proxy, score, cost_seconds`` written when the file is new)
+    and the open file (to flush)."""
+    done = {(r[key], r["proxy"]) for r in csv.DictReader(path.open())} if path.exists() else set()
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow([key, "proxy", "score", "cost_seconds"])
+        yield done, w, f
+
+
 def compute_scores(args, target: Target, peer: pd.DataFrame, path: Path) -> None:
     import torch
 
@@ -225,14 +240,7 @@ def compute_scores(args, target: Target, peer: pd.DataFrame, path: Path) -> None
     protocol = Protocol(batch_size=BATCH_SIZE, device=args.device, size=target.build_size)
     order = target.order(peer, args.seed)
     limits = {FREE: len(order), DATA: args.limit, EXPENSIVE: args.grasp_limit}
-    done = set()
-    if path.exists():
-        done = {(r["compact"], r["proxy"]) for r in csv.DictReader(path.open())}
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["compact", "proxy", "score", "cost_seconds"])
+    with score_rows(path, "compact") as (done, w, f):
         t0 = time.time()
         for tier in (FREE, DATA, EXPENSIVE):
             limit = len(order) if limits[tier] is None else min(limits[tier], len(order))
