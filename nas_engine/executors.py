@@ -140,8 +140,10 @@ def _init_worker(shared: list, threads: int, max_memory_mb: int | None, driver_p
         _WORKER_START_ERROR[:] = [] if why is None else [why]
 
 
-#: the modules every task needs (forkserver workers fork with them imported; a capped worker imports them)
-_WORKER_MODULES = ["nas_engine.search"]
+#: the modules every task needs (forkserver workers fork with them imported; a capped worker imports them):
+#: torch's first optimizer imports torch._dynamo (1.8 s here, torch 2.13), so the fork server imports it once
+#: instead of every worker at its first candidate
+_WORKER_MODULES = ["nas_engine.search", "torch._dynamo"]
 #: address space a capped worker must have left once started (a small allocation it makes to check)
 _START_HEADROOM_MB = 64
 _WORKER_START_ERROR: list[str] = []  # in a capped worker that cannot run tasks: why (the cap is too low)

@@ -196,7 +196,7 @@ def _same_config(a: Configurable, b: Configurable) -> bool:
 # -- the default context ---------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _digits() -> Dataset:
-    return load_dataset("digits")
+    return load_dataset("digits", n_train=512, n_val=128)
 
 
 def conformance_context(space: SearchSpace | None = None, *, data: Dataset | None = None,

@@ -7,7 +7,8 @@ themselves (BO's GP fit); :mod:`nas_engine.executors` re-exports them.
 **The policy** (:func:`policy_threads`): a candidate trains with one thread
 unless its training step is big enough for more threads to pay, and never with
 more threads than its share of the CPUs this process may use
-(:func:`available_cpus`: the affinity mask, capped by a cgroup CPU quota).
+(:func:`available_cpus`: the affinity mask, capped by a cgroup CPU quota and
+by ``$NAS_ENGINE_CPUS``).
 Intra-op threads pay less than parallel candidates (2 threads on 2 idle
 cores: 1.36-1.83x, larger networks gaining more) and collapse as soon as
 threads outnumber free cores (next to one busy process 2 threads ran
@@ -25,7 +26,12 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["torch_threads", "available_cpus", "policy_threads", "MULTI_THREAD_GFLOP"]
+__all__ = ["torch_threads", "available_cpus", "policy_threads", "MULTI_THREAD_GFLOP", "CPUS_ENV_VAR"]
+
+#: an environment variable capping the CPUs the engine counts as its own (like joblib's LOKY_MAX_CPU_COUNT):
+#: on a shared machine, or beside other busy processes, ``NAS_ENGINE_CPUS=1`` keeps the "auto" executor in
+#: one process and every candidate at one thread
+CPUS_ENV_VAR = "NAS_ENGINE_CPUS"
 
 #: forward GFLOPs of one training minibatch (torch's counter, 2 per multiply-add) from which a candidate
 #: may get more than one thread (measured on 2 idle cores: 2 threads gave 1.50-1.83x from 0.37 GFLOP per
@@ -49,7 +55,8 @@ def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by its cgroup's CPU quota (rounded up)."""
+    """CPUs this process may use: its affinity mask, capped by its cgroup's CPU quota (rounded up) and by
+    ``$NAS_ENGINE_CPUS`` where set (a whole number >= 1)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
@@ -57,6 +64,11 @@ def available_cpus() -> int:
     limit = _cgroup_cpu_limit()
     if limit is not None:
         cpus = min(cpus, max(1, math.ceil(limit)))
+    cap = os.environ.get(CPUS_ENV_VAR, "").strip()
+    if cap:
+        if not cap.isdigit() or int(cap) < 1:
+            raise ValueError(f"{CPUS_ENV_VAR}={cap!r}: expected a whole number of CPUs >= 1 (or leave it unset)")
+        cpus = min(cpus, int(cap))
     return max(1, cpus)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -16,6 +17,16 @@ from nas_engine.training import Protocol
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@functools.lru_cache(maxsize=1)
+def digits_subset():
+    """The digits with a 384-image training split (96 for validation, the 359 test images): enough for what the
+    tests check, at a third of the full split's time per epoch."""
+    from nas_engine.data import load_dataset
+
+    return load_dataset("digits", n_train=384, n_val=96)
+
 
 # each space's "tiny" size (NB201 at width 4, one cell per stage), on 8x8 digits: ~0.1 s per epoch on 2 cores
 TINY = Protocol(schedule_epochs=10, batch_size=128, lr=0.05, scale="tiny", device="cpu")
@@ -44,9 +55,23 @@ def pytest_configure(config):
     threads each would outnumber the cores and collapse (see nas_engine/threads.py)."""
     import torch
 
-    from nas_engine.threads import policy_threads
+    from nas_engine.threads import CPUS_ENV_VAR, available_cpus, policy_threads
 
     torch.set_num_threads(policy_threads())
+    # under pytest-xdist each test process has its share of the CPUs, and what it starts (a documentation
+    # block's search, a `nas-engine` subprocess) inherits that share: with the other test process busy, a
+    # subprocess's "auto" choice of one worker process per CPU would outnumber the cores
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and workers.isdigit():
+        share = max(1, available_cpus() // int(workers))
+        os.environ.setdefault(CPUS_ENV_VAR, str(share))
+        # numpy's and scipy's OpenBLAS and scikit-learn's OpenMP start a thread per CPU (spinning while they
+        # wait): held to the share here and in the subprocesses, as torch is
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(share)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(share))
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -23,7 +23,7 @@ from nas_engine.strategies.differentiable import CHECKPOINT, RelaxedTrainer, hes
 from nas_engine.strategies.differentiable import trainer as trainer_module
 from nas_engine.training import Protocol
 
-from .conftest import TINY
+from .conftest import TINY, digits_subset
 
 NB201 = NB201Space()
 DARTS = DartsSpace()
@@ -33,7 +33,7 @@ TINY_SEARCH = TINY.replace(schedule_epochs=2, batch_size=64, lr=0.025, lr_min=0.
 
 
 def digits():
-    return load_dataset("digits")
+    return digits_subset()
 
 
 def small_digits():
@@ -325,7 +325,7 @@ def test_strategy_proposes_the_derived_architecture_of_every_epoch(name):
 def test_search_api_runs_darts_tse_and_resumes_from_the_store(tmp_path, monkeypatch):
     def search():
         return Search(create("strategy", "darts-tse", epochs=2, T=3), "nb201", create("estimator", "tse-ema", epochs=1),
-                      data="digits",
+                      data=digits_subset(),
                       protocol=TINY.replace(schedule_epochs=2), budget=Budget(evaluations=10),
                       store=str(tmp_path / "run"),
                       progress=False)
@@ -355,7 +355,7 @@ def test_cli_search_darts_tse(capsys, tmp_path):
 
 def test_darts_space_search_runs():
     strategy = create("strategy", "darts-tse", epochs=1, batch_size=64, T=2)
-    data = load_dataset("digits", n_train=256, n_val=64)
+    data = load_dataset("digits", n_train=128, n_val=32)
     ctx = Context(space=DARTS, data=data, protocol=TINY.replace(size={"C": 2, "layers": 5}), seed=0)
     strategy.setup(DARTS, ctx)
     w = strategy.mixing_weights()

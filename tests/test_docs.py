@@ -4,12 +4,13 @@
   interpreter (``sys.executable``) in a temporary working directory; a block
   that raises fails the test with the file name and the block's line.
 * ```bash / ```sh blocks: every ``nas-engine ...`` command (backslash
-  continuations joined, ``# comments`` dropped) runs as ``python -m nas_engine``
-  in order, in a temporary working directory of its own (so a python block and
-  a command writing the same ``runs/...`` store do not meet), and must exit 0.
+  continuations joined, ``# comments`` dropped) runs through
+  ``nas_engine.cli.main`` (what the console script calls), in order, after the
+  file's python blocks, in the same interpreter and working directory (as a
+  reader would run them: a command may use what a block wrote), and must exit 0.
   ``make demo`` / ``make test`` lines are not run here (``make test`` is the
   test command itself); instead the Makefile's demo command runs with
-  ``--evaluations 2`` and a temporary ``--out``. Any other shell line in a run
+  ``--evaluations 1`` and a temporary ``--out``. Any other shell line in a run
   block is an error: make it a ``nas-engine`` command or mark the block.
 * ``<!-- not-run: REASON -->`` on the line directly before a fence opts the
   block out (hours-long reproductions, commands that need data files); the
@@ -124,7 +125,9 @@ def run_cli(args: list[str], cwd: Path, where: str) -> str | None:
     return None
 
 
-# the runners are scripts with a main guard: worker processes (forkserver/spawn) import the main module again
+# the runner is a script with a main guard: worker processes (forkserver/spawn) import the main module again.
+# It runs a file's python blocks in order in one namespace, then its ``nas-engine`` commands in order, each
+# through ``nas_engine.cli.main`` as the console script runs it (one interpreter start per file).
 RUNNER = """\
 import sys, traceback
 if __name__ == "__main__":
@@ -135,27 +138,8 @@ if __name__ == "__main__":
         except BaseException:
             traceback.print_exc()
             print("DOC BLOCK FAILED: " + where, file=sys.stderr)
-            sys.exit(1)
-"""
-
-
-def python_job(file: str, tmp: Path) -> str | None:
-    todo = [(f"{b.file}:{b.line}", b.code) for b in ALL[file] if b.lang == "python" and b.not_run is None]
-    script = tmp / "doc_blocks.py"
-    script.write_text(f"BLOCKS = {todo!r}\n" + RUNNER)
-    work = tmp / "work"
-    work.mkdir(exist_ok=True)
-    proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
-    if proc.returncode:
-        return f"a python block of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return None
-
-
-CLI_RUNNER = """\
-import sys
-from nas_engine.cli import main
-if __name__ == "__main__":
+            sys.exit(3)
+    from nas_engine.cli import main
     for where, argv in COMMANDS:
         print("$ nas-engine " + " ".join(argv), flush=True)
         try:
@@ -164,26 +148,39 @@ if __name__ == "__main__":
             rc = exc.code or 0
         if rc:
             print(f"DOC COMMAND FAILED: {where}: exited {rc}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(4)
 """
 
 
-def cli_job(file: str, tmp: Path) -> str | None:
-    """The file's ``nas-engine`` commands, in order, in one process (each through ``nas_engine.cli.main``, as
-    the console script runs it; one interpreter start instead of one per command)."""
-    todo = [(f"{file}:{at}", args) for b in ALL[file] if b.lang in ("bash", "sh") and b.not_run is None
-            for at, args in cli_commands(b)]
-    script = tmp / "doc_commands.py"
-    script.write_text(f"COMMANDS = {todo!r}\n" + CLI_RUNNER)
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp, env=env(), capture_output=True, text=True,
+def file_job(file: str, kinds: set[str], tmp: Path) -> dict[str, str | None]:
+    """A file's python blocks, then its shell commands in the same working directory (as a reader would run
+    them: the commands may use what the blocks wrote), in one fresh interpreter; the failure message of each
+    kind in ``kinds`` ("python", "cli"), or None."""
+    blocks = [(f"{b.file}:{b.line}", b.code) for b in ALL[file] if b.lang == "python" and b.not_run is None
+              ] if "python" in kinds else []
+    commands = [(f"{file}:{at}", args) for b in ALL[file] if b.lang in ("bash", "sh") and b.not_run is None
+                for at, args in cli_commands(b)] if "cli" in kinds else []
+    script = tmp / "doc_job.py"
+    script.write_text(f"BLOCKS = {blocks!r}\nCOMMANDS = {commands!r}\n" + RUNNER)
+    work = tmp / "work"
+    work.mkdir(exist_ok=True)
+    proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env(), capture_output=True, text=True,
                           timeout=TIMEOUT)
-    if proc.returncode:
-        return f"a command of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return None
+    out: dict[str, str | None] = {kind: None for kind in kinds}
+    if proc.returncode == 3:
+        out["python"] = f"a python block of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        if "cli" in kinds:
+            out["cli"] = f"{file}: not run, its python blocks failed"
+    elif proc.returncode == 4:
+        out["cli"] = f"a command of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    elif proc.returncode:
+        out = {kind: f"the job of {file} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+               for kind in kinds}
+    return out
 
 
 def demo_job(tmp: Path) -> str | None:
-    """`make demo`'s command line, read from the Makefile, at 2 evaluations into a temporary --out."""
+    """`make demo`'s command line, read from the Makefile, at 1 evaluation into a temporary --out."""
     text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
     recipe = re.search(r"^demo:.*\n\t(.*)$", text, re.M)
     if not recipe:
@@ -192,7 +189,7 @@ def demo_job(tmp: Path) -> str | None:
     if not words[0].endswith("/bin/nas-engine"):
         return f"the demo recipe should run .venv/bin/nas-engine, not {words[0]!r}"
     args = words[1:]
-    for flag, value in (("--evaluations", "2"), ("--out", str(tmp / "demo"))):
+    for flag, value in (("--evaluations", "1"), ("--out", str(tmp / "demo"))):
         if flag not in args:
             return f"the demo command has no {flag}"
         args[args.index(flag) + 1] = value
@@ -244,19 +241,6 @@ def jobs(request, tmp_path_factory):
         if demo:
             waits["demo"] = pool.submit(demo_job, tmp_path_factory.mktemp("docjob")).result
         yield waits
-
-
-def file_job(file: str, kinds: set[str], tmp: Path) -> dict[str, str | None]:
-    """A file's python blocks, then its shell commands in the same directory (as a reader would run them:
-    the commands may use what the blocks wrote); the failure message of each, or None."""
-    out: dict[str, str | None] = {}
-    if "python" in kinds:
-        out["python"] = python_job(file, tmp)
-    if "cli" in kinds:
-        (tmp / "work").mkdir(exist_ok=True)
-        out["cli"] = (cli_job(file, tmp / "work") if out.get("python") is None
-                      else f"{file}: not run, its python blocks failed")
-    return out
 
 
 @pytest.mark.parametrize("file", _python_files())

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from nas_engine import Budget, Search, load_dataset
+from nas_engine import Budget, Search
 from nas_engine.cli import main
 from nas_engine.context import Context
 from nas_engine.estimators import TSEEMA
@@ -33,14 +33,14 @@ from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import FixedList, RandomSearch
 from nas_engine.threads import torch_threads
 
-from .conftest import TINY
+from .conftest import TINY, digits_subset
 from .faulty import REMOTE, Batches, Cheap, archs, make_executor, probe
 
 SPACE = NB201Space()
 
 
 def search(strategy, estimator=None, n=6, executor=None, **kw):
-    return Search(strategy, "nb201", estimator or TSEEMA(epochs=2), data="digits", protocol=TINY,
+    return Search(strategy, "nb201", estimator or TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
                   budget=Budget(evaluations=n), progress=False, executor=executor, **kw)
 
 
@@ -73,7 +73,7 @@ def test_create_executor_by_name_instance_and_errors():
     with pytest.raises(TypeError, match="executor must be a name"):
         create_executor(3)
     with pytest.raises(ValueError, match="inline executor runs one evaluation"):
-        Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, executor="inline", workers=2)
+        Search("random", "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY, executor="inline", workers=2)
 
 
 def test_executors_are_a_registry_kind():
@@ -112,7 +112,7 @@ def test_auto_executor_choice(monkeypatch):
     assert isinstance(ex, ProcessExecutor) and ex.workers == 2 and ex.max_memory_mb == 4000
     assert isinstance(create_executor("auto", 1, device="cpu"), InlineExecutor)
     assert isinstance(create_executor("inline", device="cuda"), InlineExecutor)  # device is read by "auto" only
-    s = Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, executor="auto", workers=1)
+    s = Search("random", "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY, executor="auto", workers=1)
     assert isinstance(s.executor, InlineExecutor)
 
 
@@ -145,7 +145,7 @@ def test_ray_missing_names_the_extra(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     hint = 'pip install "nas-engine[ray]"'
     with pytest.raises(ImportError, match=hint.replace("[", r"\[").replace("]", r"\]")):
-        Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY, executor="ray")
+        Search("random", "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY, executor="ray")
     assert main(["search", "--executor", "ray", "--evaluations", "1"]) == 2
     assert hint in capsys.readouterr().err
 
@@ -236,10 +236,10 @@ def test_same_evaluated_set_as_inline(kind, strategy, request):
 
 @pytest.mark.parametrize("kind", REMOTE)
 def test_regularized_evolution_runs_on_workers_and_scores_reproduce(kind, request):
-    r = Search("regularized-evolution", "nb201", "tse-ema", data="digits", protocol=TINY,
+    r = Search("regularized-evolution", "nb201", "tse-ema", data=digits_subset(), protocol=TINY,
                budget=Budget(evaluations=4), progress=False, executor=make_executor(kind, request)).run()
     assert len(r.history) == 4 and all(e.ok and math.isfinite(e.score) for e in r.history)
-    ctx = Context(SPACE, load_dataset("digits"), TINY)
+    ctx = Context(SPACE, digits_subset(), TINY)
     with torch_threads(1):  # every single evaluation is reproducible in this process
         for e in r.history[:2]:
             assert evaluate_candidate(SPACE, TSEEMA(), ctx, e.arch).score == e.score
@@ -281,7 +281,7 @@ def test_what_workers_receive_pickles_and_the_strategy_stays_home(request):
     import pickle
     import threading
 
-    ctx = Context(SPACE, load_dataset("digits"), TINY, seed=3)
+    ctx = Context(SPACE, digits_subset(), TINY, seed=3)
     back = pickle.loads(pickle.dumps((SPACE, TSEEMA(epochs=2), ctx)))[2]
     assert back.data.fingerprint() == ctx.data.fingerprint() and set(back.data.info) == set(ctx.data.info)
     assert (back.data.x_train == ctx.data.x_train).all() and back.arch_seed(SPACE.from_ops(["none"] * 6)) == \

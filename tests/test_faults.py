@@ -19,7 +19,7 @@ from nas_engine.search import EvaluationWarning, RemoteTraceback
 from nas_engine.store import RunStore
 from nas_engine.strategies import FixedList, RandomSearch
 
-from .conftest import TINY, kill_after_records, stored_records
+from .conftest import TINY, digits_subset, kill_after_records, stored_records
 from .faulty import REMOTE, Cheap, Faulty, InterruptingList, archs, make_executor
 from .test_search import PoisonedNB201
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(strategy, estimator, executor, n, space="nb201", **kw):
-    return Search(strategy, space, estimator, data="digits", protocol=TINY, budget=Budget(evaluations=n),
+    return Search(strategy, space, estimator, data=digits_subset(), protocol=TINY, budget=Budget(evaluations=n),
                   progress=False, executor=executor, **kw).run()
 
 
@@ -168,8 +168,8 @@ _DRIVER = textwrap.dedent("""
     from nas_engine.estimators import TSEEMA
     from nas_engine.executors import ProcessExecutor
     from nas_engine.strategies import RandomSearch
-    from tests.conftest import TINY
-    Search(RandomSearch(repeats=False), "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY,
+    from tests.conftest import TINY, digits_subset
+    Search(RandomSearch(repeats=False), "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
            budget=Budget(evaluations=int(sys.argv[2])), store=sys.argv[1], progress=False,
            executor=ProcessExecutor(workers=2, threads=1)).run()
 """)
@@ -199,7 +199,7 @@ def test_driver_killed_with_workers_in_flight_resumes_losing_nothing(tmp_path):
         while _processes_with_env(marker) and time.time() < deadline:
             time.sleep(0.2)
         assert _processes_with_env(marker) == []
-    resumed = Search(RandomSearch(repeats=False), "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY,
+    resumed = Search(RandomSearch(repeats=False), "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
                      budget=Budget(evaluations=n), store=str(store), progress=False,
                      executor=ProcessExecutor(workers=2, threads=1)).run()
     assert [e.arch.string for e in resumed.history[:len(done_before)]] == done_before

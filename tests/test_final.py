@@ -95,7 +95,7 @@ def test_train_resumes_from_on_state_to_identical_weights(digits, steps_per_epoc
 # -- killed and resumed (a) ----------------------------------------------------------------------------------
 
 def test_cli_train_killed_after_a_checkpoint_resumes_to_identical_weights(tmp_path):
-    epochs = 10
+    epochs = 6
     args = ["train", "--arch", ARCH, "--schedule-epochs", str(epochs), *TINY_ARGS, "--quiet"]
     ref = tmp_path / "ref"
     assert main(args + ["--out", str(ref)]) == 0

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from nas_engine import Budget, Search
 from nas_engine.cli import main
 from nas_engine.context import Context
-from nas_engine.data import load_dataset
 from nas_engine.estimators import TSE, TLMini, ValAcc
 from nas_engine.registry import create
 from nas_engine.spaces.nb201 import EDGES, OPS, NB201Network, NB201Space
@@ -26,7 +25,7 @@ from nas_engine.strategies.oneshot import supernet as supernet_module
 from nas_engine.testing import check_registered as check_plugin
 from nas_engine.training import train
 
-from .conftest import TINY
+from .conftest import TINY, digits_subset
 
 SPACE = NB201Space()
 METHODS = ("randnas", "spos", "fairnas", "multipath", "reptile", "metaprox")
@@ -40,7 +39,7 @@ TINY_ONESHOT = {"epochs": 1, "finetune_batches": 5}
 
 
 def digits():
-    return load_dataset("digits")
+    return digits_subset()
 
 
 def tiny_supernet(seed=0):
@@ -344,7 +343,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
         create("estimator", "valacc-mini", batch_size=1)
     with pytest.raises(ValueError, match="needs a one-shot strategy"):
-        Search("random", "nb201", "valacc-inherited", data="digits", protocol=TINY, progress=False)
+        Search("random", "nb201", "valacc-inherited", data=digits_subset(), protocol=TINY, progress=False)
 
 
 def test_strategy_state_is_json_and_proposes_distinct_candidates():
@@ -421,7 +420,7 @@ def test_chunked_epochs_in_train_stream_the_data():
 # -- searches: API, store, resume, CLI ----------------------------------------------
 def test_search_fairnas_tse_api(tmp_path):
     store = tmp_path / "run"
-    r = Search(create("strategy", "fairnas", **TINY_ONESHOT), "nb201", TSE(epochs=2), data="digits",
+    r = Search(create("strategy", "fairnas", **TINY_ONESHOT), "nb201", TSE(epochs=2), data=digits_subset(),
                protocol=TINY, budget=Budget(evaluations=3), seed=1, store=str(store), progress=False).run()
     assert len(r.history) == 3 and all(e.ok and e.score < 0 for e in r.history)
     assert all(e.curve.info["source"] == "fine-tuned" and e.curve.epochs == 2 for e in r.history)
@@ -438,7 +437,7 @@ def test_search_fairnas_tse_api(tmp_path):
 
 def test_resume_reloads_the_supernet_instead_of_retraining(tmp_path, monkeypatch):
     def search(evaluations):
-        return Search(create("strategy", "randnas", **TINY_ONESHOT), "nb201", TSE(epochs=1), data="digits",
+        return Search(create("strategy", "randnas", **TINY_ONESHOT), "nb201", TSE(epochs=1), data=digits_subset(),
                       protocol=TINY, budget=Budget(evaluations=evaluations), store=str(tmp_path / "run"),
                       progress=False)
 
@@ -455,7 +454,7 @@ def test_resume_reloads_the_supernet_instead_of_retraining(tmp_path, monkeypatch
     # a store holding another supernet is refused
     monkeypatch.undo()
     other = Search(create("strategy", "randnas", **{**TINY_ONESHOT, "lr": 0.05}), "nb201", TSE(epochs=1),
-                   data="digits", protocol=TINY, budget=Budget(evaluations=1), store=str(tmp_path / "run"),
+                   data=digits_subset(), protocol=TINY, budget=Budget(evaluations=1), store=str(tmp_path / "run"),
                    progress=False)
     with pytest.raises(ValueError, match="holds a different search"):
         other.run()
@@ -487,7 +486,7 @@ def test_interrupted_supernet_training_resumes_from_its_checkpoint(tmp_path):
 
 def test_spos_evolves_over_inherited_weights():
     r = Search(create("strategy", "spos", population_size=4, sample_size=2, **TINY_ONESHOT), "nb201",
-               "valacc-mini", data="digits", protocol=TINY, budget=Budget(evaluations=6), progress=False).run()
+               "valacc-mini", data=digits_subset(), protocol=TINY, budget=Budget(evaluations=6), progress=False).run()
     assert len(r.history) == 6 and all(e.ok and 0 <= e.score <= 1 and e.epochs == 0 for e in r.history)
     assert r.setup_seconds > 0
 
@@ -515,7 +514,7 @@ def test_worker_processes_fine_tune_from_the_same_inherited_weights():
 
     def search(executor):
         return Search(create("strategy", "randnas", **TINY_ONESHOT, candidates=4), "nb201", TSE(epochs=1),
-                      data="digits", protocol=TINY, budget=Budget(evaluations=4), executor=executor,
+                      data=digits_subset(), protocol=TINY, budget=Budget(evaluations=4), executor=executor,
                       progress=False).run()
 
     inline = search(InlineExecutor(threads=1))

@@ -13,14 +13,14 @@ from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import RunStore, StoreMismatchError
 from nas_engine.strategies import FixedList
 
-from .conftest import TINY, kill_after_records
+from .conftest import TINY, digits_subset, kill_after_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_search(strategy="regularized-evolution", evaluations=12, **kw):
     kw.setdefault("progress", False)
-    return Search(strategy, "nb201", kw.pop("estimator", TSEEMA(epochs=2)), data="digits", protocol=TINY,
+    return Search(strategy, "nb201", kw.pop("estimator", TSEEMA(epochs=2)), data=digits_subset(), protocol=TINY,
                   budget=Budget(evaluations=evaluations), **kw)
 
 
@@ -54,7 +54,7 @@ def test_repeated_proposal_reuses_result_and_counts():
 
 
 def test_budget_in_epochs_and_strategy_exhaustion():
-    r = Search("random", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY,
+    r = Search("random", "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
                budget=Budget(epochs=5), progress=False).run()
     assert len(r.history) == 3 and sum(e.epochs for e in r.history) == 6
     one = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -77,7 +77,7 @@ class PoisonedNB201(NB201Space):
 def test_diverging_candidate_is_recorded_failed_and_search_goes_on(tmp_path):
     archs = [NB201Space().sample(__import__("numpy").random.default_rng(i)).string for i in range(4)]
     space = PoisonedNB201(archs[1])
-    r = Search(FixedList(archs), space, TSEEMA(epochs=2), data="digits", protocol=TINY,
+    r = Search(FixedList(archs), space, TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
                budget=Budget(evaluations=4), progress=False, store=str(tmp_path / "s")).run()
     assert [e.status for e in r.history] == ["ok", "failed", "ok", "ok"]
     bad = r.history[1]
@@ -108,13 +108,13 @@ def test_resume_in_process_continues_to_a_larger_budget(tmp_path):
 
 def test_bad_inputs_are_refused_early():
     with pytest.raises(ValueError, match=r"TSEEMA\(epochs=20\) needs at least 20 epochs"):
-        Search("random", "nb201", TSEEMA(epochs=20), data="digits", protocol=TINY)
+        Search("random", "nb201", TSEEMA(epochs=20), data=digits_subset(), protocol=TINY)
     with pytest.raises(ValueError, match="Budget needs at least one limit"):
         Budget()
     with pytest.raises(LookupError, match="unknown strategy 'evolution'.*regularized-evolution"):
-        Search("evolution", "nb201", "tse-ema", data="digits", protocol=TINY)
+        Search("evolution", "nb201", "tse-ema", data=digits_subset(), protocol=TINY)
     with pytest.raises(ValueError, match="unknown executor 'slurm'"):
-        Search("random", "nb201", ValAcc(epochs=1), data="digits", protocol=TINY, executor="slurm")
+        Search("random", "nb201", ValAcc(epochs=1), data=digits_subset(), protocol=TINY, executor="slurm")
 
 
 
@@ -153,8 +153,8 @@ _WORKER = textwrap.dedent("""
     import sys
     from nas_engine import Budget, Search
     from nas_engine.estimators import TSEEMA
-    from tests.conftest import TINY
-    Search("regularized-evolution", "nb201", TSEEMA(epochs=2), data="digits", protocol=TINY,
+    from tests.conftest import TINY, digits_subset
+    Search("regularized-evolution", "nb201", TSEEMA(epochs=2), data=digits_subset(), protocol=TINY,
            budget=Budget(evaluations=int(sys.argv[2])), store=sys.argv[1], progress=False, workers=1).run()
 """)
 

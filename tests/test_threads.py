@@ -32,14 +32,23 @@ def test_cgroup_quota_v2_v1_and_unlimited(tmp_path):
     assert _cgroup_cpu_limit(tmp_path / "absent") is None
 
 
-def test_available_cpus_is_capped_by_the_quota(monkeypatch):
+def test_available_cpus_is_capped_by_the_quota_and_the_environment(monkeypatch):
     import os
 
+    monkeypatch.delenv(threads.CPUS_ENV_VAR, raising=False)  # the test session sets it (conftest)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: 1.5)
     assert available_cpus() == 2  # a quota of 1.5 CPUs: two threads can use it
     monkeypatch.setattr(threads, "_cgroup_cpu_limit", lambda: None)
     assert available_cpus() == 4
+    monkeypatch.setenv(threads.CPUS_ENV_VAR, "3")
+    assert available_cpus() == 3
+    monkeypatch.setenv(threads.CPUS_ENV_VAR, "16")  # a cap, never more than the process may use
+    assert available_cpus() == 4
+    for bad in ("0", "-2", "two", "1.5"):
+        monkeypatch.setenv(threads.CPUS_ENV_VAR, bad)
+        with pytest.raises(ValueError, match=f"NAS_ENGINE_CPUS={bad!r}: expected a whole number"):
+            available_cpus()
 
 
 def test_policy_rule():
