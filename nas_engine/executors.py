@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 
 from .config import check_int
 from .registry import executors as executor_registry
-from .threads import _set_torch_threads, available_cpus, policy_threads, torch_threads
+from .threads import _set_torch_threads, available_cpus, check_threads, policy_threads, torch_threads
 
 __all__ = [
     "Executor",
@@ -235,13 +235,18 @@ class Executor(ABC):
 
     name: str = "executor"
     remote: bool = True
+    #: whether tasks run on this machine (then ``threads`` is checked against its CPUs)
+    local: bool = True
 
     def __init__(self, workers: int | None = 1, *, max_retries: int = 2, threads: int | None = None):
         self._workers = None if workers is None else _positive_int(workers, f"{type(self).__name__}: workers")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"{type(self).__name__}: max_retries must be a non-negative integer, got {max_retries!r}")
         self.max_retries = max_retries
-        self.threads = None if threads is None else _positive_int(threads, f"{type(self).__name__}: threads")
+        if threads is None or not self.local:
+            self.threads = None if threads is None else _positive_int(threads, f"{type(self).__name__}: threads")
+        else:  # on this machine: no more threads than its CPUs
+            self.threads = check_threads(threads, f"{type(self).__name__}: threads")
         self._given_threads = self.threads
 
     @property
@@ -534,6 +539,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    local = False  # tasks may run on other machines of the cluster
     _WAIT_SECONDS = 0.5  # ray.wait slice, so that Ctrl-C is handled promptly
 
     def __init__(self, workers: int | None = None, *, address: str | None = None, num_cpus: float = 1,

@@ -69,7 +69,7 @@ from .curves import LearningCurve
 from .data import Dataset
 from .safeload import load_checkpoint, manifest_path, save_checkpoint
 from .spaces.base import Architecture, SearchSpace
-from .threads import torch_threads
+from .threads import check_threads, torch_threads
 from .training import Protocol, build_model, evaluate, resolve_device, train
 
 __all__ = ["train_final", "build_network", "load_model", "fingerprint", "Normalized", "FinalTraining",
@@ -245,8 +245,8 @@ def train_final(
     protocol = _protocol(protocol, schedule_epochs).resolved(space)
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a nas_engine Dataset (load_dataset(...)), got {type(data).__name__}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads is not None:
+        check_threads(threads, "threads")
     say = _progress(progress)
     out = Path(out)
     with torch_threads(threads), torch.random.fork_rng(

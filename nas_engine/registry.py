@@ -28,6 +28,7 @@ creates one by name through :data:`executors` (and adds the ``"auto"`` choice).
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
@@ -78,6 +79,7 @@ class Registry:
                 raise ValueError(
                     f"{self.kind} class {_qualname(factory)} sets name={own!r} but is registered as {name!r}; "
                     "drop the name attribute: the registered name is the plugin's name")
+            _refuse_reserved_parameters(self.kind, name, factory)
             existing = self._factories.get(name)
             if existing is not None and existing is not factory and not override:
                 raise ValueError(
@@ -146,7 +148,9 @@ class Registry:
         registry's: its factories are readers and :func:`nas_engine.data.load_dataset` builds the dataset)."""
         self._creator = creator
 
-    def create(self, name: str, **kwargs) -> Any:
+    def create(self, name: str, /, **kwargs) -> Any:
+        """The plugin ``name`` built with ``kwargs`` (``name`` is positional-only: a constructor parameter may
+        be called ``kind``; one called ``name`` is refused at registration)."""
         self._load_builtins()  # the built-in modules may install a creator
         if self._creator is not None:
             return self._creator(name, **kwargs)
@@ -161,6 +165,26 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+#: constructor parameters a plugin class may not have: ``name`` is the plugin's registered name (its ``name``
+#: attribute and the ``name`` of its stored configuration), so a parameter of that name could never be told apart
+RESERVED_PARAMETERS = ("name",)
+
+
+def _refuse_reserved_parameters(kind: str, name: str, factory: Any) -> None:
+    """Refuse a plugin class whose constructor takes a parameter the engine reserves."""
+    if not isinstance(factory, type):
+        return
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return
+    bad = [p for p in params if p in RESERVED_PARAMETERS]
+    if bad:
+        raise ValueError(f"{kind} class {_qualname(factory)} (registering {name!r}) has a constructor parameter "
+                         f"named {bad[0]!r}, which the engine reserves for the plugin's registered name; "
+                         "rename the parameter")
 
 
 def _qualname(obj) -> str:
@@ -206,8 +230,9 @@ def register(kind: str, name: str, **kw) -> Callable:
     return get_registry(kind).register(name, **kw)
 
 
-def create(kind: str, name: str, **kwargs) -> Any:
-    """Instantiate the plugin ``name`` of ``kind`` with constructor ``kwargs``."""
+def create(kind: str, name: str, /, **kwargs) -> Any:
+    """Instantiate the plugin ``name`` of ``kind`` with constructor ``kwargs`` (``kind`` and ``name`` are
+    positional-only, so a constructor parameter called ``kind`` is passed on)."""
     return get_registry(kind).create(name, **kwargs)
 
 

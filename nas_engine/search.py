@@ -119,6 +119,7 @@ import numpy as np
 
 from .benchmarks.table import CurveTable
 from .budget import Budget
+from .config import PluginContractError
 from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
@@ -198,12 +199,13 @@ def _real(x: Any) -> float | None:
     """``x`` as a float if it is a real number (Python or numpy, a 0-d array included; not a bool), else None."""
     if isinstance(x, bool):
         return None
-    if isinstance(x, (int, float)):
-        return float(x)
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x[()]
-    if isinstance(x, (np.integer, np.floating)):
-        return float(x)
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        try:
+            return float(x)
+        except OverflowError:  # an int beyond a 64-bit float (10**400): not a value a search can compare
+            return None
     return None
 
 
@@ -250,7 +252,8 @@ def check_estimate(est: Any, seconds: float) -> Outcome:
         return invalid(f"invalid output: {exc}", epochs=epochs, curve=None)
     score = _real(est.score)
     if score is None:
-        return invalid(f"invalid output: score must be a real number, got {_show(est.score)}", epochs=epochs,
+        return invalid(f"invalid output: score must be a real number that fits a 64-bit float, got "
+                       f"{_show(est.score)}", epochs=epochs,
                        curve=est.curve, info=info)
     if not math.isfinite(score):
         return Outcome(WORST_SCORE, cost, epochs, status="failed", reason=f"non-finite score {score}",
@@ -448,6 +451,30 @@ class Search:
         return history, pending, float(state["elapsed"])
 
 
+#: proposals in a row that repeat an evaluated (or running) architecture after which a search ends: a strategy
+#: that only repeats would otherwise never end a search limited by epochs, seconds or cost
+REPEAT_LIMIT = 1000
+
+
+def check_proposals(strategy: Strategy, space: SearchSpace, proposed: Any) -> list[Architecture]:
+    """``strategy.ask()``'s output, checked before anything is stored: a list (or tuple) of architectures of
+    ``space``; else a one-line :class:`~nas_engine.config.PluginContractError` naming what came back."""
+    who = f"strategy {strategy.name!r}"
+    if not isinstance(proposed, (list, tuple)):
+        raise PluginContractError(f"{who}: ask() must return a list of architectures (empty when it has none "
+                                  f"to propose now), got {_show(proposed)}")
+    for a in proposed:
+        if not isinstance(a, Architecture):
+            raise PluginContractError(f"{who}: ask() returned a list holding {_show(a)}; expected Architecture "
+                                      "objects (space.sample(rng), space.from_string(s), space.mutate(a, rng))")
+        try:
+            space.check_architecture(a)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{who}: ask() proposed {a.string!r}, not an architecture of the space "
+                            f"{space.name!r}: {exc}") from None
+    return list(proposed)
+
+
 @dataclass
 class _InFlight:
     """A proposal being evaluated (``handle``) or waiting for an identical one in flight (``handle=None``)."""
@@ -478,6 +505,9 @@ class _Run:
         self.elapsed_before = elapsed_before
         self.t_start = time.perf_counter()
         self.first_outcomes: list[Outcome] = []  # of the first evaluations this run trains
+        # proposals in a row answered by an earlier evaluation (a resumed search counts its history's tail)
+        self.repeats = next((i for i, e in enumerate(reversed(history)) if not e.cached), len(history))
+        self.stalled = False
         self.bar = None
 
     def elapsed(self) -> float:
@@ -530,21 +560,30 @@ class _Run:
         while (len(self.running) < self.executor.workers
                and not budget.exhausted(len(self.history) + len(self.running), self.epochs_used, self.elapsed(),
                                              self.cost_used)):
+            if self.repeats >= REPEAT_LIMIT:
+                if not self.stalled:
+                    self.stalled = True
+                    warnings.warn(f"strategy {self.strategy.name!r} proposed only architectures already evaluated "
+                                  f"for {self.repeats} proposals in a row; ending the search (repeats cost no "
+                                  "epochs or seconds, so no other budget would end it)", EvaluationWarning,
+                                  stacklevel=3)
+                return
             if not self.queued:
-                proposed = self.strategy.ask()
+                proposed = check_proposals(self.strategy, self.search.space, self.strategy.ask())
                 if not proposed:
                     return
                 self.queued.extend(proposed)
                 self.save_state()
-            arch = self.queued[0]
-            self.search.space.check_architecture(arch)
-            self.queued.popleft()
+            arch = self.queued.popleft()
             prev = self.done.get(arch.string)
             if prev is not None:
+                self.repeats += 1
                 self.record(self.cached(arch, prev))
             elif any(r.arch == arch for r in self.running):
+                self.repeats += 1
                 self.running.append(_InFlight(arch))  # takes the result of its twin in flight
             else:
+                self.repeats = 0
                 self.running.append(_InFlight(arch, self.submit(arch)))
 
     def submit(self, arch: Architecture) -> Any:

@@ -343,11 +343,12 @@ def test_migrated_jsonl_store_resumes_to_the_uninterrupted_result(finished, tmp_
 # -- bad output from plugins --------------------------------------------------------------------------------------
 # at most two bad ones in any four consecutive proposals: the first 3 results to complete (with two workers,
 # from the first 4 proposals) are never all invalid, which would stop the search as a systematic error
+SCORE_MUST = "invalid output: score must be a real number that fits a 64-bit float, got"
 BAD = {  # what the estimator returns for the architecture at that position, and the reason recorded
     1: (lambda: None, "invalid output: the estimator returned NoneType None, expected an Estimate"),
-    2: (lambda: Estimate(score="0.5"), "invalid output: score must be a real number, got str '0.5'"),
-    4: (lambda: Estimate(score=(0.5, 1.0)), "invalid output: score must be a real number, got tuple (0.5, 1.0)"),
-    5: (lambda: Estimate(score=np.array([1.0, 2.0])), "invalid output: score must be a real number, got ndarray"),
+    2: (lambda: Estimate(score="0.5"), f"{SCORE_MUST} str '0.5'"),
+    4: (lambda: Estimate(score=(0.5, 1.0)), f"{SCORE_MUST} tuple (0.5, 1.0)"),
+    5: (lambda: Estimate(score=np.array([1.0, 2.0])), f"{SCORE_MUST} ndarray"),
     7: (lambda: Estimate(score=0.5, cost_seconds=math.nan),
         "invalid output: cost_seconds must be a finite number >= 0, got float nan"),
     8: (lambda: Estimate(score=0.5, epochs=-1), "invalid output: epochs must be a finite number >= 0, got int -1"),

@@ -74,6 +74,8 @@ __all__ = ["BayesianOptimization", "nb201_path_encoding", "PATH_ENCODING_LENGTH"
 INSTALL_HINT = 'the "bo" strategy needs BoTorch; install it with: pip install "nas-engine[bo]"'
 ENCODINGS = ("onehot", "path")
 _MAX_REJECTIONS = 10_000
+#: scores beyond this size are divided by the largest before the GP sees them (squaring them would overflow)
+_HUGE_SCORE = 1e150
 
 #: Length of :func:`nb201_path_encoding` for NB201's five ops: 4 + 4**2 + 4**3 = 84.
 PATH_ENCODING_LENGTH = 84
@@ -310,6 +312,9 @@ class BayesianOptimization(Strategy):
         pending = (torch.from_numpy(np.stack([self._code(a) for a in self._pending.values()]))
                    if self._pending else None)
         seed = int(self.rng.integers(2**31 - 1))
+        scale = float(np.abs(y).max())
+        if scale > _HUGE_SCORE:  # standardising would overflow (y**2): the GP sees y / max|y|, which neither the
+            y = y / scale        # Standardize transform nor the ranking by expected improvement can tell apart
         with torch_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._fit_gp(torch.from_numpy(X), torch.from_numpy(y).unsqueeze(-1))
