@@ -243,11 +243,9 @@ class Executor(ABC):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"{type(self).__name__}: max_retries must be a non-negative integer, got {max_retries!r}")
         self.max_retries = max_retries
-        if threads is None or not self.local:
-            self.threads = None if threads is None else _positive_int(threads, f"{type(self).__name__}: threads")
-        else:  # on this machine: no more threads than its CPUs
-            self.threads = check_threads(threads, f"{type(self).__name__}: threads")
-        self._given_threads = self.threads
+        if threads is not None:  # on this machine: no more threads than its CPUs
+            threads = (check_threads if self.local else _positive_int)(threads, f"{type(self).__name__}: threads")
+        self.threads = self._given_threads = threads
 
     @property
     def threads_from_policy(self) -> bool:
