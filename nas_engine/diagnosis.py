@@ -49,7 +49,7 @@ from scipy import stats
 from .criteria import kendall, precision_at_bottom_k, precision_at_top_k, spearman
 
 __all__ = [
-    "rank_difference", "complexity_bias", "mutation_pairs", "op_bias", "extremes",
+    "rank_difference", "complexity_groups", "complexity_bias", "mutation_pairs", "op_bias", "extremes",
     "forgetting_values", "ranking_stability", "rank_spread",
 ]
 
@@ -87,6 +87,15 @@ def rank_difference(scores: Any, truth: Any) -> np.ndarray:
     return _ranks(t) - _ranks(s)
 
 
+def complexity_groups(complexity: Any, groups: int = 5) -> np.ndarray:
+    """The complexity group (0 = smallest) of each architecture, as :func:`complexity_bias` forms them."""
+    c = _vector(complexity, "complexity", finite=True)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not 1 <= groups <= len(c):
+        raise ValueError(f"groups must be an integer from 1 to the number of architectures ({len(c)}), "
+                         f"got {groups!r}")
+    return np.minimum(groups - 1, np.floor((stats.rankdata(c, method="average") - 0.5) * groups / len(c))).astype(int)
+
+
 def complexity_bias(scores: Any, truth: Any, complexity: Any, *, groups: int = 5) -> pd.DataFrame:
     """Kendall's tau and the mean ranking difference within each complexity group (Fig. 5).
 
@@ -104,10 +113,7 @@ def complexity_bias(scores: Any, truth: Any, complexity: Any, *, groups: int = 5
     """
     s, t = _scores_truth(scores, truth)
     c = _vector(complexity, "complexity", n=len(s), finite=True)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not 1 <= groups <= len(s):
-        raise ValueError(f"groups must be an integer from 1 to the number of architectures ({len(s)}), "
-                         f"got {groups!r}")
-    member = np.minimum(groups - 1, np.floor((stats.rankdata(c, method="average") - 0.5) * groups / len(s)))
+    member = complexity_groups(c, groups)
     rd = _ranks(t) - _ranks(s)
     rows = []
     for g in range(groups):

@@ -169,3 +169,45 @@ def test_rank_spread_per_architecture():
     assert spread["mean_rank"].tolist() == [0.625, 0.5, 0.75, 0.625]
     assert spread["rank_std"].tolist() == [0.375, 0.0, 0.0, 0.375]
     assert spread["best_rank"].tolist() == [0.25, 0.5, 0.75, 0.25]
+
+
+def test_diagnose_page_of_a_committed_store_states_the_functions_numbers(tmp_path, capsys):
+    import re
+
+    from nas_engine.benchmarks import load_truth_table
+    from nas_engine.cli import main
+    from nas_engine.criteria import spearman
+    from nas_engine.report import truth_pairs
+    from nas_engine.results import SearchResult
+
+    from .conftest import shared_path
+
+    csv = shared_path("nas-bench-201", "nb201_cifar10_200ep.csv")
+    store = "reproduce/results/tse_rank_correlation/store"  # ValAcc at T=12 of 100 NB201 cells, committed
+    out = tmp_path / "page.html"
+    assert main(["diagnose", store, "--truth", str(csv), "--out", str(out), "--top", "2"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert (tmp_path / "complexity.png").stat().st_size > 0 and (tmp_path / "extremes.png").stat().st_size > 0
+    text = out.read_text()
+
+    def on_page(key):
+        return float(re.search(rf'<span id="{re.escape(key)}">([^<]+)</span>', text).group(1))
+
+    table = load_truth_table(csv)
+    archs, scores, truths = truth_pairs(SearchResult.load(store).history, table)
+    assert on_page("architectures") == len(archs) == 100
+    assert on_page("spearman") == round(spearman(scores, truths), 4)
+    groups = complexity_bias(scores, truths, [table.params(a) for a in archs])
+    for g in groups.itertuples():
+        assert on_page(f"kendall-{g.group}") == round(g.kendall, 4)
+        assert on_page(f"rd-{g.group}") == round(g.mean_rd, 4)
+    # ValAcc after 12 epochs overestimates the smallest cells and underestimates the largest (Ning et al. Fig. 5)
+    assert groups["mean_rd"].iloc[0] > 0 > groups["mean_rd"].iloc[-1]
+    best = extremes(scores, truths, k=2, names=archs)
+    assert on_page("true-rank-best-1") == best["true_rank"].iloc[0]
+    ops = op_bias([create("space", "nb201").from_string(a) for a in archs], scores, truths)
+    for r in ops.itertuples():
+        assert on_page(f"op-true-{r.from_op}-{r.to_op}") == round(r.true_increase, 4)
+    # bad input: one line, exit 2
+    assert main(["diagnose", store, "--truth", str(csv), "--groups", "0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
