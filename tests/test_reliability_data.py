@@ -115,6 +115,8 @@ def test_npz_options_are_checked_before_the_file_is_read(tmp_path):
     _refused(lambda: load_dataset(missing, flip="yes"), r"flip must be True or False, got 'yes'")
     _refused(lambda: load_dataset(missing, layout="CHWN"), r"layout must be 'NCHW', 'NHWC' or None")
     _refused(lambda: load_dataset(missing, num_classes=2.5), r"num_classes must be an integer", TypeError)
+    _refused(lambda: load_dataset(missing, download="no"), r"download must be True or False, got download='no'",
+             TypeError)
     for option, value in (("n_train", 0), ("n_val", -1), ("resolution", 0), ("seed", -1)):
         _refused(lambda o=option, v=value: load_dataset(missing, **{o: v}),
                  rf"{option} must be >= \d, got {option}={value}")
