@@ -238,10 +238,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "scores, best cells, failures; reads the store without writing to it",
                         description="Write a self-contained HTML page (figures embedded, and as PNG files "
                                     "beside it) about the search stored in DIR.")
-    rp.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
-    rp.add_argument("--out", default=None, metavar="PATH",
-                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
-                         "(default: DIR/report/index.html)")
+    _page_arguments(rp, "report")
     rp.add_argument("--truth", default=None, metavar="TABLE",
                     help="ground truth, an NB201 CSV or an engine JSONL table: adds the score against the true "
                          "accuracy with Spearman's rho and Kendall's tau (default: none)")
@@ -251,12 +248,9 @@ def _parser() -> argparse.ArgumentParser:
                                          "truth (Ning et al.): complexity-level, op-level and arch-level bias",
                         description="Write a self-contained HTML page with the bias analyses of Ning et al. "
                                     "(nas_engine.diagnosis) of the estimator whose scores DIR stores.")
-    dg.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
+    _page_arguments(dg, "diagnosis")
     dg.add_argument("--truth", required=True, metavar="TABLE",
                     help="ground truth: an NB201 CSV or an engine JSONL table")
-    dg.add_argument("--out", default=None, metavar="PATH",
-                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
-                         "(default: DIR/diagnosis/index.html)")
     dg.add_argument("--complexity", choices=["params", "flops"], default="params",
                     help="the complexity measure of the groups: the table's recorded value, else counted on the "
                          "space's benchmark-size network (default: params)")
@@ -612,6 +606,14 @@ def _cmd_show(args) -> int:
     extra = {"store": str(args.store), "running": holder is not None,
              "holder": holder or None, "legacy": store.is_legacy}
     return _report(result, args, label=label, extra=extra)
+
+
+def _page_arguments(p: argparse.ArgumentParser, default_dir: str) -> None:
+    """The store and ``--out`` of a command that writes an HTML page about a store."""
+    p.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
+                        f"(default: DIR/{default_dir}/index.html)")
 
 
 def _cmd_report(args) -> int:
