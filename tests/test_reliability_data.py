@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,16 @@ def _refused(call, match: str, error=ValueError) -> str:
     text = str(info.value)
     assert "\n" not in text, text
     return text
+
+
+@contextmanager
+def _registered(name: str, factory):
+    """``factory`` registered as the dataset ``name`` for the block."""
+    register("dataset", name)(factory)
+    try:
+        yield
+    finally:
+        datasets._factories.pop(name)
 
 
 def _arrays(n=40, side=8, classes=4):
@@ -163,18 +174,15 @@ def test_one_class_is_refused_everywhere(tmp_path):
     _refused(lambda: load_dataset(f"imagefolder:{tmp_path / 'one'}"),
              r"one: one class directory \(a\); classification needs at least two")
 
-    @register("dataset", "test-one-class")
     def one_class(pool=False):
         y = np.arange(8) % 2
         return RawData(x=np.zeros((8, 1, 4, 4), np.uint8), y=y if pool else np.zeros(8, int), num_classes=2,
                        spec=DatasetSpec(255, 0, False), pool_indices=np.arange(0, 8, 2) if pool else None)
 
-    try:
+    with _registered("test-one-class", one_class):
         _refused(lambda: load_dataset("test-one-class"), r"dataset 'test-one-class': every training label "
                  r"\(the pool's labels\) is 0: one class")
         _refused(lambda: load_dataset("test-one-class", pool=True), r"the pool's labels\) is 0")  # rows 0, 2, 4, 6
-    finally:
-        datasets._factories.pop("test-one-class")
 
 
 def test_a_uint64_label_beyond_int64_is_reported_as_itself():
@@ -186,14 +194,8 @@ def test_a_uint64_label_beyond_int64_is_reported_as_itself():
     assert "-92" not in text
     _refused(lambda: Dataset.from_arrays(x, y, num_classes=4), r"got the label 9223372036854775813")
 
-    @register("dataset", "test-uint64")
-    def wide():
-        return RawData(x=x, y=y, num_classes=4, spec=DatasetSpec(255, 0, False))
-
-    try:
+    with _registered("test-uint64", lambda: RawData(x=x, y=y, num_classes=4, spec=DatasetSpec(255, 0, False))):
         _refused(lambda: load_dataset("test-uint64"), r"labels must lie in 0\.\.3, got 0\.\.9223372036854775813")
-    finally:
-        datasets._factories.pop("test-uint64")
 
 
 # --------------------------------------------------------------------------- #
@@ -291,14 +293,8 @@ def test_crop_padding_beyond_half_the_image_side_is_refused(tmp_path):
     _refused(lambda: load_dataset(f"imagefolder:{tmp_path / 'absent'}", resolution=8, crop_padding=100),
              r"imagefolder \(resolution 8\): crop_padding=100 is more than half the 8-pixel image side")
 
-    @register("dataset", "test-padding")
-    def padded():
-        return RawData(x=x, y=y, num_classes=4, spec=DatasetSpec(255, 100, False))
-
-    try:
+    with _registered("test-padding", lambda: RawData(x=x, y=y, num_classes=4, spec=DatasetSpec(255, 100, False))):
         _refused(lambda: load_dataset("test-padding"), r"dataset 'test-padding': crop_padding=100 is more than half")
-    finally:
-        datasets._factories.pop("test-padding")
     # a padding scaled down with the resolution stays within half the side (1 pixel at 8x8 is 0 at 1x1)
     assert Dataset.from_arrays(x, y, crop_padding=1, resolution=1).crop_padding == 0
     assert Dataset.from_arrays(x, y, crop_padding=1, resolution=2).crop_padding == 1
