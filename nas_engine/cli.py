@@ -234,21 +234,20 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--csv", default=None, metavar="PATH",
                     help="also write every evaluation as CSV to PATH ('-': standard output, instead of the table)")
 
-    rp = sub.add_parser("report", help="an HTML page of a search's store (running or finished): progress, "
-                                       "scores, best cells, failures; reads the store without writing to it",
-                        description="Write a self-contained HTML page (figures embedded, and as PNG files "
-                                    "beside it) about the search stored in DIR.")
-    _page_arguments(rp, "report")
+    rp = _page_command(sub, "report", "report",
+                       "an HTML page of a search's store (running or finished): progress, scores, best cells, "
+                       "failures; reads the store without writing to it",
+                       "about the search stored in DIR")
     rp.add_argument("--truth", default=None, metavar="TABLE",
                     help="ground truth, an NB201 CSV or an engine JSONL table: adds the score against the true "
                          "accuracy with Spearman's rho and Kendall's tau (default: none)")
     rp.add_argument("--top", type=int, default=3, help="best architectures drawn as cells")
 
-    dg = sub.add_parser("diagnose", help="an HTML page diagnosing a stored search's estimator against ground "
-                                         "truth (Ning et al.): complexity-level, op-level and arch-level bias",
-                        description="Write a self-contained HTML page with the bias analyses of Ning et al. "
-                                    "(nas_engine.diagnosis) of the estimator whose scores DIR stores.")
-    _page_arguments(dg, "diagnosis")
+    dg = _page_command(sub, "diagnose", "diagnosis",
+                       "an HTML page diagnosing a stored search's estimator against ground truth (Ning et al.): "
+                       "complexity-level, op-level and arch-level bias",
+                       "with the bias analyses of Ning et al. (nas_engine.diagnosis) of the estimator whose scores "
+                       "DIR stores")
     dg.add_argument("--truth", required=True, metavar="TABLE",
                     help="ground truth: an NB201 CSV or an engine JSONL table")
     dg.add_argument("--complexity", choices=["params", "flops"], default="params",
@@ -608,12 +607,15 @@ def _cmd_show(args) -> int:
     return _report(result, args, label=label, extra=extra)
 
 
-def _page_arguments(p: argparse.ArgumentParser, default_dir: str) -> None:
-    """The store and ``--out`` of a command that writes an HTML page about a store."""
+def _page_command(sub, name: str, default_dir: str, summary: str, about: str) -> argparse.ArgumentParser:
+    """A command that writes an HTML page about a store: its parser, with the store and ``--out``."""
+    p = sub.add_parser(name, help=summary, description="Write a self-contained HTML page (figures embedded, and "
+                                                       f"as PNG files beside it) {about}.")
     p.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
                         f"(default: DIR/{default_dir}/index.html)")
+    return p
 
 
 def _cmd_report(args) -> int:
