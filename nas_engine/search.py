@@ -119,7 +119,7 @@ import numpy as np
 
 from .benchmarks.table import CurveTable
 from .budget import Budget
-from .config import PluginContractError
+from .config import PluginContractError, check_float
 from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
@@ -134,17 +134,29 @@ from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
 from .store import RunStore, StoreError
 from .strategies.base import Strategy
-from .training import DEFAULT_PRESET, Protocol, TrainingFailed, is_out_of_memory
+from .training import DEFAULT_PRESET, Protocol, TrainingFailed, TrainingInterrupted, evaluation_limits, is_out_of_memory
 
-__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate",
-           "check_estimate", "InvalidOutput"]
+__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "BudgetWarning",
+           "evaluate_candidate", "check_estimate", "InvalidOutput", "INTERRUPTED", "STOP_GRACE_SECONDS"]
 
 #: a run raises when its first this-many evaluations fail with the same (non-training) exception type
 SYSTEMATIC_FAILURES = 3
 
+#: the status of an outcome whose training the search's wall-clock budget (or a stop) ended: not a result
+INTERRUPTED = "interrupted"
+
+#: seconds past the search's deadline, or past a candidate's ``evaluation_seconds``, after which the loop stops
+#: a worker process (or Ray task) that has not returned -- one that blocks without training, which cannot stop
+#: at a minibatch boundary (the inline executor cannot be stopped: see the module docstring)
+STOP_GRACE_SECONDS = 5.0
+
 
 class EvaluationWarning(UserWarning):
     """An evaluation raised an unexpected exception (the message holds its traceback); it is recorded as failed."""
+
+
+class BudgetWarning(UserWarning):
+    """The search's wall-clock budget ended candidates in training: they are pending, not recorded."""
 
 
 class RemoteTraceback(Exception):
@@ -167,17 +179,28 @@ def _picklable(exc: Exception) -> Exception:
     return exc
 
 
-def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, arch: Architecture) -> Outcome:
+def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, arch: Architecture,
+                       deadline: float | None = None, evaluation_seconds: float | None = None) -> Outcome:
     """Evaluate one candidate: the task every executor runs (module level, so that workers can import it).
 
     Never raises an ``Exception``: failures become an :class:`Outcome` with
     ``status="failed"`` (see the module docstring for the reasons), and so does
     an estimate that is not valid output (:func:`check_estimate`).
-    ``KeyboardInterrupt`` and other ``BaseException`` propagate.
+    ``deadline`` (``time.time()`` at which the search's wall-clock budget runs
+    out) and ``evaluation_seconds`` (the candidate's own time limit) bound its
+    training (:func:`~nas_engine.training.evaluation_limits`): past the
+    deadline the outcome has ``status="interrupted"`` (not a result: the search
+    runs it again when resumed); past its own limit it is failed with the
+    reason ``"time limit: ..."`` (also when an estimator that does not train
+    returns after its limit).  ``KeyboardInterrupt`` and other
+    ``BaseException`` propagate.
     """
     t0 = time.perf_counter()
     try:
-        est = estimator.estimate(arch, ctx)
+        with evaluation_limits(deadline, evaluation_seconds):
+            est = estimator.estimate(arch, ctx)
+    except TrainingInterrupted as exc:
+        return Outcome(WORST_SCORE, time.perf_counter() - t0, status=INTERRUPTED, reason=f"interrupted: {exc}")
     except TrainingFailed as exc:
         curve = exc.curve
         return Outcome(WORST_SCORE, time.perf_counter() - t0, float(curve.epochs) if curve is not None else 0.0,
@@ -188,7 +211,12 @@ def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, a
                            reason=f"out-of-memory: {_describe(exc)}")
         return Outcome(WORST_SCORE, time.perf_counter() - t0, status="failed", reason=_describe(exc),
                        error=_picklable(exc), traceback=traceback.format_exc())
-    return check_estimate(est, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if evaluation_seconds is not None and seconds > evaluation_seconds:
+        return Outcome(WORST_SCORE, seconds, status="failed",
+                       reason=f"time limit: the evaluation took {seconds:.3g} s, more than evaluation_seconds="
+                              f"{evaluation_seconds:g}")
+    return check_estimate(est, seconds)
 
 
 class InvalidOutput(ValueError):
@@ -305,6 +333,7 @@ class Search:
         workers: int | None = None,
         progress: bool | str = True,
         table: CurveTable | None = None,
+        evaluation_seconds: float | None = None,
     ):
         self.strategy = _resolve(strategy, strategy_registry, "strategy", Strategy)
         self.space = _resolve(space, space_registry, "space", SearchSpace)
@@ -324,6 +353,8 @@ class Search:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
+        self.evaluation_seconds = check_float(evaluation_seconds, "evaluation_seconds", low=0, low_open=True,
+                                              none=True, who="Search")
         self.executor = create_executor(executor, workers, device=self.protocol.device,
                                         plugins=(self.strategy, self.space, self.estimator),
                                         trains=table is None and data is not None)
@@ -351,7 +382,8 @@ class Search:
         A tabular search adds ``table`` (the table's fingerprint) and a search
         over a :class:`~nas_engine.benchmarks.table.RestrictedSpace` adds
         ``space_subset`` (the subset's fingerprint), so that a store never mixes
-        live and tabular runs or different subsets; the keys are absent
+        live and tabular runs or different subsets; ``evaluation_seconds`` is
+        stored when given (it decides which candidates fail); the keys are absent
         otherwise, so stores of live searches over whole spaces are unchanged.
         """
         extra: dict[str, Any] = {}
@@ -361,6 +393,8 @@ class Search:
             extra["execution"] = self.execution()
         if isinstance(self.space, RestrictedSpace):
             extra["space_subset"] = self.space.fingerprint()
+        if self.evaluation_seconds is not None:
+            extra["evaluation_seconds"] = self.evaluation_seconds
         return {
             "strategy": self.strategy.to_config(),
             "space": self.space.to_config(),
@@ -482,6 +516,7 @@ class _InFlight:
     arch: Architecture
     handle: Any = None
     attempts: int = 1
+    started: float = 0.0  # time.monotonic() at its (last) submission
 
 
 class _Run:
@@ -509,13 +544,16 @@ class _Run:
         self.repeats = next((i for i, e in enumerate(reversed(history)) if not e.cached), len(history))
         self.stalled = False
         self.bar = None
+        self.interrupted: list[_InFlight] = []  # ended by the wall-clock budget: pending again, not recorded
+        self.deadline: float | None = None  # time.time() at which Budget(seconds=...) runs out (set by run)
+        self.deadline_monotonic: float | None = None
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_start
 
     def state(self) -> dict[str, Any]:
         return {"n_records": len(self.history), "strategy": self.strategy.state_dict(),
-                "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
+                "pending": [r.arch.string for r in self.interrupted + self.running] + [a.string for a in self.queued],
                 "elapsed": self.elapsed(), "setup_seconds": float(self.strategy.setup_seconds)}
 
     def save_state(self) -> None:
@@ -534,14 +572,26 @@ class _Run:
             ctx = (replace(search.ctx, strategy=self.strategy.for_workers(), progress=False)
                    if self.executor.remote else search.ctx)
             self.task_args = tuple(self.executor.share(x) for x in (search.space, search.estimator, ctx))
+            if search.budget.seconds is not None:  # the deadline every evaluation's training stops at
+                remaining = search.budget.seconds - self.elapsed()
+                self.deadline, self.deadline_monotonic = time.time() + remaining, time.monotonic() + remaining
+            # appended to each task only when there is a limit, so a search without one submits what it always did
+            self.limits = (self.deadline, search.evaluation_seconds) \
+                if self.deadline is not None or search.evaluation_seconds is not None else ()
             self.save_state()
             while True:
                 self.fill()
                 if not self.running:
                     break
-                finished = self.executor.wait([r.handle for r in self.running if r.handle is not None])
+                finished = self.wait([r.handle for r in self.running if r.handle is not None])
                 for r in [r for r in self.running if r.handle is not None and r.handle in finished]:
                     self.complete(r)
+            if self.interrupted:
+                self.save_state()
+                warnings.warn(f"the wall-clock budget (Budget(seconds={search.budget.seconds:g})) ended "
+                              f"{len(self.interrupted)} candidate(s) in training "
+                              f"({', '.join(r.arch.string for r in self.interrupted)}): not recorded; a resumed "
+                              "search with a larger budget runs them again", BudgetWarning, stacklevel=2)
             if 0 < len(self.first_outcomes) < SYSTEMATIC_FAILURES:  # a short run: all it evaluated
                 self.raise_if_systematic()
         except BaseException:
@@ -584,24 +634,58 @@ class _Run:
                 self.running.append(_InFlight(arch))  # takes the result of its twin in flight
             else:
                 self.repeats = 0
-                self.running.append(_InFlight(arch, self.submit(arch)))
+                self.running.append(_InFlight(arch, self.submit(arch), started=time.monotonic()))
 
     def submit(self, arch: Architecture) -> Any:
-        return self.executor.submit(evaluate_candidate, *self.task_args, arch)
+        return self.executor.submit(evaluate_candidate, *self.task_args, arch, *self.limits)
 
-    def complete(self, r: _InFlight) -> None:
-        """Record the result of ``r`` (and of proposals waiting for it), or run it again if its worker died."""
+    def wait(self, handles: list[Any]) -> list[Any]:
+        """The executor's ``wait``; with a deadline or a time limit and tasks outside this process, a wait that
+        ends :data:`STOP_GRACE_SECONDS` after them, stopping the tasks still running past them."""
+        if not self.executor.remote or not self.limits:
+            return self.executor.wait(handles)
+        grace, limit = STOP_GRACE_SECONDS, self.search.evaluation_seconds
+        ends = [r.started + limit + grace for r in self.running if r.handle is not None and limit is not None]
+        if self.deadline_monotonic is not None:
+            ends.append(self.deadline_monotonic + grace)
+        finished = self.executor.wait(handles, timeout=max(0.0, min(ends) - time.monotonic()))
+        if not finished:
+            self.stop_overdue()
+        return finished
+
+    def stop_overdue(self) -> None:
+        """Stop the tasks that run past the deadline or their time limit by more than the grace period (a
+        plugin that blocks without training): interrupted, or failed with ``"time limit: ..."``."""
+        now, grace, limit = time.monotonic(), STOP_GRACE_SECONDS, self.search.evaluation_seconds
+        for r in [r for r in self.running if r.handle is not None]:
+            if self.deadline_monotonic is not None and now >= self.deadline_monotonic + grace:
+                self.executor.cancel([r.handle])
+                self.complete(r, Outcome(WORST_SCORE, status=INTERRUPTED, reason="interrupted: stopped"))
+            elif limit is not None and now >= r.started + limit + grace:
+                self.executor.cancel([r.handle])
+                self.complete(r, Outcome(WORST_SCORE, now - r.started, status="failed",
+                                         reason=f"time limit: the evaluation ran past evaluation_seconds={limit:g} "
+                                                f"and did not stop within {grace:g} s more; its worker was stopped"))
+
+    def complete(self, r: _InFlight, out: Outcome | None = None) -> None:
+        """Record the result of ``r`` (and of proposals waiting for it), or run it again if its worker died;
+        an interrupted one (and proposals waiting for it) is pending again."""
         try:
-            out = self.executor.result(r.handle)
+            out = self.executor.result(r.handle) if out is None else out
         except WorkerDied as exc:
             if r.attempts <= self.executor.max_retries:
                 warnings.warn(f"the worker evaluating {r.arch.string} died ({exc}); running it again "
                               f"(attempt {r.attempts + 1} of {self.executor.max_retries + 1})",
                               EvaluationWarning, stacklevel=2)
                 r.attempts += 1
-                r.handle = self.submit(r.arch)
+                r.handle, r.started = self.submit(r.arch), time.monotonic()
                 return
             out = Outcome(WORST_SCORE, status="failed", reason=f"worker died: {exc} (after {r.attempts} attempts)")
+        if out.status == INTERRUPTED:
+            for w in [r, *(w for w in self.running if w.handle is None and w.arch == r.arch)]:
+                self.running.remove(w)
+                self.interrupted.append(replace(w, handle=None))
+            return
         if out.error is not None:
             verb = "gave" if isinstance(out.error, InvalidOutput) else "raised"
             warnings.warn(f"evaluating {r.arch.string} {verb} {out.reason}; recorded as failed (score -inf)"
