@@ -374,6 +374,43 @@ class Search:
                            budget=self.budget, progress=progress == "all", strategy=self.strategy, table=table,
                            store_dir=str(self.store.path) if self.store is not None else None)
         self.estimator.validate_context(self.ctx)
+        if table is None and self.data is not None:
+            self.check_resources()
+
+    def check_resources(self) -> None:
+        """Refuse, before anything trains, what this machine cannot run (a one-line ``ValueError``).
+
+        Worker processes for candidates that train on the CPU: at most
+        :func:`~nas_engine.threads.usable_cpus` (more only time-slice the
+        same cores and multiply the memory; on a GPU more workers than CPUs are
+        allowed, they mostly wait for the device).  Memory: the estimate of a
+        candidate sampled with the search seed
+        (:func:`~nas_engine.memory.estimate_memory`: parameters, gradients and
+        optimiser state, activations at the batch size and resolution, the
+        data), times the workers of a local executor (each worker process holds
+        its own copy of the data), must fit in
+        :func:`~nas_engine.memory.available_memory`
+        (:class:`~nas_engine.memory.InsufficientMemory` otherwise).
+        """
+        from .memory import check_memory, estimate_memory, search_memory
+        from .threads import check_workers
+        from .training import resolve_device
+
+        ex = self.executor
+        on_cpu = resolve_device(self.protocol.device).type == "cpu"
+        if ex.local and ex.remote and on_cpu:
+            check_workers(ex.workers, f"{type(ex).__name__}: workers")
+        if not ex.local:  # tasks on a cluster: their machines' memory is not this one's
+            return
+        try:
+            arch = self.space.sample(np.random.default_rng(self.seed))
+            estimate = estimate_memory(self.space, arch, self.data, self.protocol)
+        except Exception:  # noqa: BLE001 - a space that cannot build shows when its candidates are evaluated
+            return
+        workers = ex.workers if ex.remote else 1
+        check_memory(search_memory(estimate, workers, processes=ex.remote),
+                     f"the search (one candidate at batch {self.protocol.batch_size}: {estimate.describe()}"
+                     + (f"; {workers} worker processes, each with its own copy of the data)" if ex.remote else ")"))
 
     # -- configuration identity (for the store) ---------------------------------
     def config(self) -> dict[str, Any]:

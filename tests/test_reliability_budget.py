@@ -3,20 +3,31 @@ per-evaluation time limit, SIGTERM as Ctrl-C, worker counts and a memory estimat
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import signal
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from nas_engine import Budget, Search
+from nas_engine import Budget, Search, memory
 from nas_engine import search as search_module
+from nas_engine.cli import main
+from nas_engine.data import load_dataset
 from nas_engine.estimators.base import Estimate, Estimator
 from nas_engine.executors import InlineExecutor, ProcessExecutor
+from nas_engine.memory import InsufficientMemory, estimate_memory
+from nas_engine.registry import estimators as estimator_registry
 from nas_engine.search import BudgetWarning
+from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.store import RunStore, StoreMismatchError
 from nas_engine.strategies import FixedList
+from nas_engine.threads import usable_cpus
+from nas_engine.training import build_model
 
 from .conftest import TINY, digits_subset, stored_records
 from .faulty import Cheap, archs
@@ -103,3 +114,95 @@ def test_a_candidate_over_its_time_limit_fails_and_the_search_goes_on(tmp_path, 
     # stored in the configuration: a resume with another limit is refused naming the key
     with pytest.raises(StoreMismatchError, match="evaluation_seconds"):
         search(listed, Budget(evaluations=3), store=store, evaluation_seconds=2.0).run()
+
+
+# -- SIGTERM does what Ctrl-C does -------------------------------------------------------------------------------
+class Terminates(Estimator):
+    """Sends its own process SIGTERM while evaluating the architectures in ``archs`` (a class attribute: the
+    test's doing, not the configuration)."""
+
+    archs: set[str] = set()
+
+    def estimate(self, arch, ctx):
+        if arch.string in self.archs:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives during the sleep
+        return Cheap().estimate(arch, ctx)
+
+
+def test_sigterm_ends_a_cli_search_like_ctrl_c_and_keeps_what_finished(tmp_path, capsys, monkeypatch):
+    listed, store = archs(3), str(tmp_path / "s")
+    monkeypatch.setattr(estimator_registry, "_factories", {**estimator_registry._factories, "terminates": Terminates})
+    monkeypatch.setattr(Terminates, "archs", {listed[1]})
+    argv = ["search", "--strategy", "fixed", "--strategy-arg", f"archs={json.dumps(listed)}", "--estimator",
+            "terminates", "--evaluations", "3", "--executor", "inline", "--threads", "1", "--n-train", "384",
+            "--n-val", "96", "--out", store, "--quiet"]
+    before = signal.getsignal(signal.SIGTERM)
+    t0 = time.perf_counter()
+    assert main(argv) == 130
+    assert time.perf_counter() - t0 < 4  # not the 5-second sleep: interrupted at once
+    assert "nas-engine: interrupted; finished evaluations are in the store" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+    assert [rec["arch"] for rec in stored_records(store)] == listed[:1]
+    assert RunStore(store).state()["pending"] == listed[1:2]
+    monkeypatch.setattr(Terminates, "archs", set())
+    assert main(argv) == 0  # resumed: the rest runs
+    assert [rec["arch"] for rec in stored_records(store)] == listed
+
+
+# -- worker processes and memory ---------------------------------------------------------------------------------
+def test_more_workers_than_cpus_are_refused_in_one_line(capsys):
+    cpus = usable_cpus()
+    with pytest.raises(ValueError, match=f"ProcessExecutor: workers={cpus + 1}: more worker processes than the "
+                                         f"{cpus} CPU"):
+        Search("random", "nb201", "params", data=digits_subset(), executor="processes", workers=cpus + 1,
+               progress=False)
+    assert main(["search", "--workers", "1000", "--executor", "processes", "--evaluations", "1",
+                 "--estimator", "params", "--n-train", "384", "--n-val", "96"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"workers=1000: more worker processes than the {cpus} CPU" in err
+    assert f"give at most {cpus}" in err
+
+
+def test_an_impossible_resolution_is_refused_before_the_data_is_loaded(capsys, monkeypatch):
+    loads = []
+    monkeypatch.setattr("nas_engine.data.load_dataset", lambda *a, **k: loads.append(a))
+    assert main(["search", "--resolution", "100000", "--evaluations", "1", "--estimator", "params"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and loads == []
+    assert err.startswith("nas-engine: error: resolution 100000: one minibatch of 128 images at 100000x100000 "
+                          "(float32, 1 channel) needs about 5.12 TB, more than the ")
+    # the dataset's images count when their number is given
+    assert main(["train", "--arch", archs(1)[0], "--schedule-epochs", "1", "--resolution", "30000", "--n-train",
+                 "1000", "--batch-size", "8", "--out", "unused"]) == 2
+    assert "resolution 30000: one minibatch of 8 images and the 1000 images of the dataset" in capsys.readouterr().err
+
+
+def test_the_memory_estimate_is_exact_and_a_search_over_memory_is_refused_with_the_numbers(monkeypatch):
+    data = load_dataset("digits", n_train=384, n_val=96, resolution=16)
+    space, protocol = NB201Space(), replace(TINY, batch_size=32).resolved(NB201Space())
+    arch = space.sample(np.random.default_rng(0))
+    est = estimate_memory(space, arch, data, protocol)
+    # the activations measured the hard way: a real training-mode forward of the whole minibatch
+    model, outs = build_model(space, arch, data, protocol, 0), [4 * 32 * 16 * 16]
+    for m in model.modules():
+        if next(m.children(), None) is None:
+            m.register_forward_hook(lambda _m, _i, out: outs.append(out.numel() * out.element_size()))
+    model(data.x_train[:32].float())
+    assert est.activations == sum(outs)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert est.training_state == 2 * 4 * n_params  # gradients and SGD's momentum
+    assert est.data == sum(t.numel() * t.element_size() for t in (data.x_train, data.y_train, data.x_val,
+                                                                  data.y_val, data.x_test, data.y_test))
+    # measured at 8x8 and scaled by the area: a little above (pooled features and logits do not grow)
+    monkeypatch.setattr(memory, "MEASURE_RESOLUTION", 8)
+    assert est.activations <= estimate_memory(space, arch, data, protocol).activations < 1.01 * est.activations
+    # a machine with less memory than the search needs: refused before anything trains, with the numbers
+    monkeypatch.setattr(memory, "available_memory", lambda: 5_000_000)
+    with pytest.raises(InsufficientMemory, match=r"the search \(one candidate at batch 128: parameters .* kB, "
+                                                 r"gradients and optimiser state .*, activations .* MB, data "
+                                                 r".*\) needs about .* MB, more than the 5 MB of memory"):
+        Search(FixedList([arch.string]), space, "params", data=data, protocol=TINY, progress=False,
+               executor="inline")
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**12)
+    Search(FixedList([arch.string]), space, "params", data=data, protocol=TINY, progress=False, executor="inline")
