@@ -198,7 +198,9 @@ def _parser() -> argparse.ArgumentParser:
                         "is given, else none)")
     s.add_argument("--budget-epochs", type=float, default=None,
                    help="budget: total training epochs (default: no limit)")
-    s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds (default: no limit)")
+    s.add_argument("--budget-seconds", type=float, default=None,
+                   help="budget: wall-clock seconds; candidates still training then are stopped and left pending "
+                        "for a resume (default: no limit)")
     s.add_argument("--budget-cost-seconds", type=float, default=None,
                    help="budget: charged training seconds, the sum of the evaluations' costs (default: no limit)")
     s.add_argument("--evaluation-seconds", type=float, default=None,

@@ -17,9 +17,26 @@ stays in this process.  ``history`` is in completion order (``index`` is the
 position).  A strategy whose ``ask`` returns nothing while evaluations are in
 flight is asked again after the next result; with nothing in flight, an empty
 ``ask`` ends the search.  An evaluations budget counts the candidates in
-flight, so it is never overshot; epochs and seconds are checked before a
+flight, so it is never overshot; epochs and cost seconds are checked before a
 candidate starts, so the candidates in flight (at most ``workers``) may run
-past them.
+past them.  A wall-clock ``Budget(seconds=...)`` also ends the candidates in
+flight: each evaluation gets the deadline, its training stops at the next
+minibatch boundary (:func:`~nas_engine.training.check_limits`), and the
+candidate is *interrupted* -- not recorded, pending in the store, run again by
+a resumed search with a larger budget (a :class:`BudgetWarning` names it).  A
+plugin that blocks without training is stopped :data:`STOP_GRACE_SECONDS`
+after the deadline in a worker process or Ray task (its worker is killed);
+the inline executor cannot stop it (the search ends when it returns, and what
+it returns is recorded).  ``evaluation_seconds`` is the time limit of one
+evaluation, part of the stored configuration: training past it stops at a
+minibatch boundary and the candidate fails with ``"time limit: ..."`` (so does
+one that returns after it without training, or blocks past it plus the grace
+in a worker); the search goes on.
+
+Resources: before anything trains, a search refuses worker processes beyond
+the CPUs this process may use (for candidates on the CPU) and a candidate
+whose memory estimate, times the workers, exceeds the memory available
+(:meth:`Search.check_resources`, :mod:`nas_engine.memory`).
 
 An architecture proposed a second time is not trained again: its earlier
 result is reused (same seed, same result) and recorded with ``cached=True`` and
@@ -75,8 +92,8 @@ Faults: a candidate that cannot be evaluated is recorded with
   ``"worker died: ... (after N attempts)"``.
 
 Failed results are final, like any other: a repeated proposal and a resumed
-search reuse them.  Ctrl-C (``KeyboardInterrupt``) cancels the evaluations in
-flight, stops the workers and propagates; everything finished is in the
+search reuse them.  Ctrl-C (``KeyboardInterrupt``; ``nas-engine`` turns SIGTERM
+into one too) cancels the evaluations in flight, stops the workers and propagates; everything finished is in the
 store.  The store survives ``kill -9`` of this process too: each evaluation
 and the state after its ``tell`` are one transaction
 (:mod:`nas_engine.store`), and a resumed search re-runs the candidates that
@@ -314,7 +331,8 @@ class Search:
     search; ``executor`` (``"auto"``, the default, ``"inline"``,
     ``"processes"``, ``"ray"`` or an :class:`~nas_engine.executors.Executor`)
     and ``workers`` where and how many candidates are evaluated at once (see
-    the module docstring).  ``nas-engine search`` is this class with the same
+    the module docstring); ``evaluation_seconds`` the time limit of one
+    evaluation (None: none; stored with the configuration).  ``nas-engine search`` is this class with the same
     defaults.
     """
 
