@@ -163,14 +163,14 @@ def available_memory(root: Path = Path("/sys/fs/cgroup"), meminfo: Path = Path("
     return available
 
 
-def check_memory(need: int, what: str, available: int | None = None) -> None:
-    """Raise :class:`InsufficientMemory` (one line: ``what``, both numbers) when ``need`` bytes exceed
-    ``available`` (default :func:`available_memory`; nothing is checked where it is unknown)."""
+def check_memory(need: int, what: str, available: int | None = None,
+                 source: str = "of memory this process may use (MemAvailable, cgroup memory.max)") -> None:
+    """Raise :class:`InsufficientMemory` (one line: ``what``, both numbers, ``source``) when ``need`` bytes
+    exceed ``available`` (default :func:`available_memory`; nothing is checked where it is unknown)."""
     available = available_memory() if available is None else available
     if available is not None and need > available:
         raise InsufficientMemory(f"{what} needs about {format_bytes(need)}, more than the "
-                                 f"{format_bytes(available)} of memory this process may use (MemAvailable, "
-                                 "cgroup memory.max)")
+                                 f"{format_bytes(available)} {source}")
 
 
 def check_input_memory(batch_size: int, resolution: int, channels: int = 1, images: int = 0,

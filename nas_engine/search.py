@@ -408,9 +408,11 @@ class Search:
         data), times the workers of a local executor (each worker process holds
         its own copy of the data), must fit in
         :func:`~nas_engine.memory.available_memory`
-        (:class:`~nas_engine.memory.InsufficientMemory` otherwise).
+        (:class:`~nas_engine.memory.InsufficientMemory` otherwise); on a CUDA
+        device the candidates and their data are checked against the device's
+        free memory and the data copies against the host's.
         """
-        from .memory import check_memory, estimate_memory, search_memory
+        from .memory import check_memory, estimate_memory, format_bytes, search_memory
         from .threads import check_workers
         from .training import resolve_device
 
@@ -426,9 +428,21 @@ class Search:
         except Exception:  # noqa: BLE001 - a space that cannot build shows when its candidates are evaluated
             return
         workers = ex.workers if ex.remote else 1
-        check_memory(search_memory(estimate, workers, processes=ex.remote),
-                     f"the search (one candidate at batch {self.protocol.batch_size}: {estimate.describe()}"
-                     + (f"; {workers} worker processes, each with its own copy of the data)" if ex.remote else ")"))
+        what = (f"the search (one candidate at batch {self.protocol.batch_size}: {estimate.describe()}"
+                + (f"; {workers} worker processes, each with its own copy of the data)" if ex.remote else ")"))
+        if on_cpu:
+            check_memory(search_memory(estimate, workers, processes=ex.remote), what)
+            return
+        # on a GPU: the candidates and the data they train on are in device memory, the data also in this host's
+        check_memory(estimate.data * (1 + workers if ex.remote else 1), f"the data ({format_bytes(estimate.data)} "
+                     f"per process, {1 + workers if ex.remote else 1} processes)")
+        device = resolve_device(self.protocol.device)
+        if device.type == "cuda":
+            import torch
+
+            free = torch.cuda.mem_get_info(device)[0]
+            check_memory(workers * estimate.total, what, free,
+                         source=f"free on {device} (torch.cuda.mem_get_info)")
 
     # -- configuration identity (for the store) ---------------------------------
     def config(self) -> dict[str, Any]:
