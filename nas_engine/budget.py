@@ -28,8 +28,11 @@ class Budget:
     can be limited to "what this would have cost to train").
     The search stops before starting a candidate once a limit is reached.
     Candidates in flight count as evaluations, so ``evaluations`` is never
-    exceeded; they are finished, so ``epochs``/``seconds``/``cost_seconds`` may
-    be exceeded by the candidates in flight (at most one per worker).
+    exceeded; they are finished, so ``epochs``/``cost_seconds`` may be exceeded
+    by the candidates in flight (at most one per worker).  ``seconds`` also ends
+    the candidates in flight: their training stops at the next minibatch
+    boundary and they are interrupted (not recorded; a resumed search runs
+    them again; see :mod:`nas_engine.search`).
     """
 
     evaluations: int | None = None

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -197,9 +199,14 @@ def _parser() -> argparse.ArgumentParser:
                         "is given, else none)")
     s.add_argument("--budget-epochs", type=float, default=None,
                    help="budget: total training epochs (default: no limit)")
-    s.add_argument("--budget-seconds", type=float, default=None, help="budget: wall-clock seconds (default: no limit)")
+    s.add_argument("--budget-seconds", type=float, default=None,
+                   help="budget: wall-clock seconds; candidates still training then are stopped and left pending "
+                        "for a resume (default: no limit)")
     s.add_argument("--budget-cost-seconds", type=float, default=None,
                    help="budget: charged training seconds, the sum of the evaluations' costs (default: no limit)")
+    s.add_argument("--evaluation-seconds", type=float, default=None,
+                   help="time limit of one evaluation: a candidate over it is stopped and recorded as failed "
+                        "('time limit: ...'); stored with the search (default: no limit)")
     _add_training_args(s)
     s.set_defaults(protocol=DEFAULT_PRESET)
     s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
@@ -314,7 +321,13 @@ def _protocol(args):
 
 def _data(args):
     from .data import load_dataset
+    from .memory import check_input_memory
+    from .training import DEFAULT_PRESET, PRESETS
 
+    if args.resolution is not None and args.resolution > 0:  # before the data is resized: one minibatch must fit
+        preset = PRESETS.get(getattr(args, "protocol", None) or DEFAULT_PRESET, PRESETS[DEFAULT_PRESET])
+        images = sum(n for n in (args.n_train, args.n_val) if isinstance(n, int) and n > 0)
+        check_input_memory(getattr(args, "batch_size", None) or preset["batch_size"], args.resolution, images=images)
     return load_dataset(args.data, args.data_root, download=args.download, n_train=args.n_train,
                         n_val=args.n_val, resolution=args.resolution, seed=args.seed,
                         **({} if args.side is None else {"side": args.side}), **dict(args.data_arg))
@@ -482,7 +495,7 @@ def _cmd_search(args) -> int:
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None  # None: the library's
     search = Search(strategy, args.space, estimator, data=_data(args), protocol=protocol, budget=budget,
                     seed=args.seed, store=args.out, executor=_executor(args, protocol),
-                    progress=not (args.quiet or args.json))
+                    progress=not (args.quiet or args.json), evaluation_seconds=args.evaluation_seconds)
     earlier = _stored_evaluations(args.out)
     t0 = time.perf_counter()
     result = search.run()
@@ -648,11 +661,27 @@ def _cmd_migrate(args) -> int:
     return 0
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version or a usage error: argparse has printed what it had to say
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    # SIGTERM (kill, a scheduler's stop) does what Ctrl-C does: work in flight is cancelled, everything finished
+    # is kept (a search's store, final training's checkpoint), exit 130
+    previous = signal.signal(signal.SIGTERM, _terminated) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args) -> int:
     try:
         if args.command == "report":
             return _cmd_report(args)

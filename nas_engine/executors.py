@@ -277,8 +277,10 @@ class Executor(ABC):
         """Start ``fn(*args)`` (``fn`` a module-level function); return a handle.  At most ``workers`` at a time."""
 
     @abstractmethod
-    def wait(self, handles: Iterable[Any]) -> list[Any]:
-        """Block until at least one of ``handles`` has completed; return the completed ones."""
+    def wait(self, handles: Iterable[Any], timeout: float | None = None) -> list[Any]:
+        """Block until at least one of ``handles`` has completed, or ``timeout`` seconds have passed (then
+        the list may be empty); return the completed ones.  The search passes ``timeout`` only when it has a
+        deadline to enforce on a remote executor (``Budget(seconds=...)``, ``evaluation_seconds``)."""
 
     @abstractmethod
     def result(self, handle: Any) -> Any:
@@ -337,7 +339,7 @@ class InlineExecutor(Executor):
         except Exception as exc:
             return _Done(error=exc)
 
-    def wait(self, handles: Iterable[_Done]) -> list[_Done]:
+    def wait(self, handles: Iterable[_Done], timeout: float | None = None) -> list[_Done]:
         return list(handles)
 
     def result(self, handle: _Done) -> Any:
@@ -467,8 +469,8 @@ class ProcessExecutor(Executor):
         self._slot_of[future] = slot
         return future
 
-    def wait(self, handles: Iterable[Future]) -> list[Future]:
-        done, _ = wait_futures(list(handles), return_when=FIRST_COMPLETED)
+    def wait(self, handles: Iterable[Future], timeout: float | None = None) -> list[Future]:
+        done, _ = wait_futures(list(handles), timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
     def result(self, handle: Future) -> Any:
@@ -592,12 +594,17 @@ class RayExecutor(Executor):
                                   name=getattr(fn, "__name__", "task"))
         return task.remote(fn, self.threads, *args)
 
-    def wait(self, handles: Iterable[Any]) -> list[Any]:
+    def wait(self, handles: Iterable[Any], timeout: float | None = None) -> list[Any]:
         import ray
 
         handles = list(handles)
+        end = None if timeout is None else time.monotonic() + timeout
         while True:
-            ready, _ = ray.wait(handles, num_returns=1, timeout=self._WAIT_SECONDS)
+            left = None if end is None else end - time.monotonic()
+            ready, _ = ray.wait(handles, num_returns=1,
+                                timeout=self._WAIT_SECONDS if left is None else max(0.0, min(left, self._WAIT_SECONDS)))
+            if not ready and left is not None and left <= self._WAIT_SECONDS:
+                return []
             if ready:
                 more, _ = ray.wait([h for h in handles if h not in ready], num_returns=len(handles) - len(ready),
                                    timeout=0)

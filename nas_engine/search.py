@@ -17,9 +17,26 @@ stays in this process.  ``history`` is in completion order (``index`` is the
 position).  A strategy whose ``ask`` returns nothing while evaluations are in
 flight is asked again after the next result; with nothing in flight, an empty
 ``ask`` ends the search.  An evaluations budget counts the candidates in
-flight, so it is never overshot; epochs and seconds are checked before a
+flight, so it is never overshot; epochs and cost seconds are checked before a
 candidate starts, so the candidates in flight (at most ``workers``) may run
-past them.
+past them.  A wall-clock ``Budget(seconds=...)`` also ends the candidates in
+flight: each evaluation gets the deadline, its training stops at the next
+minibatch boundary (:func:`~nas_engine.training.check_limits`), and the
+candidate is *interrupted* -- not recorded, pending in the store, run again by
+a resumed search with a larger budget (a :class:`BudgetWarning` names it).  A
+plugin that blocks without training is stopped :data:`STOP_GRACE_SECONDS`
+after the deadline in a worker process or Ray task (its worker is killed);
+the inline executor cannot stop it (the search ends when it returns, and what
+it returns is recorded).  ``evaluation_seconds`` is the time limit of one
+evaluation, part of the stored configuration: training past it stops at a
+minibatch boundary and the candidate fails with ``"time limit: ..."`` (so does
+one that returns after it without training, or blocks past it plus the grace
+in a worker); the search goes on.
+
+Resources: before anything trains, a search refuses worker processes beyond
+the CPUs this process may use (for candidates on the CPU) and a candidate
+whose memory estimate, times the workers, exceeds the memory available
+(:meth:`Search.check_resources`, :mod:`nas_engine.memory`).
 
 An architecture proposed a second time is not trained again: its earlier
 result is reused (same seed, same result) and recorded with ``cached=True`` and
@@ -75,8 +92,8 @@ Faults: a candidate that cannot be evaluated is recorded with
   ``"worker died: ... (after N attempts)"``.
 
 Failed results are final, like any other: a repeated proposal and a resumed
-search reuse them.  Ctrl-C (``KeyboardInterrupt``) cancels the evaluations in
-flight, stops the workers and propagates; everything finished is in the
+search reuse them.  Ctrl-C (``KeyboardInterrupt``; ``nas-engine`` turns SIGTERM
+into one too) cancels the evaluations in flight, stops the workers and propagates; everything finished is in the
 store.  The store survives ``kill -9`` of this process too: each evaluation
 and the state after its ``tell`` are one transaction
 (:mod:`nas_engine.store`), and a resumed search re-runs the candidates that
@@ -119,7 +136,7 @@ import numpy as np
 
 from .benchmarks.table import CurveTable
 from .budget import Budget
-from .config import PluginContractError
+from .config import PluginContractError, check_float
 from .context import Context
 from .curves import LearningCurve
 from .data import Dataset, load_dataset
@@ -134,17 +151,29 @@ from .spaces.base import Architecture, SearchSpace
 from .spaces.restricted import RestrictedSpace
 from .store import RunStore, StoreError
 from .strategies.base import Strategy
-from .training import DEFAULT_PRESET, Protocol, TrainingFailed, is_out_of_memory
+from .training import DEFAULT_PRESET, Protocol, TrainingFailed, TrainingInterrupted, evaluation_limits, is_out_of_memory
 
-__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "evaluate_candidate",
-           "check_estimate", "InvalidOutput"]
+__all__ = ["Search", "SearchResult", "Budget", "Evaluation", "Outcome", "EvaluationWarning", "BudgetWarning",
+           "evaluate_candidate", "check_estimate", "InvalidOutput", "INTERRUPTED", "STOP_GRACE_SECONDS"]
 
 #: a run raises when its first this-many evaluations fail with the same (non-training) exception type
 SYSTEMATIC_FAILURES = 3
 
+#: the status of an outcome whose training the search's wall-clock budget (or a stop) ended: not a result
+INTERRUPTED = "interrupted"
+
+#: seconds past the search's deadline, or past a candidate's ``evaluation_seconds``, after which the loop stops
+#: a worker process (or Ray task) that has not returned -- one that blocks without training, which cannot stop
+#: at a minibatch boundary (the inline executor cannot be stopped: see the module docstring)
+STOP_GRACE_SECONDS = 5.0
+
 
 class EvaluationWarning(UserWarning):
     """An evaluation raised an unexpected exception (the message holds its traceback); it is recorded as failed."""
+
+
+class BudgetWarning(UserWarning):
+    """The search's wall-clock budget ended candidates in training: they are pending, not recorded."""
 
 
 class RemoteTraceback(Exception):
@@ -167,17 +196,28 @@ def _picklable(exc: Exception) -> Exception:
     return exc
 
 
-def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, arch: Architecture) -> Outcome:
+def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, arch: Architecture,
+                       deadline: float | None = None, evaluation_seconds: float | None = None) -> Outcome:
     """Evaluate one candidate: the task every executor runs (module level, so that workers can import it).
 
     Never raises an ``Exception``: failures become an :class:`Outcome` with
     ``status="failed"`` (see the module docstring for the reasons), and so does
     an estimate that is not valid output (:func:`check_estimate`).
-    ``KeyboardInterrupt`` and other ``BaseException`` propagate.
+    ``deadline`` (``time.time()`` at which the search's wall-clock budget runs
+    out) and ``evaluation_seconds`` (the candidate's own time limit) bound its
+    training (:func:`~nas_engine.training.evaluation_limits`): past the
+    deadline the outcome has ``status="interrupted"`` (not a result: the search
+    runs it again when resumed); past its own limit it is failed with the
+    reason ``"time limit: ..."`` (also when an estimator that does not train
+    returns after its limit).  ``KeyboardInterrupt`` and other
+    ``BaseException`` propagate.
     """
     t0 = time.perf_counter()
     try:
-        est = estimator.estimate(arch, ctx)
+        with evaluation_limits(deadline, evaluation_seconds):
+            est = estimator.estimate(arch, ctx)
+    except TrainingInterrupted as exc:
+        return Outcome(WORST_SCORE, time.perf_counter() - t0, status=INTERRUPTED, reason=f"interrupted: {exc}")
     except TrainingFailed as exc:
         curve = exc.curve
         return Outcome(WORST_SCORE, time.perf_counter() - t0, float(curve.epochs) if curve is not None else 0.0,
@@ -188,7 +228,12 @@ def evaluate_candidate(space: SearchSpace, estimator: Estimator, ctx: Context, a
                            reason=f"out-of-memory: {_describe(exc)}")
         return Outcome(WORST_SCORE, time.perf_counter() - t0, status="failed", reason=_describe(exc),
                        error=_picklable(exc), traceback=traceback.format_exc())
-    return check_estimate(est, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if evaluation_seconds is not None and seconds > evaluation_seconds:
+        return Outcome(WORST_SCORE, seconds, status="failed",
+                       reason=f"time limit: the evaluation took {seconds:.3g} s, more than evaluation_seconds="
+                              f"{evaluation_seconds:g}")
+    return check_estimate(est, seconds)
 
 
 class InvalidOutput(ValueError):
@@ -286,7 +331,8 @@ class Search:
     search; ``executor`` (``"auto"``, the default, ``"inline"``,
     ``"processes"``, ``"ray"`` or an :class:`~nas_engine.executors.Executor`)
     and ``workers`` where and how many candidates are evaluated at once (see
-    the module docstring).  ``nas-engine search`` is this class with the same
+    the module docstring); ``evaluation_seconds`` the time limit of one
+    evaluation (None: none; stored with the configuration).  ``nas-engine search`` is this class with the same
     defaults.
     """
 
@@ -305,6 +351,7 @@ class Search:
         workers: int | None = None,
         progress: bool | str = True,
         table: CurveTable | None = None,
+        evaluation_seconds: float | None = None,
     ):
         self.strategy = _resolve(strategy, strategy_registry, "strategy", Strategy)
         self.space = _resolve(space, space_registry, "space", SearchSpace)
@@ -324,6 +371,8 @@ class Search:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
+        self.evaluation_seconds = check_float(evaluation_seconds, "evaluation_seconds", low=0, low_open=True,
+                                              none=True, who="Search")
         self.executor = create_executor(executor, workers, device=self.protocol.device,
                                         plugins=(self.strategy, self.space, self.estimator),
                                         trains=table is None and data is not None)
@@ -343,6 +392,57 @@ class Search:
                            budget=self.budget, progress=progress == "all", strategy=self.strategy, table=table,
                            store_dir=str(self.store.path) if self.store is not None else None)
         self.estimator.validate_context(self.ctx)
+        if table is None and self.data is not None:
+            self.check_resources()
+
+    def check_resources(self) -> None:
+        """Refuse, before anything trains, what this machine cannot run (a one-line ``ValueError``).
+
+        Worker processes for candidates that train on the CPU: at most
+        :func:`~nas_engine.threads.usable_cpus` (more only time-slice the
+        same cores and multiply the memory; on a GPU more workers than CPUs are
+        allowed, they mostly wait for the device).  Memory: the estimate of a
+        candidate sampled with the search seed
+        (:func:`~nas_engine.memory.estimate_memory`: parameters, gradients and
+        optimiser state, activations at the batch size and resolution, the
+        data), times the workers of a local executor (each worker process holds
+        its own copy of the data), must fit in
+        :func:`~nas_engine.memory.available_memory`
+        (:class:`~nas_engine.memory.InsufficientMemory` otherwise); on a CUDA
+        device the candidates and their data are checked against the device's
+        free memory and the data copies against the host's.
+        """
+        from .memory import check_memory, estimate_memory, format_bytes, search_memory
+        from .threads import check_workers
+        from .training import resolve_device
+
+        ex = self.executor
+        on_cpu = resolve_device(self.protocol.device).type == "cpu"
+        if ex.local and ex.remote and on_cpu:
+            check_workers(ex.workers, f"{type(ex).__name__}: workers")
+        if not ex.local:  # tasks on a cluster: their machines' memory is not this one's
+            return
+        try:
+            arch = self.space.sample(np.random.default_rng(self.seed))
+            estimate = estimate_memory(self.space, arch, self.data, self.protocol)
+        except Exception:  # noqa: BLE001 - a space that cannot build shows when its candidates are evaluated
+            return
+        workers = ex.workers if ex.remote else 1
+        what = (f"the search (one candidate at batch {self.protocol.batch_size}: {estimate.describe()}"
+                + (f"; {workers} worker processes, each with its own copy of the data)" if ex.remote else ")"))
+        if on_cpu:
+            check_memory(search_memory(estimate, workers, processes=ex.remote), what)
+            return
+        # on a GPU: the candidates and the data they train on are in device memory, the data also in this host's
+        check_memory(estimate.data * (1 + workers if ex.remote else 1), f"the data ({format_bytes(estimate.data)} "
+                     f"per process, {1 + workers if ex.remote else 1} processes)")
+        device = resolve_device(self.protocol.device)
+        if device.type == "cuda":
+            import torch
+
+            free = torch.cuda.mem_get_info(device)[0]
+            check_memory(workers * estimate.total, what, free,
+                         source=f"free on {device} (torch.cuda.mem_get_info)")
 
     # -- configuration identity (for the store) ---------------------------------
     def config(self) -> dict[str, Any]:
@@ -351,7 +451,8 @@ class Search:
         A tabular search adds ``table`` (the table's fingerprint) and a search
         over a :class:`~nas_engine.benchmarks.table.RestrictedSpace` adds
         ``space_subset`` (the subset's fingerprint), so that a store never mixes
-        live and tabular runs or different subsets; the keys are absent
+        live and tabular runs or different subsets; ``evaluation_seconds`` is
+        stored when given (it decides which candidates fail); the keys are absent
         otherwise, so stores of live searches over whole spaces are unchanged.
         """
         extra: dict[str, Any] = {}
@@ -361,6 +462,8 @@ class Search:
             extra["execution"] = self.execution()
         if isinstance(self.space, RestrictedSpace):
             extra["space_subset"] = self.space.fingerprint()
+        if self.evaluation_seconds is not None:
+            extra["evaluation_seconds"] = self.evaluation_seconds
         return {
             "strategy": self.strategy.to_config(),
             "space": self.space.to_config(),
@@ -482,6 +585,7 @@ class _InFlight:
     arch: Architecture
     handle: Any = None
     attempts: int = 1
+    started: float = 0.0  # time.monotonic() at its (last) submission
 
 
 class _Run:
@@ -509,13 +613,16 @@ class _Run:
         self.repeats = next((i for i, e in enumerate(reversed(history)) if not e.cached), len(history))
         self.stalled = False
         self.bar = None
+        self.interrupted: list[_InFlight] = []  # ended by the wall-clock budget: pending again, not recorded
+        self.deadline: float | None = None  # time.time() at which Budget(seconds=...) runs out (set by run)
+        self.deadline_monotonic: float | None = None
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_start
 
     def state(self) -> dict[str, Any]:
         return {"n_records": len(self.history), "strategy": self.strategy.state_dict(),
-                "pending": [r.arch.string for r in self.running] + [a.string for a in self.queued],
+                "pending": [r.arch.string for r in self.interrupted + self.running] + [a.string for a in self.queued],
                 "elapsed": self.elapsed(), "setup_seconds": float(self.strategy.setup_seconds)}
 
     def save_state(self) -> None:
@@ -534,14 +641,26 @@ class _Run:
             ctx = (replace(search.ctx, strategy=self.strategy.for_workers(), progress=False)
                    if self.executor.remote else search.ctx)
             self.task_args = tuple(self.executor.share(x) for x in (search.space, search.estimator, ctx))
+            if search.budget.seconds is not None:  # the deadline every evaluation's training stops at
+                remaining = search.budget.seconds - self.elapsed()
+                self.deadline, self.deadline_monotonic = time.time() + remaining, time.monotonic() + remaining
+            # appended to each task only when there is a limit, so a search without one submits what it always did
+            self.limits = (self.deadline, search.evaluation_seconds) \
+                if self.deadline is not None or search.evaluation_seconds is not None else ()
             self.save_state()
             while True:
                 self.fill()
                 if not self.running:
                     break
-                finished = self.executor.wait([r.handle for r in self.running if r.handle is not None])
+                finished = self.wait([r.handle for r in self.running if r.handle is not None])
                 for r in [r for r in self.running if r.handle is not None and r.handle in finished]:
                     self.complete(r)
+            if self.interrupted:
+                self.save_state()
+                warnings.warn(f"the wall-clock budget (Budget(seconds={search.budget.seconds:g})) ended "
+                              f"{len(self.interrupted)} candidate(s) in training "
+                              f"({', '.join(r.arch.string for r in self.interrupted)}): not recorded; a resumed "
+                              "search with a larger budget runs them again", BudgetWarning, stacklevel=2)
             if 0 < len(self.first_outcomes) < SYSTEMATIC_FAILURES:  # a short run: all it evaluated
                 self.raise_if_systematic()
         except BaseException:
@@ -584,24 +703,58 @@ class _Run:
                 self.running.append(_InFlight(arch))  # takes the result of its twin in flight
             else:
                 self.repeats = 0
-                self.running.append(_InFlight(arch, self.submit(arch)))
+                self.running.append(_InFlight(arch, self.submit(arch), started=time.monotonic()))
 
     def submit(self, arch: Architecture) -> Any:
-        return self.executor.submit(evaluate_candidate, *self.task_args, arch)
+        return self.executor.submit(evaluate_candidate, *self.task_args, arch, *self.limits)
 
-    def complete(self, r: _InFlight) -> None:
-        """Record the result of ``r`` (and of proposals waiting for it), or run it again if its worker died."""
+    def wait(self, handles: list[Any]) -> list[Any]:
+        """The executor's ``wait``; with a deadline or a time limit and tasks outside this process, a wait that
+        ends :data:`STOP_GRACE_SECONDS` after them, stopping the tasks still running past them."""
+        if not self.executor.remote or not self.limits:
+            return self.executor.wait(handles)
+        grace, limit = STOP_GRACE_SECONDS, self.search.evaluation_seconds
+        ends = [r.started + limit + grace for r in self.running if r.handle is not None and limit is not None]
+        if self.deadline_monotonic is not None:
+            ends.append(self.deadline_monotonic + grace)
+        finished = self.executor.wait(handles, timeout=max(0.0, min(ends) - time.monotonic()))
+        if not finished:
+            self.stop_overdue()
+        return finished
+
+    def stop_overdue(self) -> None:
+        """Stop the tasks that run past the deadline or their time limit by more than the grace period (a
+        plugin that blocks without training): interrupted, or failed with ``"time limit: ..."``."""
+        now, grace, limit = time.monotonic(), STOP_GRACE_SECONDS, self.search.evaluation_seconds
+        for r in [r for r in self.running if r.handle is not None]:
+            if self.deadline_monotonic is not None and now >= self.deadline_monotonic + grace:
+                self.executor.cancel([r.handle])
+                self.complete(r, Outcome(WORST_SCORE, status=INTERRUPTED, reason="interrupted: stopped"))
+            elif limit is not None and now >= r.started + limit + grace:
+                self.executor.cancel([r.handle])
+                self.complete(r, Outcome(WORST_SCORE, now - r.started, status="failed",
+                                         reason=f"time limit: the evaluation ran past evaluation_seconds={limit:g} "
+                                                f"and did not stop within {grace:g} s more; its worker was stopped"))
+
+    def complete(self, r: _InFlight, out: Outcome | None = None) -> None:
+        """Record the result of ``r`` (and of proposals waiting for it), or run it again if its worker died;
+        an interrupted one (and proposals waiting for it) is pending again."""
         try:
-            out = self.executor.result(r.handle)
+            out = self.executor.result(r.handle) if out is None else out
         except WorkerDied as exc:
             if r.attempts <= self.executor.max_retries:
                 warnings.warn(f"the worker evaluating {r.arch.string} died ({exc}); running it again "
                               f"(attempt {r.attempts + 1} of {self.executor.max_retries + 1})",
                               EvaluationWarning, stacklevel=2)
                 r.attempts += 1
-                r.handle = self.submit(r.arch)
+                r.handle, r.started = self.submit(r.arch), time.monotonic()
                 return
             out = Outcome(WORST_SCORE, status="failed", reason=f"worker died: {exc} (after {r.attempts} attempts)")
+        if out.status == INTERRUPTED:
+            for w in [r, *(w for w in self.running if w.handle is None and w.arch == r.arch)]:
+                self.running.remove(w)
+                self.interrupted.append(replace(w, handle=None))
+            return
         if out.error is not None:
             verb = "gave" if isinstance(out.error, InvalidOutput) else "raised"
             warnings.warn(f"evaluating {r.arch.string} {verb} {out.reason}; recorded as failed (score -inf)"

@@ -26,8 +26,8 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["torch_threads", "available_cpus", "usable_cpus", "check_threads", "policy_threads", "MULTI_THREAD_GFLOP",
-           "CPUS_ENV_VAR"]
+__all__ = ["torch_threads", "available_cpus", "usable_cpus", "check_threads", "check_workers", "policy_threads",
+           "MULTI_THREAD_GFLOP", "CPUS_ENV_VAR"]
 
 #: an environment variable capping the CPUs the engine counts as its own (like joblib's LOKY_MAX_CPU_COUNT):
 #: on a shared machine, or beside other busy processes, ``NAS_ENGINE_CPUS=1`` keeps the "auto" executor in
@@ -77,6 +77,18 @@ def check_threads(n: int, who: str) -> int:
     if n > cpus:
         raise ValueError(f"{who}={n}: more torch threads than the {cpus} CPU{'s' if cpus > 1 else ''} this process "
                          f"may use (affinity mask and cgroup quota); give at most {cpus}")
+    return n
+
+
+def check_workers(n: int, who: str) -> int:
+    """``n`` local worker processes for candidates that train on the CPU, or a one-line ``ValueError``: more
+    workers than :func:`usable_cpus` only time-slice the same cores (and each holds a candidate and a copy
+    of the data)."""
+    cpus = usable_cpus()
+    if n > cpus:
+        raise ValueError(f"{who}={n}: more worker processes than the {cpus} CPU{'s' if cpus > 1 else ''} this "
+                         f"process may use (affinity mask and cgroup quota) for candidates that train on the "
+                         f"CPU; give at most {cpus}")
     return n
 
 

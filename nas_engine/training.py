@@ -23,6 +23,7 @@ correct counts are accumulated in device tensors and read back once per epoch
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -45,6 +46,10 @@ __all__ = [
     "train",
     "evaluate",
     "build_model",
+    "TrainingTimeLimit",
+    "TrainingInterrupted",
+    "evaluation_limits",
+    "check_limits",
     "resolve_device",
     "seeded",
     "TrainingFailed",
@@ -242,6 +247,65 @@ class TrainingDiverged(TrainingFailed):
 
 class TrainingOutOfMemory(TrainingFailed):
     reason = "out-of-memory"
+
+
+class TrainingTimeLimit(TrainingFailed):
+    """The evaluation passed its own time limit (``Search(evaluation_seconds=...)``): a property of the
+    candidate, recorded as failed with the reason ``"time limit: ..."``."""
+
+    reason = "time limit"
+
+
+class TrainingInterrupted(BaseException):
+    """The search's wall-clock budget ran out while a candidate trained (raised at a minibatch boundary).
+
+    Not a failure of the candidate: the search records it as *interrupted* (no result) and a resumed search
+    with a larger budget runs it again.  A ``BaseException``, like ``KeyboardInterrupt``, so that an
+    estimator's ``except Exception`` does not turn it into a result.
+    """
+
+
+# the limits of the evaluation running in this thread: (the search's deadline as time.time(), the evaluation's
+# own end as time.monotonic(), its seconds); set by evaluation_limits, read by check_limits
+_LIMITS: contextvars.ContextVar[tuple[float | None, float | None, float | None] | None] = \
+    contextvars.ContextVar("nas_engine_evaluation_limits", default=None)
+
+
+@contextlib.contextmanager
+def evaluation_limits(deadline: float | None = None, seconds: float | None = None):
+    """Bound every :func:`train` call in the block (the search loop wraps each evaluation in it).
+
+    ``deadline``: the wall-clock time (``time.time()``, comparable across the processes of one machine) at
+    which the search's ``Budget(seconds=...)`` runs out: training stops at the next minibatch boundary with
+    :class:`TrainingInterrupted`.  ``seconds``: the evaluation's own limit, counted from entering the block:
+    training stops with :class:`TrainingTimeLimit` (a :class:`TrainingFailed`).  ``None``: no limit.
+    """
+    if deadline is None and seconds is None:
+        yield
+        return
+    token = _LIMITS.set((deadline, None if seconds is None else time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+def check_limits(curve: Callable[[], LearningCurve | None] | None = None) -> None:
+    """Raise if a limit of :func:`evaluation_limits` has passed (a no-op outside one).
+
+    :func:`train` calls it before every minibatch; an estimator or strategy that runs a long loop of its own
+    may call it too, so that the search's budget and the evaluation's time limit stop it.  ``curve``
+    returns the epochs completed so far (kept in :class:`TrainingTimeLimit`'s ``curve``).
+    """
+    limits = _LIMITS.get()
+    if limits is None:
+        return
+    deadline, end, seconds = limits
+    if deadline is not None and time.time() >= deadline:
+        raise TrainingInterrupted("the search's wall-clock budget ran out")
+    if end is not None and time.monotonic() >= end:
+        raise TrainingTimeLimit(f"the evaluation ran past evaluation_seconds={seconds:g}",
+                                curve() if curve is not None else None)
 
 
 def _parse_device(device) -> torch.device | None:
@@ -669,6 +733,7 @@ class _TrainingRun:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         steps_done = 0
         for step in range(spe):
+            check_limits(self.curve)  # the search's deadline and the evaluation's time limit, if any
             xb, yb = training_batch(self.data, perm[step * bs:(step + 1) * bs], self.protocol, self.gen)
             [(out, loss)] = self.optimization.step(self.model, xb, yb)
             losses[step] = loss
