@@ -50,6 +50,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from .files import UnsafeFileError, atomic_write, read_regular
+
 __all__ = [
     "ADMITTED",
     "UnsafePickleError",
@@ -371,14 +373,6 @@ def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _write_durably(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` and fsync it (no rename)."""
-    with open(path, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -427,10 +421,9 @@ def save_checkpoint(path: str | os.PathLike[str], obj: Any, *, fingerprint: Any)
     manifest = {"format": _MANIFEST_FORMAT, "version": _MANIFEST_VERSION, "file": path.name,
                 "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "fingerprint": fingerprint}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_durably(_tmp(path), payload)
-    mpath = manifest_path(path)
-    _write_durably(_tmp(mpath), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    os.replace(_tmp(mpath), mpath)  # the commit point
+    # each file is made exclusively under a fresh name and renamed (a link planted as NAME.tmp is replaced)
+    atomic_write(_tmp(path), payload)
+    atomic_write(manifest_path(path), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())  # commit
     os.replace(_tmp(path), path)
     _fsync_directory(path.parent)
 
@@ -464,11 +457,13 @@ def _trained_for(fingerprint: Any) -> str:
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     mpath = manifest_path(path)
-    if not mpath.is_file():
+    if not mpath.exists():
         raise ValueError(f"{path}: refuses to load a checkpoint without its manifest {mpath.name} (written by an "
                          f"older version, or not by nas-engine); delete {path.name} to start afresh")
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(read_regular(mpath, what="checkpoint manifest"))
+    except UnsafeFileError:
+        raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{mpath}: unreadable checkpoint manifest ({_one_line(e)}); "
                          f"delete it and {path.name} to start afresh") from e
@@ -499,6 +494,18 @@ def _matches(data: bytes, manifest: dict[str, Any]) -> bool:
     return len(data) == manifest["size"] and hashlib.sha256(data).hexdigest() == manifest["sha256"]
 
 
+def _read_if_regular(path: Path, what: str, *, refuse: bool) -> bytes | None:
+    """``path``'s bytes; None when it does not exist (or, without ``refuse``, is a link or not a regular file)."""
+    try:
+        return read_regular(path, follow=refuse, what=what)  # a pending .tmp is never read through a link
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError:
+        if refuse:
+            raise
+        return None
+
+
 def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_location: Any = None,
                     made_for: str = "this search", remedy: str = "use a new store directory") -> Any:
     """What :func:`save_checkpoint` wrote to ``path``, for a checkpoint made for ``fingerprint``.
@@ -524,10 +531,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_locat
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         raise ValueError(f"{path}: holds a checkpoint {_trained_for(manifest['fingerprint'])}, not for "
                          f"{made_for} (differs in {shown}); {remedy}")
-    data = path.read_bytes() if path.is_file() else None
+    data = _read_if_regular(path, "checkpoint", refuse=True)
     if data is None or not _matches(data, manifest):
-        tmp = _tmp(path)  # a save interrupted after its commit point: finish it
-        if tmp.is_file() and _matches(pending := tmp.read_bytes(), manifest):
+        tmp = _tmp(path)  # a save interrupted after its commit point: finish it (never through a link)
+        pending = _read_if_regular(tmp, "pending checkpoint", refuse=False)
+        if pending is not None and _matches(pending, manifest):
             os.replace(tmp, path)
             _fsync_directory(path.parent)
             data = pending
