@@ -180,10 +180,11 @@ class DirectoryLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, retry_seconds: float = 1.0) -> None:
+    def acquire(self, retry_seconds: float = 1.0, keep: tuple[str, ...] = ()) -> None:
         """Take the lock (retrying ``retry_seconds`` for a reader's brief probe), or raise
         :class:`DirectoryLockedError`; :class:`UnsafeFileError` when the lock file is a link or not a regular
-        file; ``OSError`` when it cannot be opened.  ``previous`` is then what the last writer recorded."""
+        file; ``OSError`` when it cannot be opened.  ``previous`` is then what the last writer recorded; the
+        new record (the holder) carries over its ``keep`` fields."""
         key = _key(self.directory, self.name)
         other = _HELD.get(key)
         if other is not None:
@@ -224,6 +225,7 @@ class DirectoryLock:
             raise
         self._fd = fd
         _HELD[key] = self
+        self.record = {k: self.previous[k] for k in keep if self.previous and k in self.previous}
         self.update(host=socket.gethostname(), pid=os.getpid(), since=_now())
 
     def update(self, durable: bool = True, **fields: Any) -> None:

@@ -368,7 +368,7 @@ class RunStore:
     def _lock(self) -> None:
         lock = DirectoryLock(self.path, self.LOCK)
         try:
-            lock.acquire(LOCK_RETRY_SECONDS)
+            lock.acquire(LOCK_RETRY_SECONDS, keep=("evaluations",))  # until the database is checked against it
         except DirectoryLockedError as exc:
             if exc.here:
                 raise StoreLockedError(f"store {str(self.path)!r} is in use by another search in this process "
