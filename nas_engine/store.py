@@ -27,7 +27,21 @@ process dies, so a driver killed with ``kill -9`` leaves no lock behind: the
 next run takes over by itself (the file's stale holder line is simply
 overwritten).  POSIX locks are not inherited by worker processes and are
 unreliable on network file systems (SQLite's WAL mode also needs a local file
-system): keep stores on local disks.
+system): keep stores on local disks.  The lock is
+:class:`nas_engine.files.DirectoryLock` (final training's too): a link, FIFO
+or directory named ``run.lock`` is refused in one line, and so are a
+non-regular ``run.sqlite``, ``-wal`` or ``-shm`` (a link too, for a writer),
+before SQLite opens them (a FIFO would block a reader forever).
+
+**Lost commits.**  After each commit the writer records the number of
+committed evaluations in ``run.lock`` (``"evaluations"``), where the database
+cannot lose it together with its rows; a database holding fewer (its WAL
+deleted before a crash, an older copy) is refused by the writer and every
+reader.  The writer also checks after each commit that the ``-wal`` file is
+still the one it writes (one ``stat``): a deleted or replaced WAL is
+checkpointed from the still open file into the database and the search stops
+with one line.  A failed commit (a full disk) is reported with SQLite's own
+cause; SQLite rolled it back, so the store resumes.
 
 **Readers never write.**  Every read method of a store that is not open for
 writing uses a read-only connection (``mode=ro``), so a running search, a
@@ -214,8 +228,7 @@ class RunStore:
                 con.close()
                 raise
             self._con = con
-            self._wal = None
-            self._check_wal()
+            self._wal = self._wal_identity()  # None until the first commit creates it
         except BaseException:
             self._con = None
             self._unlock()
@@ -415,11 +428,7 @@ class RunStore:
         replaced) ``-wal`` file takes every commit since the last checkpoint with it when the process ends;
         the connection still has it open, so its content is checkpointed into the database and the search
         stopped with one line."""
-        try:
-            st = os.stat(self.path / f"{self.DATABASE}-wal")
-            ident = (st.st_dev, st.st_ino)
-        except FileNotFoundError:
-            ident = None
+        ident = self._wal_identity()
         if ident is not None and (self._wal is None or ident == self._wal):
             self._wal = ident
             return
@@ -431,6 +440,13 @@ class RunStore:
         raise self._err(f"its write-ahead log {self.DATABASE}-wal was {'deleted' if ident is None else 'replaced'} "
                         f"while the search was writing; {saved}; the search stops: run the same command to "
                         "resume (never delete the -wal file of a running search)")
+
+    def _wal_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / f"{self.DATABASE}-wal")
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
 
     def holder(self) -> dict[str, Any] | None:
         """Who is writing to the store now (``{"host", "pid", "since"}``), or None when no search holds it."""
