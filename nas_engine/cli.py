@@ -4,6 +4,7 @@
     nas-engine list [--json]
     nas-engine show DIR [--top N] [--json] [--csv PATH]
     nas-engine report DIR [--out PATH] [--truth TABLE] [--top K]
+    nas-engine diagnose DIR --truth TABLE [--out PATH] [--complexity params|flops] [--groups G] [--top K]
     nas-engine migrate DIR
     nas-engine search --strategy S --space SP --estimator E --data D [--data-root PATH]
                       --evaluations N --epochs T [--protocol small|nb201] [--size KEY=VALUE] [--out DIR]
@@ -233,18 +234,27 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--csv", default=None, metavar="PATH",
                     help="also write every evaluation as CSV to PATH ('-': standard output, instead of the table)")
 
-    rp = sub.add_parser("report", help="an HTML page of a search's store (running or finished): progress, "
-                                       "scores, best cells, failures; reads the store without writing to it",
-                        description="Write a self-contained HTML page (figures embedded, and as PNG files "
-                                    "beside it) about the search stored in DIR.")
-    rp.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
-    rp.add_argument("--out", default=None, metavar="PATH",
-                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
-                         "(default: DIR/report/index.html)")
+    rp = _page_command(sub, "report", "report",
+                       "an HTML page of a search's store (running or finished): progress, scores, best cells, "
+                       "failures; reads the store without writing to it",
+                       "about the search stored in DIR")
     rp.add_argument("--truth", default=None, metavar="TABLE",
                     help="ground truth, an NB201 CSV or an engine JSONL table: adds the score against the true "
                          "accuracy with Spearman's rho and Kendall's tau (default: none)")
     rp.add_argument("--top", type=int, default=3, help="best architectures drawn as cells")
+
+    dg = _page_command(sub, "diagnose", "diagnosis",
+                       "an HTML page diagnosing a stored search's estimator against ground truth (Ning et al.): "
+                       "complexity-level, op-level and arch-level bias",
+                       "with the bias analyses of Ning et al. (nas_engine.diagnosis) of the estimator whose scores "
+                       "DIR stores")
+    dg.add_argument("--truth", required=True, metavar="TABLE",
+                    help="ground truth: an NB201 CSV or an engine JSONL table")
+    dg.add_argument("--complexity", choices=["params", "flops"], default="params",
+                    help="the complexity measure of the groups: the table's recorded value, else counted on the "
+                         "space's benchmark-size network (default: params)")
+    dg.add_argument("--groups", type=int, default=5, help="complexity groups (default: 5)")
+    dg.add_argument("--top", type=int, default=5, help="best and worst architectures drawn (default: 5)")
 
     mg = sub.add_parser("migrate", help="convert a JSONL store of an earlier version into a database store "
                                         "(the old files move to DIR/legacy-jsonl)")
@@ -597,6 +607,17 @@ def _cmd_show(args) -> int:
     return _report(result, args, label=label, extra=extra)
 
 
+def _page_command(sub, name: str, default_dir: str, summary: str, about: str) -> argparse.ArgumentParser:
+    """A command that writes an HTML page about a store: its parser, with the store and ``--out``."""
+    p = sub.add_parser(name, help=summary, description="Write a self-contained HTML page (figures embedded, and "
+                                                       f"as PNG files beside it) {about}.")
+    p.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
+                        f"(default: DIR/{default_dir}/index.html)")
+    return p
+
+
 def _cmd_report(args) -> int:
     from .report import write_report
 
@@ -604,6 +625,17 @@ def _cmd_report(args) -> int:
     n = report.numbers
     print(f"wrote {report.path} ({n['evaluations']} evaluations, {n['failed']} failed; figures "
           f"{', '.join(p.name for p in report.figures.values()) or 'none'} beside it)")
+    return 0
+
+
+def _cmd_diagnose(args) -> int:
+    from .report import write_diagnosis
+
+    report = write_diagnosis(args.store, args.truth, args.out, complexity=args.complexity, groups=args.groups,
+                             top=args.top)
+    n = report.numbers
+    print(f"wrote {report.path} ({n['architectures']} architectures in the table: Spearman {n['spearman']:.4f}, "
+          f"Kendall {n['kendall']:.4f}; figures {', '.join(p.name for p in report.figures.values())} beside it)")
     return 0
 
 
@@ -625,7 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _cmd_report(args)
         return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
-                "migrate": _cmd_migrate, "bench": _cmd_bench, "train": _cmd_train}[args.command](args)
+                "migrate": _cmd_migrate, "bench": _cmd_bench, "train": _cmd_train,
+                "diagnose": _cmd_diagnose}[args.command](args)
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2

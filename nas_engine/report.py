@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .benchmarks.table import CurveTable
 
 __all__ = ["write_report", "Report", "reason_prefix", "failure_counts", "best_so_far", "charged_seconds",
-           "truth_pairs", "REPORT_DIR"]
+           "truth_pairs", "REPORT_DIR", "write_diagnosis", "complexity_values", "DIAGNOSIS_DIR", "COMPLEXITY"]
 
 #: the report's directory inside a store when no ``out`` is given
 REPORT_DIR = "report"
@@ -348,15 +348,8 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
     holder = run_store.holder()
     table = load_truth_table(truth) if isinstance(truth, (str, os.PathLike)) else truth
 
-    page = Path(out) if out is not None else run_store.path / REPORT_DIR / "index.html"
-    if page.suffix.lower() not in (".html", ".htm"):
-        page = page / "index.html"
+    page = _page_path(run_store, out, REPORT_DIR)
     folder = page.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(f"cannot create the report directory {str(folder)!r} ({exc.strerror or exc}); "
-                      "choose another place with --out PATH") from None
 
     hist = result.history
     accs = accuracies(result)
@@ -450,14 +443,183 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
 
     summary = _table(None, [(f"<b>{_e(k)}</b>", v) for k, v in _summary_rows(result, run_store, holder, numbers)],
                      raw=True)
-    title = f"nas-engine report: {run_store.path}"
+    _write_page(page, f"nas-engine report: {run_store.path}", f"<h2>Summary</h2>{summary}\n"
+                + ("" if hist else "<p>The store holds no evaluation yet.</p>\n") + "\n".join(sections))
+    return report
+
+
+def _page_path(run_store: RunStore, out: str | os.PathLike | None, default_dir: str) -> Path:
+    """The page's path (``out``: a ``.html`` file or a directory for ``index.html``), its directory made."""
+    page = Path(out) if out is not None else run_store.path / default_dir / "index.html"
+    if page.suffix.lower() not in (".html", ".htm"):
+        page = page / "index.html"
+    try:
+        page.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the report directory {str(page.parent)!r} ({exc.strerror or exc}); "
+                      "choose another place with --out PATH") from None
+    return page
+
+
+def _write_page(page: Path, title: str, body: str) -> None:
     doc = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-           f"<style>{_CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n<h2>Summary</h2>{summary}\n"
-           + ("" if hist else "<p>The store holds no evaluation yet.</p>\n")
-           + "\n".join(sections) + "\n</body></html>\n")
+           f"<style>{_CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n{body}\n</body></html>\n")
     try:
         atomic_write(page, doc.encode("utf-8"))  # never through a link planted in the directory
     except OSError as exc:
         raise OSError(f"cannot write the report {str(page)!r} ({exc.strerror or exc}); "
                       "choose another place with --out PATH") from None
+
+
+# -- the diagnosis page ------------------------------------------------------------------------------------
+#: the diagnosis page's directory inside a store when no ``out`` is given
+DIAGNOSIS_DIR = "diagnosis"
+#: the complexity measures of :func:`write_diagnosis`
+COMPLEXITY = ("params", "flops")
+
+
+def complexity_values(space, archs: Sequence[str], table: CurveTable | None, measure: str = "params") -> list[float]:
+    """``measure`` (#params or forward FLOPs) of each architecture: the table's recorded value where it records
+    one, else counted on the space's benchmark-size network for a 3x32x32 image and 10 classes."""
+    if measure not in COMPLEXITY:
+        raise ValueError(f"complexity must be one of {', '.join(COMPLEXITY)}, got {measure!r}")
+    recorded = getattr(table, measure, None) if table is not None else None
+    out: list[float | None] = []
+    for a in archs:
+        try:
+            out.append(float(recorded(a)) if recorded is not None else None)
+        except (NotImplementedError, KeyError, ValueError):
+            out.append(None)
+    missing = [a for a, v in zip(archs, out) if v is None]
+    if missing:
+        from .costs import model_costs
+
+        counted = model_costs(space, missing, num_classes=10, in_channels=3, resolution=32,
+                              **space.resolve_size())
+        out = [counted[a][measure] if v is None else v for a, v in zip(archs, out)]
+    return [float(v) for v in out]
+
+
+def _plot_complexity_bias(groups, measure: str, path: Path) -> Path:
+    fig = _figure((6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    x = list(range(len(groups)))
+    ax.bar(x, groups["kendall"].fillna(0.0), color="C0", alpha=0.75, label="Kendall tau in the group")
+    ax.set_ylabel("Kendall tau")
+    ax.set_xticks(x, [f"{g + 1}\n{lo:.3g}\nto {hi:.3g}" for g, lo, hi in
+                      zip(groups["group"], groups["complexity_min"], groups["complexity_max"])], fontsize=7)
+    ax.set_xlabel(f"complexity group by {measure} (smallest on the left)")
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    right = ax.twinx()
+    right.plot(x, groups["mean_rd"], "o-", color="C3", label="mean ranking difference")
+    right.axhline(0.0, color="C3", lw=0.6, ls=":")
+    right.set_ylabel("mean RD (> 0: overestimated)")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _plot_extremes(space, rows, path: Path) -> Path:
+    k = len(rows)
+    fig = _figure((4.6 * min(k, 5), 2.6 * math.ceil(k / 5)))
+    for j, r in enumerate(rows):
+        ax = fig.add_subplot(math.ceil(k / 5), min(k, 5), j + 1)
+        _draw_cell(ax, space.to_graph(space.from_string(r["name"])),
+                   f"{r['side']} #{r['position']}: score {format_score(r['score'])}, true rank {r['true_rank']:g}")
+    return _save(fig, path)
+
+
+def write_diagnosis(store: str | os.PathLike, truth: str | os.PathLike | CurveTable,
+                    out: str | os.PathLike | None = None, *, complexity: str = "params", groups: int = 5,
+                    top: int = 5) -> Report:
+    """Write the diagnosis page of the estimator of the search stored in ``store`` against ``truth``.
+
+    The analyses of Ning et al. §5 (:mod:`nas_engine.diagnosis`) over the distinct successfully evaluated
+    architectures the table has a final accuracy for: the complexity-level bias (``groups`` groups by
+    ``complexity``, see :func:`complexity_values`; Kendall's tau and the mean ranking difference per group,
+    Fig. 5), the op-level bias over every mutation pair and over the pairs inside the largest complexity group,
+    and the ``top`` best and worst architectures by the estimator, drawn with their true ranks (Fig. 6).
+    ``out``: the page (``.html``) or a directory for ``index.html``; default ``STORE/diagnosis/index.html``.
+    Reads the store only.  ``Report.numbers`` holds what the page states.
+    """
+    from .criteria import kendall, spearman
+    from .diagnosis import complexity_bias, complexity_groups, extremes, op_bias
+
+    run_store = RunStore(store)
+    if not run_store.exists():
+        raise StoreError(f"store {str(run_store.path)!r}: no store here (expected {RunStore.DATABASE})")
+    if complexity not in COMPLEXITY:
+        raise ValueError(f"complexity must be one of {', '.join(COMPLEXITY)}, got {complexity!r}")
+    result = SearchResult.load(store)
+    table = load_truth_table(truth) if isinstance(truth, (str, os.PathLike)) else truth
+    archs, scores, truths = truth_pairs(result.history, table)
+    if len(archs) < max(2, groups):
+        raise ValueError(f"store {str(run_store.path)!r}: {len(archs)} of its successfully evaluated architectures "
+                         f"are in {table!r}; the diagnosis needs at least {max(2, groups)}")
+    page = _page_path(run_store, out, DIAGNOSIS_DIR)
+    folder = page.parent
+    space = result.space
+    cx = complexity_values(space, archs, table, complexity)
+    by_group = complexity_bias(scores, truths, cx, groups=groups)
+    arch_objs = [space.from_string(a) for a in archs]
+    ops_all = op_bias(arch_objs, scores, truths)
+    member = complexity_groups(cx, groups) == by_group["group"].iloc[-1]
+    ops_large = op_bias(arch_objs, scores, truths, subset=member)
+    picks = extremes(scores, truths, k=top, names=archs)
+    numbers: dict[str, Any] = {
+        "architectures": len(archs), "spearman": spearman(scores, truths), "kendall": kendall(scores, truths),
+        "complexity": complexity, "groups": by_group.to_dict("records"), "op_bias": ops_all.to_dict("records"),
+        "op_bias_largest_group": ops_large.to_dict("records"), "extremes": picks.to_dict("records"),
+    }
+    report = Report(page, numbers=numbers)
+    estimator = describe_plugin(result.config.get("estimator"))
+    report.figures["complexity"] = _plot_complexity_bias(by_group, complexity, folder / "complexity.png")
+    report.figures["extremes"] = _plot_extremes(space, picks.to_dict("records"), folder / "extremes.png")
+
+    def num(x: float, key: str) -> str:
+        return f'<span id="{_e(key)}">{"nan" if not math.isfinite(x) else f"{x:.4f}"}</span>'
+
+    group_rows = [[int(g["group"]) + 1, int(g["n"]), f"{g['complexity_min']:.6g} - {g['complexity_max']:.6g}",
+                   num(g["kendall"], f"kendall-{int(g['group'])}"), num(g["mean_rd"], f"rd-{int(g['group'])}")]
+                  for g in numbers["groups"]]
+
+    def op_rows(frame, prefix: str):
+        return [[_e(r["from_op"]), _e(r["to_op"]), int(r["pairs"]),
+                 num(r["true_increase"], f"{prefix}-true-{r['from_op']}-{r['to_op']}"),
+                 num(r["estimated_increase"], f"{prefix}-est-{r['from_op']}-{r['to_op']}"), f"{r['gap']:+.3f}"]
+                for r in frame.to_dict("records")]
+
+    op_header = ["from op", "to op", "pairs", "true increase", "estimated increase", "gap (estimated - true)"]
+    pick_rows = [[r["side"], r["position"], f'<span class="arch">{_e(r["name"])}</span>', _e(format_score(r["score"])),
+                  f"{r['truth']:.4g}", num(r["true_rank"], f"true-rank-{r['side']}-{r['position']}")]
+                 for r in numbers["extremes"]]
+    body = [
+        "<h2>Summary</h2>" + _table(None, [
+            ("<b>store</b>", _e(run_store.path)), ("<b>estimator</b>", _e(estimator)),
+            ("<b>ground truth</b>", _e(table)),
+            ("<b>architectures</b>", f'<span id="architectures">{len(archs)}</span> distinct, successfully '
+                                     "evaluated, in the table"),
+            ("<b>Spearman rho / Kendall tau</b>",
+             num(numbers["spearman"], "spearman") + " / " + num(numbers["kendall"], "kendall"))], raw=True),
+        f"<h2>Complexity-level bias</h2><p class='note'>The architectures in {groups} groups of equal size by "
+        f"{_e(complexity)} (ties share a group); Kendall's tau inside each group and the group's mean ranking "
+        "difference RD = true rank - estimated rank (rank 1 = best; RD &gt; 0: overestimated). Ning et al. Fig. 5: "
+        "a falling mean RD means larger models are underestimated; a falling tau that larger models are harder "
+        "to compare.</p>" + _table(["group", "architectures", complexity, "Kendall tau", "mean RD"], group_rows,
+                                   raw=True) + _img(report.figures["complexity"], "complexity-level bias"),
+        "<h2>Op-level bias</h2><p class='note'>Over every pair of evaluated architectures that differ in one "
+        f"operation ({int(ops_all['pairs'].sum()) // 2} pairs, each counted in both directions): how often the "
+        "true accuracy rises and how often the score does when <i>from op</i> becomes <i>to op</i>. A positive "
+        "gap: the estimator overestimates what <i>to op</i> brings.</p>" + _table(op_header, op_rows(ops_all, "op"),
+                                                                               raw=True)
+        + f"<h3>Inside the largest complexity group ({int(sum(member))} architectures)</h3>"
+        + (_table(op_header, op_rows(ops_large, "op-large"), raw=True) if len(ops_large)
+           else "<p>no mutation pair inside it</p>"),
+        f"<h2>Arch-level bias: the estimator's best and worst {top}</h2><p class='note'>Ning et al. Fig. 6: the "
+        "architectures the estimator ranks highest and lowest, with their true ranks among the "
+        f"{len(archs)}.</p>" + _table(["side", "position", "architecture", "score", "truth", "true rank"], pick_rows,
+                                      raw=True) + _img(report.figures["extremes"], "best and worst architectures"),
+    ]
+    _write_page(page, f"nas-engine diagnosis: {run_store.path}", "\n".join(body))
     return report

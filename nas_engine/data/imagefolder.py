@@ -21,16 +21,31 @@ Each image is decoded with Pillow, converted to RGB, its shorter side resized
 to ``resolution`` (bilinear, antialiased) and the centre cropped to
 ``resolution`` x ``resolution``; the dataset is held in memory as uint8.  The
 fingerprint carries a sha256 of the decoded images, labels and class names.
+
+Conversion to RGB by mode: ``1``, ``L``, ``RGB``, ``CMYK`` and ``YCbCr`` as
+Pillow converts them; 16-bit grey (``I;16``, ``I;16B``, ``I;16L``, and ``I``
+with values 0..65535) scaled to 8 bits (``round(v / 257)``); images with
+alpha (``RGBA``, ``LA``, ``PA``, and ``P`` with a transparent colour)
+composited over black.  Other modes are refused naming the file and the mode.
+
+Before anything is decoded (Pillow reads the size from the header): at least
+two class directories; the decoded dataset (uint8, and its float32 tensors)
+within the memory limit (``$NAS_ENGINE_DATA_MAX_BYTES``, else half the physical
+memory); each image within Pillow's ``Image.MAX_IMAGE_PIXELS`` (its
+decompression-bomb limit, an error here rather than a warning), and so is the
+image resized to ``resolution`` on its shorter side (a 1 x 2,000,000 PNG would
+become 32 x 64,000,000); ``crop_padding`` at most half of ``resolution``.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..registry import datasets
-from .types import DatasetSpec, RawData, _check_int, content_tag
+from .types import DatasetSpec, RawData, _check_crop_padding, _check_int, _check_memory, content_tag
 
 __all__ = ["IMAGE_SUFFIXES", "DEFAULT_RESOLUTION", "imagefolder"]
 
@@ -48,6 +63,7 @@ def imagefolder(root: Path | None = None, *, resolution: int | None = None, crop
                          "root=DIR (CLI: --data imagefolder:DIR), DIR holding one sub-directory of images per class")
     size = DEFAULT_RESOLUTION if resolution is None else _check_int("resolution", resolution, low=1)
     crop_padding = _check_int("crop_padding", crop_padding, low=0)
+    _check_crop_padding(f"imagefolder (resolution {size})", crop_padding, size)
     if not isinstance(flip, bool):
         raise ValueError(f"imagefolder: flip must be True or False, got {flip!r}")
     root = Path(root)
@@ -63,10 +79,17 @@ def imagefolder(root: Path | None = None, *, resolution: int | None = None, crop
         raise ValueError(f"{train_dir}: no class directories (expected one sub-directory of PNG/JPEG images "
                          "per class)")
     names = tuple(d.name for d in classes)
-    x, y, files = _read_split(train_dir, {n: k for k, n in enumerate(names)}, size)
+    if len(names) < 2:
+        raise ValueError(f"{train_dir}: one class directory ({names[0]}); classification needs at least two")
+    index = {n: k for k, n in enumerate(names)}
+    splits = [_list_split(train_dir, index)] + ([] if test_dir is None else [_list_split(test_dir, index)])
+    n = sum(len(images) for images, _, _ in splits)
+    # the decoded uint8 images (twice while they are stacked) and the dataset's float32 tensors
+    _check_memory(str(root), f"{n} images of 3x{size}x{size}", n * 3 * size * size * (2 + 4))
+    (x, y), files = _decode_split(splits[0], size), splits[0][2]
     x_test = y_test = None
     if test_dir is not None:
-        x_test, y_test, test_files = _read_split(test_dir, {n: k for k, n in enumerate(names)}, size)
+        (x_test, y_test), test_files = _decode_split(splits[1], size), splits[1][2]
         files += test_files
     return RawData(x=x, y=y, num_classes=len(names), spec=DatasetSpec(255.0, crop_padding, flip),
                    x_test=x_test, y_test=y_test, source=str(root), classes=names,
@@ -90,8 +113,8 @@ def _images(class_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(class_dir).parts)
 
 
-def _read_split(directory: Path, index: dict[str, int], size: int) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """Images ``(N, 3, size, size)`` uint8, labels and the paths read (class directories and files)."""
+def _list_split(directory: Path, index: dict[str, int]) -> tuple[list[Path], list[int], tuple]:
+    """The image files of a split, their labels and the paths read (class directories and files)."""
     dirs = _class_dirs(directory)
     unknown = [d.name for d in dirs if d.name not in index]
     if unknown:
@@ -103,14 +126,28 @@ def _read_split(directory: Path, index: dict[str, int], size: int) -> tuple[np.n
         if not files:
             raise ValueError(f"{d}: no images (expected files ending in {', '.join(IMAGE_SUFFIXES)}) in this "
                              "class directory; remove it or add images")
-        images.extend(_decode(f, size) for f in files)
+        images.extend(files)
         labels.extend([index[d.name]] * len(files))
         read.append(d)
         read.extend(files)
     if not images:
         raise ValueError(f"{directory}: no class directories with images")
-    x = np.stack(images).transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x), np.asarray(labels, dtype=np.int64), (directory, *read)
+    return images, labels, (directory, *read)
+
+
+def _decode_split(split: tuple[list[Path], list[int], tuple], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 3, size, size)`` uint8 and labels of a listed split."""
+    files, labels, _ = split
+    x = np.stack([_decode(f, size) for f in files]).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x), np.asarray(labels, dtype=np.int64)
+
+
+#: the modes Pillow's ``convert("RGB")`` handles faithfully
+_RGB_MODES = ("1", "L", "RGB", "CMYK", "YCbCr")
+#: 16-bit grey (``I``: 32-bit integers, accepted when they hold 16-bit values)
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+#: modes with transparency, composited over black (``P`` too when it has a transparent colour)
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
@@ -120,16 +157,66 @@ def _decode(path: Path, size: int) -> np.ndarray:
     except ImportError as e:  # pragma: no cover - Pillow comes with matplotlib
         raise ImportError("the imagefolder dataset needs Pillow: pip install pillow") from e
     try:
-        with Image.open(path) as im:
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale that is still >= size
-            im = im.convert("RGB")
-            w, h = im.size
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            im = im.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            im = im.crop((left, top, left + size, top + size))
-            return np.asarray(im, dtype=np.uint8)
+        with warnings.catch_warnings():  # Pillow's decompression-bomb warning is an error here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)  # lazy: reads the header only
     except Exception as e:  # Pillow raises many kinds (UnidentifiedImageError, OSError, SyntaxError, ...)
-        detail = " ".join(f"{type(e).__name__}: {e}".split())
-        raise ValueError(f"{path}: not a readable image ({detail})") from e
+        raise ValueError(f"{path}: not a readable image ({_one_line(e)})") from e
+    with im:
+        w, h = im.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if min(w, h) < 1:
+            raise ValueError(f"{path}: a {w}x{h} image holds no pixels")
+        nw, nh = _resized(w, h, size)
+        if limit and nw * nh > limit:
+            raise ValueError(f"{path}: a {w}x{h} image resized to {size} pixels on its shorter side would be "
+                             f"{nw}x{nh} ({nw * nh:,} pixels), more than Pillow's Image.MAX_IMAGE_PIXELS "
+                             f"({limit:,}); crop it nearer to a square")
+        mode = im.mode
+        if mode not in _RGB_MODES + _WIDE_MODES + _ALPHA_MODES + ("P",):
+            raise ValueError(f"{path}: image mode {mode!r} is not supported (expected 1, L, P, RGB, RGBA, LA, "
+                             "CMYK, YCbCr or 16-bit grey I;16)")
+        try:
+            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale that is still >= size
+            rgb = _rgb(im, path)
+            nw, nh = _resized(*rgb.size, size)
+            rgb = rgb.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
+            left, top = (nw - size) // 2, (nh - size) // 2
+            rgb = rgb.crop((left, top, left + size, top + size))
+            return np.asarray(rgb, dtype=np.uint8)
+        except _Refused:
+            raise
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable image ({_one_line(e)})") from e
+
+
+class _Refused(ValueError):
+    """A decoded image refused (not a decoding failure)."""
+
+
+def _resized(w: int, h: int, size: int) -> tuple[int, int]:
+    """The size of a ``w`` x ``h`` image whose shorter side is resized to ``size``."""
+    scale = size / min(w, h)
+    return max(size, round(w * scale)), max(size, round(h * scale))
+
+
+def _rgb(im, path: Path):
+    """``im`` (any supported mode) as an 8-bit RGB image."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in _WIDE_MODES:
+        values = np.asarray(im)
+        if values.size and not 0 <= int(values.min()) <= int(values.max()) <= 65535:
+            raise _Refused(f"{path}: a mode {mode!r} image with values {int(values.min())}..{int(values.max())}, "
+                           "expected 16-bit values 0..65535")
+        grey = np.rint(values.astype(np.float64) / 257.0).astype(np.uint8)  # 0..65535 -> 0..255
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())

@@ -131,7 +131,7 @@ def load_dataset(
             range (negative, zero where not allowed, or more images than
             available); malformed files (the message names the file and what
             was expected).
-        TypeError: one of those counts is not an integer.
+        TypeError: one of those counts is not an integer; ``download`` is not a bool.
         FileNotFoundError: the dataset's files are missing (and ``download``
             is false or not offered); the message names the expected path.
         RuntimeError: a downloaded archive fails its md5 check (it is deleted)
@@ -140,6 +140,8 @@ def load_dataset(
     key, root = _parse_name(name, root)
     key, factory = _factory(key)
     n_train, n_val, resolution, seed = _check_split_args(n_train, n_val, resolution, seed)
+    if not isinstance(download, (bool, np.bool_)):  # bool("no") would download
+        raise TypeError(f"download must be True or False, got download={download!r}")
     options = {**options, **{k: v for k, v in (("n_test", n_test), ("side", side)) if v is not None}}
     accepted, var_keyword = _parameters(factory)
     for option, value in options.items():

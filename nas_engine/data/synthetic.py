@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..registry import datasets
 from .loading import _on_clear_cache
-from .types import _CIFAR_SIDE, Dataset, _check_int, _read_only
+from .types import _CIFAR_SIDE, Dataset, _check_int, _check_memory, _read_only
 
 __all__ = ["synthetic_cifar10", "synthetic_cifar10_arrays"]
 
@@ -35,6 +35,10 @@ def synthetic_cifar10(*, n_train: int | None = None, n_val: int | None = None, r
     sizes = {"n_train": n_train, "n_val": n_val,
              "n_test": _check_int("n_test", n_test, low=0) if n_test is not None else None}
     sizes = {k: _SYNTHETIC_DEFAULTS[k] if v is None else v for k, v in sizes.items()}
+    dim, n, res = 3 * side * side, sum(sizes.values()), side if resolution is None else resolution
+    # float32: a labelling network's first layer, the images generated and the images at ``resolution``
+    _check_memory("synthetic-cifar10", f"{n} images of 3x{side}x{side} and labelling networks on {dim} inputs",
+                  4 * (dim * dim + n * (dim + 3 * res * res)))
     return _load_synthetic(sizes["n_train"], sizes["n_val"], sizes["n_test"],
                            side if resolution is None else resolution, seed, side)
 

@@ -33,6 +33,8 @@ __all__ = ["Dataset", "DatasetSpec", "RawData", "augment_batch", "content_tag"]
 
 _VAL_FRACTION = 0.2  # default share of the training pool held out for validation
 _CIFAR_SIDE = 32
+#: environment variable: the most bytes one dataset load may take in memory (default: half the physical memory)
+MEMORY_ENV_VAR = "NAS_ENGINE_DATA_MAX_BYTES"
 
 
 class DatasetSpec(NamedTuple):
@@ -304,6 +306,48 @@ def _check_int(what: str, value: Any, *, low: int) -> int:
     return int(value)
 
 
+def _memory_limit() -> int:
+    """The most bytes one dataset load may take: ``$NAS_ENGINE_DATA_MAX_BYTES``, else half the physical memory."""
+    value = os.environ.get(MEMORY_ENV_VAR, "").strip()
+    if value:
+        try:
+            limit = int(value)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise ValueError(f"{MEMORY_ENV_VAR} must be a positive number of bytes, got {value!r}")
+        return limit
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf: no limit
+        return 2**63
+
+
+def _format_bytes(n: int) -> str:
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _check_memory(who: str, what: str, nbytes: int) -> None:
+    """A one-line ``ValueError`` when ``nbytes`` (what ``what`` would take in memory) exceeds the limit."""
+    limit = _memory_limit()
+    if nbytes > limit:
+        source = (f"${MEMORY_ENV_VAR}" if os.environ.get(MEMORY_ENV_VAR, "").strip()
+                  else f"half the physical memory; set {MEMORY_ENV_VAR} to change it")
+        raise ValueError(f"{who}: {what} would take {_format_bytes(nbytes)} in memory, more than the limit of "
+                         f"{_format_bytes(limit)} ({source})")
+
+
+def _check_crop_padding(who: str, padding: int, side: int) -> None:
+    """``padding`` (NB201's random-crop padding) at most half the image ``side``: a larger shift moves most of
+    the image out of the crop (``padding >= side`` leaves some crops blank)."""
+    if padding > side // 2:
+        raise ValueError(f"{who}: crop_padding={padding} is more than half the {side}-pixel image side (at most "
+                         f"{side // 2}); a random crop would shift most of the image out of view")
+
+
 def _check_split_args(n_train: Any, n_val: Any, resolution: Any, seed: Any) -> tuple[int | None, int | None,
                                                                                       int | None, int]:
     resolution = _check_int("resolution", resolution, low=1) if resolution is not None else None
@@ -332,7 +376,7 @@ def _check_raw(raw: RawData, who: str, resolution: int | None) -> None:
     _check_int(f"{who}: spec.crop_padding", spec.crop_padding, low=0)
     if not isinstance(spec.flip, bool):
         raise ValueError(f"{who}: spec.flip must be True or False, got {spec.flip!r}")
-    num_classes = _check_int(f"{who}: num_classes", raw.num_classes, low=1)
+    num_classes = _check_int(f"{who}: num_classes", raw.num_classes, low=2)
     shape = None
     for part, x, y, idx in (("", raw.x, raw.y, raw.pool_indices), ("test ", raw.x_test, raw.y_test, raw.test_indices)):
         if x is None and y is None:
@@ -357,12 +401,16 @@ def _check_raw(raw: RawData, who: str, resolution: int | None) -> None:
         _check_pixels(x, spec.max_value, f"{who}: {part}images")
         if y.dtype.kind not in "iu":
             raise ValueError(f"{who}: {part}labels have dtype {y.dtype}, expected integers")
-        if len(y) and not 0 <= y.min() <= y.max() < num_classes:
-            raise ValueError(f"{who}: {part}labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+        if len(y) and not 0 <= int(y.min()) <= int(y.max()) < num_classes:  # int(): exact for uint64
+            raise ValueError(f"{who}: {part}labels must lie in 0..{num_classes - 1}, got "
+                             f"{int(y.min())}..{int(y.max())}")
         if idx is not None and (not isinstance(idx, np.ndarray) or idx.ndim != 1 or idx.dtype.kind not in "iu"
-                                or (len(idx) and not 0 <= idx.min() <= idx.max() < len(x))):
+                                or (len(idx) and not 0 <= int(idx.min()) <= int(idx.max()) < len(x))):
             raise ValueError(f"{who}: {part or 'pool '}indices must be a 1-D integer array of rows of the "
                              f"{part}images")
+        if part == "":
+            _check_classes(who, y if idx is None else y[idx], num_classes, "the pool's labels")
+            _check_crop_padding(who, spec.crop_padding, min(shape[1:]))
 
 
 def _check_pixels(x: np.ndarray, max_value: float, what: str) -> None:
@@ -390,6 +438,11 @@ def _build(name: str, raw: RawData, n_train: int | None, n_val: int | None, reso
         resolution = native
     pool = np.arange(len(raw.y)) if raw.pool_indices is None else raw.pool_indices
     train_idx, val_idx = _split_pool(raw.y, pool, raw.num_classes, n_train, n_val, seed)
+    n_test = 0 if raw.y_test is None else len(raw.y_test if raw.test_indices is None else raw.test_indices)
+    n, channels = len(train_idx) + len(val_idx) + n_test, raw.x.shape[1]
+    pixels = raw.x.shape[2] * raw.x.shape[3] + resolution * resolution  # float32 at the native size, then resized
+    _check_memory(f"dataset {name!r}", f"{n} images of {channels}x{resolution}x{resolution} as float32",
+                  4 * n * channels * pixels)
 
     def images(x: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         out = torch.from_numpy(x[idx]).float().div_(spec.max_value)
@@ -415,8 +468,8 @@ def _build(name: str, raw: RawData, n_train: int | None, n_val: int | None, reso
     if has_test:
         test_idx = np.arange(len(raw.y_test)) if raw.test_indices is None else raw.test_indices
     crop_padding = spec.crop_padding
-    if resolution != native and crop_padding:
-        crop_padding = max(1, round(spec.crop_padding * resolution / native))
+    if resolution != native and crop_padding:  # scaled, kept at most half the side (see _check_crop_padding)
+        crop_padding = min(max(1, round(spec.crop_padding * resolution / native)), resolution // 2)
     info: dict[str, Any] = {
         "train_indices": _read_only(train_idx),
         "val_indices": _read_only(val_idx),
@@ -516,7 +569,8 @@ def content_tag(*arrays: np.ndarray | None, extra: str = "") -> str:
             continue
         a = np.ascontiguousarray(a)
         digest.update(f"{a.dtype.str}{a.shape};".encode())
-        digest.update(memoryview(a).cast("B"))
+        if a.size:  # memoryview cannot cast a view with a zero in its shape
+            digest.update(memoryview(a).cast("B"))
     return "sha256-" + digest.hexdigest()[:16]
 
 
@@ -525,6 +579,8 @@ def _channels_first(x: Any, what: str, where: str, layout: str | None) -> np.nda
     if isinstance(x, torch.Tensor):
         raise TypeError(f"{where}: {what} is a torch.Tensor; use Dataset.from_tensors")
     x = np.asarray(x)
+    if x.ndim in (3, 4) and 0 in x.shape[1:]:
+        raise ValueError(f"{where}: {what} has shape {x.shape}, a zero-size image dimension; images need pixels")
     if x.dtype != np.uint8 and x.dtype.kind != "f":
         raise ValueError(f"{where}: {what} has dtype {x.dtype}, expected uint8 (0..255) or floats in [0, 1]")
     if x.ndim == 3:
@@ -542,7 +598,9 @@ def _channels_first(x: Any, what: str, where: str, layout: str | None) -> np.nda
     return x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _labels(y: Any, what: str, where: str, n: int) -> np.ndarray:
+def _labels(y: Any, what: str, where: str, n: int) -> tuple[np.ndarray, int]:
+    """``y`` checked (integers, one per image, none negative) and its largest label as a Python int (exact for
+    uint64; ``-1`` when empty); not yet cast."""
     if isinstance(y, torch.Tensor):
         raise TypeError(f"{where}: {what} is a torch.Tensor; use Dataset.from_tensors")
     y = np.asarray(y)
@@ -550,29 +608,61 @@ def _labels(y: Any, what: str, where: str, n: int) -> np.ndarray:
         raise ValueError(f"{where}: {what} has dtype {y.dtype}, expected integer class indices")
     if y.shape != (n,):
         raise ValueError(f"{where}: {what} has shape {y.shape}, expected ({n},), one label per image")
-    if n and y.min() < 0:
-        raise ValueError(f"{where}: {what} holds the negative label {y.min()}; labels are 0..K-1")
-    return y.astype(np.int64, copy=False)
+    if n and int(y.min()) < 0:
+        raise ValueError(f"{where}: {what} holds the negative label {int(y.min())}; labels are 0..K-1")
+    return y, int(y.max()) if n else -1
+
+
+def _check_classes(who: str, y: np.ndarray, num_classes: int, what: str = "y") -> None:
+    """At least two classes among the training labels ``y`` and no more classes than training images (a class
+    needs images; this also bounds everything that scales with the number of classes)."""
+    if num_classes > len(y):
+        raise ValueError(f"{who}: {num_classes} classes for the {len(y)} images of the training pool; labels must "
+                         "be class indices 0..K-1 with K at most the number of images")
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError(f"{who}: every training label ({what}) is {int(present[0])}: one class; classification "
+                         "needs at least two")
 
 
 def _raw_from_arrays(x: Any, y: Any, x_test: Any, y_test: Any, *, where: str, num_classes: int | None,
                      layout: str | None, crop_padding: Any, flip: Any, resolution: int | None,
                      source: str) -> RawData:
     """Validated :class:`RawData` of arrays in memory (the content hash is its tag)."""
+    num_classes, crop_padding, flip, layout = _check_array_options(where, num_classes, crop_padding, flip, layout)
     if (x_test is None) != (y_test is None):
         raise ValueError(f"{where}: give both x_test and y_test, or neither")
     x = _channels_first(x, "x", where, layout)
-    y = _labels(y, "y", where, len(x))
+    y, largest = _labels(y, "y", where, len(x))
     if len(x) == 0:
         raise ValueError(f"{where}: x holds no images")
+    largest_test = -1
     if x_test is not None:
         x_test = _channels_first(x_test, "x_test", where, layout)
-        y_test = _labels(y_test, "y_test", where, len(x_test))
+        y_test, largest_test = _labels(y_test, "y_test", where, len(x_test))
+        if len(x_test) == 0:
+            raise ValueError(f"{where}: x_test holds no images; give x_test=None and y_test=None for no test set")
         if x_test.shape[1:] != x.shape[1:]:
             raise ValueError(f"{where}: x_test images are {x_test.shape[1:]} (C, H, W), x images {x.shape[1:]}")
         if x_test.dtype.kind != x.dtype.kind:
             raise ValueError(f"{where}: x is {x.dtype} and x_test {x_test.dtype}; give both as uint8 or both "
                              "as floats")
+    # the labels, before anything that scales with their values (the classes, the balanced split)
+    if num_classes is None:
+        if largest >= len(y):
+            raise ValueError(f"{where}: y holds the label {largest}, which makes {largest + 1} classes for "
+                             f"{len(y)} images; labels must be class indices 0..K-1 with K at most the number "
+                             "of images")
+        if largest_test > largest:
+            raise ValueError(f"{where}: y_test holds the label {largest_test}, outside the training labels "
+                             f"0..{largest} (y); pass num_classes= to declare classes the training images lack")
+        num_classes = largest + 1
+    elif max(largest, largest_test) >= num_classes:
+        raise ValueError(f"{where}: labels must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
+                         f"got the label {max(largest, largest_test)}")
+    _check_classes(where, y, num_classes)
+    y = y.astype(np.int64, copy=False)
+    y_test = None if y_test is None else y_test.astype(np.int64, copy=False)
     max_value = 255.0 if x.dtype == np.uint8 else 1.0
     for what, images in (("x", x), ("x_test", x_test)):
         if images is not None and images.dtype.kind == "f" and images.size:
@@ -580,18 +670,22 @@ def _raw_from_arrays(x: Any, y: Any, x_test: Any, y_test: Any, *, where: str, nu
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo and hi <= 1):
                 raise ValueError(f"{where}: float images ({what}) must lie in [0, 1], got min {lo:.6g}, "
                                  f"max {hi:.6g}; scale them, or pass uint8 values 0..255")
-    largest = max(int(y.max()), int(y_test.max()) if y_test is not None and len(y_test) else -1)
-    if num_classes is None:
-        num_classes = largest + 1
-    num_classes = _check_int("num_classes", num_classes, low=1)
-    if largest >= num_classes:
-        raise ValueError(f"{where}: labels must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
-                         f"got the label {largest}")
-    crop_padding = _check_int("crop_padding", crop_padding, low=0)
-    if not isinstance(flip, bool):
-        raise ValueError(f"{where}: flip must be True or False, got {flip!r}")
     if x.shape[2] != x.shape[3] and resolution is None:
         raise ValueError(f"{where}: images are {x.shape[2]}x{x.shape[3]}, not square; pass resolution= to "
                          "resize them")
+    _check_crop_padding(where, crop_padding, min(x.shape[2:]))
     return RawData(x=x, y=y, num_classes=num_classes, spec=DatasetSpec(max_value, crop_padding, flip),
                    x_test=x_test, y_test=y_test, source=source, tag=content_tag(x, y, x_test, y_test))
+
+
+def _check_array_options(where: str, num_classes: Any, crop_padding: Any, flip: Any,
+                         layout: Any) -> tuple[int | None, int, bool, str | None]:
+    """The options of arrays and ``npz`` files, range-checked before any data is read."""
+    if num_classes is not None:
+        num_classes = _check_int("num_classes", num_classes, low=2)
+    crop_padding = _check_int("crop_padding", crop_padding, low=0)
+    if not isinstance(flip, bool):
+        raise ValueError(f"{where}: flip must be True or False, got {flip!r}")
+    if layout not in (None, "NCHW", "NHWC"):
+        raise ValueError(f"{where}: layout must be 'NCHW', 'NHWC' or None, got {layout!r}")
+    return num_classes, crop_padding, flip, layout

@@ -1,6 +1,7 @@
 """Estimators: one module per family; importing this package registers the built-ins."""
 
 from .base import Context, CurveEstimator, Estimate, Estimator, FineTuning, derive_seed, score_curve
+from .ensemble import Ensemble
 from .fear import FEAR
 from .inherited import InheritedValAcc, InheritedValAccMini
 from .lcsvr import LcSVR
@@ -12,5 +13,5 @@ __all__ = [
     "Context", "CurveEstimator", "Estimate", "Estimator", "FineTuning", "derive_seed", "score_curve",
     "TSE", "TSEE", "TSEEMA", "TLMini", "SoVL", "ValAcc", "LcSVR", "InheritedValAcc", "InheritedValAccMini",
     "ZeroCostEstimator", "SynFlow", "SNIP", "GraSP", "Fisher", "GradNorm", "Plain", "JacCov", "NWOT", "Params", "FLOPs",
-    "FEAR",
+    "FEAR", "Ensemble",
 ]
