@@ -42,6 +42,18 @@ output directory ``out``:
     the architecture, space, data, protocol, seed, epochs, per-epoch train
     loss / train accuracy / validation accuracy / test accuracy, the final
     test accuracy, training seconds (over all sessions) and the files.
+``out/run.lock``
+    the writer lock (:data:`LOCK`, the protocol of a store's lock,
+    :class:`~nas_engine.files.DirectoryLock`), held from before ``out`` is read
+    until the last file is written: a second training (or search) into the same
+    ``out`` is refused with a one-line ``ValueError`` naming the holder's pid,
+    host and start time; the lock of a killed process is released by the
+    kernel and taken over.  A link or FIFO named ``run.lock`` is refused.
+
+Every file is written under a fresh name made exclusively beside it and
+renamed into place (:func:`nas_engine.files.atomic_write`): a symbolic link
+planted under a file's name (or its old ``.tmp`` name) is replaced, never
+written through.
 
 Why ``torch.export`` and not TorchScript: TorchScript (``torch.jit``) is
 deprecated in the torch this engine targets, and the NB201 network exports
@@ -67,18 +79,21 @@ from torch import nn
 
 from .curves import LearningCurve
 from .data import Dataset
+from .files import DirectoryLock, DirectoryLockedError, atomic_write, describe_holder
 from .safeload import load_checkpoint, manifest_path, save_checkpoint
 from .spaces.base import Architecture, SearchSpace
 from .threads import check_threads, torch_threads
 from .training import Protocol, build_model, evaluate, resolve_device, train
 
 __all__ = ["train_final", "build_network", "load_model", "fingerprint", "Normalized", "FinalTraining",
-           "CHECKPOINT", "MODEL", "EXPORT", "SUMMARY"]
+           "CHECKPOINT", "MODEL", "EXPORT", "SUMMARY", "LOCK"]
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 EXPORT = "model.pt2"
 SUMMARY = "summary.json"
+#: the writer lock of the output directory (the same file and protocol as a store's ``run.lock``)
+LOCK = "run.lock"
 
 _CHECKPOINT_FORMAT = "nas-engine final training"
 _MODEL_FORMAT = "nas-engine model"
@@ -249,10 +264,33 @@ def train_final(
         check_threads(threads, "threads")
     say = _progress(progress)
     out = Path(out)
-    with torch_threads(threads), torch.random.fork_rng(
-            devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
-        torch.manual_seed(seed)
-        return _FinalRun(space, arch, data, protocol, out, seed, say).run()
+    lock = _lock(out)
+    try:
+        with torch_threads(threads), torch.random.fork_rng(
+                devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
+            torch.manual_seed(seed)
+            return _FinalRun(space, arch, data, protocol, out, seed, say).run()
+    finally:
+        lock.release()
+
+
+def _lock(out: Path) -> DirectoryLock:
+    """Become ``out``'s one writer (the store's lock: :class:`~nas_engine.files.DirectoryLock` on ``run.lock``),
+    or a one-line ``ValueError`` naming the holder.  A killed holder's lock is released by the kernel."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot create the output directory ({exc.strerror or exc})") from None
+    lock = DirectoryLock(out, LOCK)
+    try:
+        lock.acquire()
+    except DirectoryLockedError as exc:
+        where = "in this process" if exc.here else f"({describe_holder(exc.holder)})"
+        raise ValueError(f"{out}: the output directory is in use by another final training or search {where}; "
+                         "wait for it to finish or stop it, or use another output directory") from None
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot open its lock file {LOCK} for writing ({exc.strerror or exc})") from None
+    return lock
 
 
 class _FinalRun:
@@ -319,16 +357,15 @@ class _FinalRun:
                 self.say(f"{self.path} holds the finished training ({done} epochs); writing its files again")
             elif done:
                 self.say(f"resuming from epoch {done}/{self.protocol.schedule_epochs} ({self.path})")
-        self.out.mkdir(parents=True, exist_ok=True)
         curve = train(self.model, self.data, self.protocol, epochs=self.protocol.schedule_epochs, seed=self.seed,
                       resume=resume, on_state=self.checkpoint)
         net = self._cpu_network()
         files = {"checkpoint": self.path, "model": self.out / MODEL}
-        _atomic_write(self.out / MODEL, _torch_bytes(self.model_file(net)))
+        atomic_write(self.out / MODEL, _torch_bytes(self.model_file(net)))
         export_error, check = None, None
         try:
             blob, check = _export(net, self.data)
-            _atomic_write(self.out / EXPORT, blob)
+            atomic_write(self.out / EXPORT, blob)
             files["export"] = self.out / EXPORT
         except Exception as exc:  # noqa: BLE001 - a network torch.export cannot trace: training still counts
             export_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
@@ -336,7 +373,7 @@ class _FinalRun:
                 (self.out / EXPORT).unlink()  # never leave an export of other weights beside this model
         files["summary"] = self.out / SUMMARY
         seconds = math.fsum([*curve.epoch_seconds, *self.test_seconds])
-        _atomic_write(files["summary"], (json.dumps(self.summary(curve, seconds, done, files, check, export_error),
+        atomic_write(files["summary"], (json.dumps(self.summary(curve, seconds, done, files, check, export_error),
                                                     indent=1, allow_nan=False) + "\n").encode())
         return FinalTraining(arch=self.arch, model=net, epochs=self.protocol.schedule_epochs, curve=curve,
                              test_acc=list(self.test_acc), test_loss=list(self.test_loss), seconds=seconds,
@@ -413,16 +450,6 @@ def _torch_bytes(obj: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` beside ``path``, fsync it, rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_model(path: str | os.PathLike[str], *, normalize: bool = True) -> nn.Module:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .benchmarks import load_truth_table
+from .files import atomic_write
 from .registry import describe_plugin, estimator_class
 from .results import Evaluation, SearchResult, accuracies, format_score
 from .store import RunStore, StoreError
@@ -463,10 +464,8 @@ def _page_path(run_store: RunStore, out: str | os.PathLike | None, default_dir: 
 def _write_page(page: Path, title: str, body: str) -> None:
     doc = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
            f"<style>{_CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n{body}\n</body></html>\n")
-    tmp = page.with_name(page.name + ".tmp")
     try:
-        tmp.write_text(doc, encoding="utf-8")
-        os.replace(tmp, page)
+        atomic_write(page, doc.encode("utf-8"))  # never through a link planted in the directory
     except OSError as exc:
         raise OSError(f"cannot write the report {str(page)!r} ({exc.strerror or exc}); "
                       "choose another place with --out PATH") from None

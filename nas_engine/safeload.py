@@ -21,8 +21,17 @@ pickles it did not write, and its own torch checkpoints:
   lists, tuples, str, numbers: no arbitrary globals).
 
 Errors are one line and name the file.  The restricted unpickler stops code
-from running; it does not bound memory (a crafted file can still ask for a
-huge array).
+from running, and no admitted global allocates more than the file holds: the
+sized constructors are admitted only in the forms numpy's and Python's own
+pickles use (``bytes()``/``bytearray()`` of bytes or of a latin-1 str, never of
+an integer or anything with ``__index__``; ``_reconstruct(ndarray, (0,), b'b')``,
+then the array's shape, dtype and data from its state, which numpy checks
+against the data's size before allocating; ``numpy.ndarray`` only as that
+argument), and every dtype must be one numpy makes itself (a pickle can set a
+dtype's item size and flags: a void dtype "holding objects" would make numpy
+read pointers from the file).  An object array's list must hold exactly one
+object per element.  Decompression is not bounded here (a ``bz2`` file can
+expand a lot; its callers read files of known kinds).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import hashlib
 import importlib
 import io
 import json
+import math
 import os
 import pickle
 import pickletools
@@ -39,6 +49,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from .files import UnsafeFileError, atomic_write, read_regular
 
 __all__ = [
     "ADMITTED",
@@ -68,12 +80,168 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 def _no_size(constructor: type) -> Callable[..., Any]:
-    """``bytes``/``bytearray`` without the integer-size form (a pickle never needs it)."""
+    """``bytes``/``bytearray`` in the forms pickles use: no argument, a ``bytes``/``bytearray`` to copy, or a
+    ``str`` with a latin-1 encoding (protocol 2).  Nothing else: ``bytes(n)`` allocates ``n`` bytes for any ``n``
+    with ``__index__`` (a numpy integer, a 0-d integer array), before anything could check it."""
     def make(*args):
-        if args and isinstance(args[0], int):
-            raise pickle.UnpicklingError(f"{constructor.__name__}(int) is not admitted")
+        ok = (not args or (len(args) == 1 and type(args[0]) in (bytes, bytearray))
+              or (len(args) == 2 and type(args[0]) is str and type(args[1]) is str and args[1].lower() in _LATIN1))
+        if not ok:
+            given = ", ".join("ndarray" if type(a).__name__ == "_PendingArray" else type(a).__name__ for a in args)
+            raise pickle.UnpicklingError(f"{constructor.__name__}({given}) "
+                                         f"is not admitted (only {constructor.__name__}(), "
+                                         f"{constructor.__name__}(bytes) and {constructor.__name__}(str, 'latin1'))")
         return constructor(*args)
     return make
+
+
+#: the dtype kinds an array or scalar in an admitted pickle may have (``O``, objects, only as a whole dtype)
+_DTYPE_KINDS = frozenset("biufcSUVMm")
+
+
+def _check_dtype(dtype: Any, objects: bool = True) -> None:
+    """Refuse a dtype unless it equals, flags and item size included, the one numpy makes from its description
+    (recursively for records and subarrays; objects only as the plain ``O`` dtype).  A pickle can give a dtype
+    any item size and flags (``dtype.__setstate__``): a void dtype flagged as holding object pointers (numpy
+    would read pointers from the file's bytes), or an item size of 0 (10**12 elements in 0 bytes)."""
+    import numpy
+
+    if not isinstance(dtype, numpy.dtype):
+        raise pickle.UnpicklingError(f"expected a numpy dtype, got {type(dtype).__name__}")
+    try:
+        if dtype.names is not None:
+            for name in dtype.names:
+                _check_dtype(dtype.fields[name][0], objects=False)
+            canonical = numpy.dtype({"names": list(dtype.names), "itemsize": dtype.itemsize,
+                                     "formats": [dtype.fields[n][0] for n in dtype.names],
+                                     "offsets": [dtype.fields[n][1] for n in dtype.names]})
+        elif dtype.subdtype is not None:
+            _check_dtype(dtype.subdtype[0], objects=False)
+            canonical = numpy.dtype(dtype.subdtype)
+        elif dtype.kind in _DTYPE_KINDS or (objects and dtype.kind == "O"):
+            canonical = numpy.dtype(dtype.str)
+        else:
+            canonical = None
+    except (TypeError, ValueError, KeyError):
+        canonical = None
+    if (canonical is None or dtype.itemsize <= 0 or canonical != dtype or canonical.flags != dtype.flags
+            or canonical.itemsize != dtype.itemsize):
+        raise pickle.UnpicklingError(f"numpy dtype {_printable(repr(dtype), 60)} (item size {dtype.itemsize}, "
+                                     f"flags {dtype.flags:#x}) is not one numpy makes; not admitted")
+
+
+def _check_array_state(state: Any) -> None:
+    """An ndarray's ``__setstate__`` argument: (version, shape, dtype, fortran, data) with a checked dtype, bytes
+    for a plain dtype, a list of exactly one object per element for an object array (numpy reads past a
+    shorter list)."""
+    if not (isinstance(state, tuple) and len(state) == 5 and type(state[1]) is tuple
+            and all(type(n) is int and n >= 0 for n in state[1])):
+        raise pickle.UnpicklingError("a numpy array's state must be (version, shape, dtype, fortran, data) with "
+                                     "a shape of non-negative ints")
+    _check_dtype(state[2])
+    data = state[4]
+    if state[2].kind == "O":
+        if type(data) is not list or len(data) != math.prod(state[1]):
+            raise pickle.UnpicklingError(f"an object array of shape {state[1]} needs a list of "
+                                         f"{math.prod(state[1])} objects")
+    elif type(data) not in (bytes, str):
+        raise pickle.UnpicklingError(f"a numpy array's data must be bytes, got {type(data).__name__}")
+
+
+def _ndarray_class():
+    import numpy
+
+    class _PendingArray(numpy.ndarray):
+        """What ``_reconstruct`` gives: an empty array whose ``__setstate__`` (the pickle's BUILD) checks the
+        dtype and that the data is bytes before numpy sets them (numpy then checks that the shape matches the
+        data's size before it allocates anything).  :func:`_plain` turns it into an ``ndarray`` after loading."""
+
+        def __setstate__(self, state):
+            _check_array_state(state)
+            super().__setstate__(state)
+
+    return _PendingArray
+
+
+_PENDING: list[type] = []
+
+
+def _pending_class() -> type:
+    if not _PENDING:
+        _PENDING.append(_ndarray_class())
+    return _PENDING[0]
+
+
+class _NdarrayName:
+    """``numpy.ndarray`` as a pickle names it: only an argument of ``_reconstruct`` (calling ``ndarray(shape)``
+    would allocate any size)."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray(...) is not admitted (only as _reconstruct's argument)")
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _reconstruct(cls: Any, shape: Any, dtype: Any) -> Any:
+    """``numpy._core.multiarray._reconstruct`` in the one form ndarray pickles use: ``(ndarray, (0,), b'b')``;
+    the array's shape, dtype and data come from its ``__setstate__``."""
+    if cls is not _NDARRAY or shape != (0,) or type(shape) is not tuple or dtype not in (b"b", "b"):
+        raise pickle.UnpicklingError("numpy _reconstruct is admitted only as _reconstruct(ndarray, (0,), b'b')")
+    return _pending_class()((0,), "b")
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> Any:
+    """``numpy._core.numeric._frombuffer`` (protocol 5 arrays) with the dtype checked; numpy checks the size."""
+    import numpy
+
+    _check_dtype(dtype)
+    if type(buf) not in (bytes, bytearray, pickle.PickleBuffer):
+        raise pickle.UnpicklingError(f"numpy _frombuffer needs a bytes buffer, got {type(buf).__name__}")
+    return numpy.frombuffer(buf, dtype).reshape(shape, order=order)
+
+
+def _scalar(dtype: Any, *args: Any) -> Any:
+    """``numpy._core.multiarray.scalar`` with the dtype checked and bytes data (numpy checks the size)."""
+    _check_dtype(dtype)
+    if len(args) != 1 or (dtype.kind != "O" and type(args[0]) not in (bytes, str)):
+        raise pickle.UnpicklingError("numpy scalar is admitted only as scalar(dtype, bytes)")
+    return _numpy("multiarray.scalar")()(dtype, *args)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with every array :func:`_reconstruct` made turned into a plain ``numpy.ndarray`` (in place in
+    lists and dicts, rebuilt tuples; shared and cyclic references kept)."""
+    if not _PENDING:
+        return obj
+    pending = _PENDING[0]
+    done: dict[int, Any] = {}
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, pending):
+            return x.view(pending.__mro__[1])
+        key = id(x)
+        if key in done:
+            return done[key]
+        if isinstance(x, list):
+            done[key] = x
+            for i, v in enumerate(x):
+                x[i] = walk(v)
+        elif isinstance(x, dict):
+            done[key] = x
+            for k, v in x.items():
+                x[k] = walk(v)
+        elif type(x) is tuple:
+            done[key] = x  # a cycle through a tuple alone cannot be built by a pickle
+            new = tuple(walk(v) for v in x)
+            if any(a is not b for a, b in zip(new, x)):
+                done[key] = x = new
+        return x
+
+    return walk(obj)
 
 
 def _numpy(name: str) -> Callable[[], Any]:
@@ -105,12 +273,13 @@ def _np_attr(attr: str) -> Callable[[], Any]:
 #: ``numpy.core.*`` (1.x) or ``numpy._core.*`` (2.x); both map to this numpy's object.
 ADMITTED: dict[tuple[str, str], Callable[[], Any]] = {
     # arrays: ndarray.__reduce__ (protocols 2-4) and __reduce_ex__(5) (in-band buffer)
-    **{(f"numpy.{core}.multiarray", "_reconstruct"): _numpy("multiarray._reconstruct") for core in ("core", "_core")},
-    **{(f"numpy.{core}.numeric", "_frombuffer"): _numpy("numeric._frombuffer") for core in ("core", "_core")},
-    ("numpy", "ndarray"): _np_attr("ndarray"),
+    # (each in the one form numpy's pickles use, with the dtype checked: see _reconstruct, _frombuffer, _scalar)
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _const(_reconstruct) for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _const(_frombuffer) for core in ("core", "_core")},
+    ("numpy", "ndarray"): _const(_NDARRAY),
     ("numpy", "dtype"): _np_attr("dtype"),
     # numpy scalars (np.float64(...) etc.; the NATS-Bench files hold some)
-    **{(f"numpy.{core}.multiarray", "scalar"): _numpy("multiarray.scalar") for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _const(_scalar) for core in ("core", "_core")},
     # NATS-Bench's per-architecture files are OrderedDicts
     ("collections", "OrderedDict"): _const(collections.OrderedDict),
     # what protocol 2 pickles (Python 2 or 3) name for sets, bytes and complex numbers
@@ -140,6 +309,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise UnsafePickleError(f"{self._path}: refuses to load {_printable(_py3(module) + '.' + name)!r} "
                                     f"({self._what} holds only {self._holds})")
         return resolve()
+
+    def load(self) -> Any:
+        return _plain(super().load())
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError(f"{self._path}: refuses a persistent id ({self._what} holds only {self._holds})")
@@ -201,14 +373,6 @@ def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _write_durably(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` and fsync it (no rename)."""
-    with open(path, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -257,10 +421,9 @@ def save_checkpoint(path: str | os.PathLike[str], obj: Any, *, fingerprint: Any)
     manifest = {"format": _MANIFEST_FORMAT, "version": _MANIFEST_VERSION, "file": path.name,
                 "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "fingerprint": fingerprint}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_durably(_tmp(path), payload)
-    mpath = manifest_path(path)
-    _write_durably(_tmp(mpath), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    os.replace(_tmp(mpath), mpath)  # the commit point
+    # each file is made exclusively under a fresh name and renamed (a link planted as NAME.tmp is replaced)
+    atomic_write(_tmp(path), payload)
+    atomic_write(manifest_path(path), (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())  # commit
     os.replace(_tmp(path), path)
     _fsync_directory(path.parent)
 
@@ -294,11 +457,13 @@ def _trained_for(fingerprint: Any) -> str:
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     mpath = manifest_path(path)
-    if not mpath.is_file():
+    if not mpath.exists():
         raise ValueError(f"{path}: refuses to load a checkpoint without its manifest {mpath.name} (written by an "
                          f"older version, or not by nas-engine); delete {path.name} to start afresh")
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(read_regular(mpath, what="checkpoint manifest"))
+    except UnsafeFileError:
+        raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{mpath}: unreadable checkpoint manifest ({_one_line(e)}); "
                          f"delete it and {path.name} to start afresh") from e
@@ -329,6 +494,18 @@ def _matches(data: bytes, manifest: dict[str, Any]) -> bool:
     return len(data) == manifest["size"] and hashlib.sha256(data).hexdigest() == manifest["sha256"]
 
 
+def _read_if_regular(path: Path, what: str, *, refuse: bool) -> bytes | None:
+    """``path``'s bytes; None when it does not exist (or, without ``refuse``, is a link or not a regular file)."""
+    try:
+        return read_regular(path, follow=refuse, what=what)  # a pending .tmp is never read through a link
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError:
+        if refuse:
+            raise
+        return None
+
+
 def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_location: Any = None,
                     made_for: str = "this search", remedy: str = "use a new store directory") -> Any:
     """What :func:`save_checkpoint` wrote to ``path``, for a checkpoint made for ``fingerprint``.
@@ -354,10 +531,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, fingerprint: Any, map_locat
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         raise ValueError(f"{path}: holds a checkpoint {_trained_for(manifest['fingerprint'])}, not for "
                          f"{made_for} (differs in {shown}); {remedy}")
-    data = path.read_bytes() if path.is_file() else None
+    data = _read_if_regular(path, "checkpoint", refuse=True)
     if data is None or not _matches(data, manifest):
-        tmp = _tmp(path)  # a save interrupted after its commit point: finish it
-        if tmp.is_file() and _matches(pending := tmp.read_bytes(), manifest):
+        tmp = _tmp(path)  # a save interrupted after its commit point: finish it (never through a link)
+        pending = _read_if_regular(tmp, "pending checkpoint", refuse=False)
+        if pending is not None and _matches(pending, manifest):
             os.replace(tmp, path)
             _fsync_directory(path.parent)
             data = pending

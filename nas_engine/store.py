@@ -27,7 +27,21 @@ process dies, so a driver killed with ``kill -9`` leaves no lock behind: the
 next run takes over by itself (the file's stale holder line is simply
 overwritten).  POSIX locks are not inherited by worker processes and are
 unreliable on network file systems (SQLite's WAL mode also needs a local file
-system): keep stores on local disks.
+system): keep stores on local disks.  The lock is
+:class:`nas_engine.files.DirectoryLock` (final training's too): a link, FIFO
+or directory named ``run.lock`` is refused in one line, and so are a
+non-regular ``run.sqlite``, ``-wal`` or ``-shm`` (a link too, for a writer),
+before SQLite opens them (a FIFO would block a reader forever).
+
+**Lost commits.**  After each commit the writer records the number of
+committed evaluations in ``run.lock`` (``"evaluations"``), where the database
+cannot lose it together with its rows; a database holding fewer (its WAL
+deleted before a crash, an older copy) is refused by the writer and every
+reader.  The writer also checks after each commit that the ``-wal`` file is
+still the one it writes (one ``stat``): a deleted or replaced WAL is
+checkpointed from the still open file into the database and the search stops
+with one line.  A failed commit (a full disk) is reported with SQLite's own
+cause; SQLite rolled it back, so the store resumes.
 
 **Readers never write.**  Every read method of a store that is not open for
 writing uses a read-only connection (``mode=ro``), so a running search, a
@@ -45,14 +59,10 @@ convert it with :func:`migrate` (``nas-engine migrate DIR``).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import math
 import os
-import socket
 import sqlite3
-import time
 from collections.abc import Callable
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
@@ -60,6 +70,17 @@ from pathlib import Path
 from typing import Any
 
 from .config import config_diff
+from .files import (
+    HOLDER_KEYS,
+    DirectoryLock,
+    DirectoryLockedError,
+    UnsafeFileError,
+    check_regular,
+    describe_holder,
+    lock_holder,
+    read_lock_record,
+    read_regular,
+)
 
 __all__ = ["RunStore", "StoreError", "StoreMismatchError", "StoreLockedError", "SCHEMA_VERSION", "migrate",
            "dumps_strict"]
@@ -93,11 +114,6 @@ CREATE TABLE artifacts (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGE
 
 _COLUMNS = ("idx", "arch", "status", "score", "reason", "cost_seconds", "epochs", "seed", "cached", "elapsed",
             "info", "curve")
-
-# stores of this process open for writing, by resolved path (POSIX locks are per process: a second
-# lockf in the same process would succeed, and closing any descriptor of the file would release it)
-_HELD: dict[str, RunStore] = {}
-
 
 def _create(con: sqlite3.Connection, config_text: str, **meta: str) -> None:
     """Create the schema and the ``meta`` rows (inside the caller's transaction)."""
@@ -153,8 +169,9 @@ class RunStore:
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"store path {str(self.path)!r} exists and is not a directory")
         self._con: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
-        self._holder: dict[str, Any] | None = None
+        self._lock_file: DirectoryLock | None = None
+        self._wal: tuple[int, int] | None = None  # (device, inode) of the write-ahead log while writing
+        self._n = 0  # evaluations committed while writing
 
     @property
     def database(self) -> Path:
@@ -205,17 +222,22 @@ class RunStore:
         try:
             con = self._connect(write=True)
             try:
-                self._init_or_check(con, config, config_text, upgrade)
+                self._n = self._init_or_check(con, config, config_text, upgrade)
+                self._lock_file.update(evaluations=self._n)
             except BaseException:
                 con.close()
                 raise
             self._con = con
+            self._wal = self._wal_identity()  # None until the first commit creates it
         except BaseException:
+            self._con = None
             self._unlock()
             raise
 
     def _init_or_check(self, con: sqlite3.Connection, config: dict[str, Any], config_text: str,
-                       upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                       upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> int:
+        """Create the store or check it; the number of evaluations it holds."""
+        committed = self._committed()
         with self._translate():
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:  # a new store (or an empty file left by a crash before the first commit)
@@ -224,11 +246,14 @@ class RunStore:
                 if others:
                     raise self._err(f"has no database ({self.DATABASE}) but holds {', '.join(others[:5])}; "
                                     "refusing to start a new search over it: use an empty directory")
+                self._check_committed(0, committed)
                 con.execute("BEGIN IMMEDIATE")
                 _create(con, config_text)
                 con.execute("COMMIT")
-                return
+                return 0
             self._check_schema(con, tables)
+            (held,) = con.execute("SELECT COUNT(*) FROM evaluations").fetchone()
+            self._check_committed(held, committed)
             stored = self._config_from(con)
             old = upgrade(stored) if upgrade is not None else stored
             diff = config_diff(old, json.loads(config_text))
@@ -240,6 +265,7 @@ class RunStore:
                 con.execute("BEGIN IMMEDIATE")
                 con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (config_text,))
                 con.execute("COMMIT")
+            return held
 
     def close(self) -> None:
         """Stop writing: checkpoint the WAL into the database file and release the lock."""
@@ -270,8 +296,9 @@ class RunStore:
                 self._put_state(con, int(state["n_records"]), body)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                self._rollback(con)
                 raise
+        self._check_wal()
 
     def record(self, record: dict[str, Any], state: dict[str, Any]) -> None:
         """Add one finished evaluation and the state after its ``tell``, in one transaction.
@@ -297,8 +324,22 @@ class RunStore:
                 self._put_state(con, n + 1, body)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                self._rollback(con)
                 raise
+        self._n = n + 1
+        self._check_wal()
+        # where the database cannot lose it together with its rows: a resume or a reader holding fewer refuses
+        self._lock_file.update(durable=False, evaluations=self._n)
+
+    @staticmethod
+    def _rollback(con: sqlite3.Connection) -> None:
+        """Roll back what is left of a failed transaction: SQLite has already rolled back one whose COMMIT failed
+        (a full disk), and a ROLLBACK then would hide the real error behind "no transaction is active"."""
+        if con.in_transaction:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def put_artifact(self, name: str, sha256: str, size: int, meta: dict[str, Any] | None = None) -> None:
         """Reference a file kept beside the database (path relative to the store) with its checksum."""
@@ -338,84 +379,92 @@ class RunStore:
 
     # -- the lock -----------------------------------------------------------------------------------
     def _lock(self) -> None:
-        key = str(self.path.resolve())
-        other = _HELD.get(key)
-        if other is not None:
-            raise StoreLockedError(f"store {str(self.path)!r} is in use by another search in this process "
-                                   f"({self._describe(other._holder)}); wait for it or use another directory")
-        lock_path = self.path / self.LOCK
+        lock = DirectoryLock(self.path, self.LOCK)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock.acquire(LOCK_RETRY_SECONDS, keep=("evaluations",))  # until the database is checked against it
+        except DirectoryLockedError as exc:
+            if exc.here:
+                raise StoreLockedError(f"store {str(self.path)!r} is in use by another search in this process "
+                                       f"({describe_holder(exc.holder)}); wait for it or use another directory"
+                                       ) from None
+            raise StoreLockedError(f"store {str(self.path)!r} is in use by another search "
+                                   f"({describe_holder(exc.holder)}); wait for it to finish or stop it, or use "
+                                   "another directory") from None
+        except UnsafeFileError as exc:
+            raise self._err(str(exc)) from None
         except OSError as exc:
-            raise self._err(f"cannot open its lock file {lock_path.name} for writing "
+            raise self._err(f"cannot open its lock file {self.LOCK} for writing "
                             f"({exc.strerror or exc}); a read-only store can be read, not resumed") from None
-        deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        while True:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                    os.close(fd)
-                    raise self._err(f"cannot lock {lock_path.name} ({exc.strerror or exc})") from None
-                if time.monotonic() >= deadline:
-                    holder = self._read_holder(fd)
-                    os.close(fd)
-                    raise StoreLockedError(
-                        f"store {str(self.path)!r} is in use by another search ({self._describe(holder)}); "
-                        "wait for it to finish or stop it, or use another directory") from None
-                time.sleep(0.05)
-        self._holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(self._holder) + "\n").encode(), 0)
-        os.fsync(fd)
-        self._lock_fd = fd
-        _HELD[key] = self
+        self._lock_file = lock
 
     def _unlock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            _HELD.pop(str(self.path.resolve()), None)
-            os.close(fd)  # releases the lock (the holder line stays; the next writer overwrites it)
-        self._holder = None
+        lock, self._lock_file = self._lock_file, None
+        if lock is not None:
+            lock.release()  # the record stays (the next writer reads the committed count, then overwrites it)
 
-    @staticmethod
-    def _read_holder(fd: int) -> dict[str, Any] | None:
+    def _committed(self) -> int:
+        """The number of evaluations the last writer recorded in the lock file as committed (0 when unknown):
+        the database may not hold fewer (see :meth:`_check_committed`)."""
+        if self._lock_file is not None:
+            record = self._lock_file.previous
+        else:
+            try:
+                record = read_lock_record(self.path, self.LOCK)
+            except UnsafeFileError as exc:
+                raise self._err(str(exc)) from None
+        n = (record or {}).get("evaluations")
+        return n if type(n) is int and n > 0 else 0
+
+    def _check_committed(self, held: int, committed: int) -> None:
+        if held < committed:
+            raise self._err(
+                f"{self.DATABASE} holds {held} evaluations but {self.LOCK} records that {committed} were committed: "
+                f"the database lost committed results (its write-ahead log {self.DATABASE}-wal deleted, or the "
+                "file replaced by an older copy); refusing to go on as if they never existed: restore the "
+                f"database, or delete {self.LOCK} to accept the loss")
+
+    def _check_wal(self) -> None:
+        """After a commit: the write-ahead log must still be the file this connection writes.  A deleted (or
+        replaced) ``-wal`` file takes every commit since the last checkpoint with it when the process ends;
+        the connection still has it open, so its content is checkpointed into the database and the search
+        stopped with one line."""
+        ident = self._wal_identity()
+        if ident is not None and (self._wal is None or ident == self._wal):
+            self._wal = ident
+            return
         try:
-            return json.loads(os.pread(fd, 4096, 0).decode() or "null")
-        except (OSError, ValueError):
-            return None
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            saved = f"the {self._n} evaluations committed so far were copied into {self.DATABASE} and are safe"
+        except sqlite3.Error as exc:
+            saved = f"copying them into {self.DATABASE} failed ({exc}): evaluations may be lost"
+        raise self._err(f"its write-ahead log {self.DATABASE}-wal was {'deleted' if ident is None else 'replaced'} "
+                        f"while the search was writing; {saved}; the search stops: run the same command to "
+                        "resume (never delete the -wal file of a running search)")
 
-    @staticmethod
-    def _describe(holder: dict[str, Any] | None) -> str:
-        if not holder:
-            return "holder unknown"
-        return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+    def _wal_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / f"{self.DATABASE}-wal")
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
 
     def holder(self) -> dict[str, Any] | None:
         """Who is writing to the store now (``{"host", "pid", "since"}``), or None when no search holds it."""
-        key = str(self.path.resolve())
-        if key in _HELD:  # this process: never touch the file (closing a descriptor would drop the lock)
-            return dict(_HELD[key]._holder or {})
-        lock_path = self.path / self.LOCK
         try:
-            fd = os.open(lock_path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            try:  # a shared lock is refused while a writer holds the exclusive one; never blocks
-                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EACCES, errno.EAGAIN):
-                    return self._read_holder(fd) or {}
-                return None
-            return None
-        finally:
-            os.close(fd)
+            record = lock_holder(self.path, self.LOCK)
+        except UnsafeFileError as exc:
+            raise self._err(str(exc)) from None
+        return None if record is None else {k: record[k] for k in HOLDER_KEYS if k in record}
 
     # -- connections --------------------------------------------------------------------------------
     def _connect(self, write: bool) -> sqlite3.Connection:
         db = self.database
+        try:  # SQLite would block on a FIFO, and a writer would write through a planted link
+            for name, what in ((self.DATABASE, "database"), (f"{self.DATABASE}-wal", "write-ahead log"),
+                               (f"{self.DATABASE}-shm", "shared-memory index")):
+                check_regular(self.path / name, follow=not write, what=what)
+        except UnsafeFileError as exc:
+            raise self._err(str(exc)) from None
         if write:
             uri = f"{db.resolve().as_uri()}?mode=rwc"
         else:
@@ -442,11 +491,13 @@ class RunStore:
         if self._con is not None:
             yield self._con
             return
+        committed = self._committed()  # before the database: the writer records a count after its commit
         con = self._connect(write=False)
         try:
             with self._translate():
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if not tables:
+                    self._check_committed(0, committed)
                     raise self._err(f"{self.DATABASE} is empty (a search that crashed before its first commit)")
                 self._check_schema(con, tables)
             yield con
@@ -464,6 +515,9 @@ class RunStore:
                 what = f"{self.DATABASE} is corrupt or not a SQLite database ({msg})"
             elif "readonly" in msg or "read-only" in msg:
                 what = f"{self.DATABASE} is read-only ({msg}); a read-only store can be read, not resumed"
+            elif "full" in msg:
+                what = (f"{self.DATABASE}: {msg} (the disk is full, or the database reached its size limit); "
+                        "nothing committed is lost: free space and run the same command to resume")
             elif "unable to open" in msg:
                 what = f"cannot open {self.DATABASE} ({msg})"
             else:
@@ -533,6 +587,7 @@ class RunStore:
             return legacy.config(), legacy.records(), legacy.state()
         if not self.database.exists():
             return None, [], None
+        committed = 0 if self._con is not None else self._committed()
         with self._reader() as con, self._translate():
             con.execute("BEGIN")
             try:
@@ -551,6 +606,7 @@ class RunStore:
             if st[0] != len(records):
                 raise self._err(f"is inconsistent: the state reflects {st[0]} evaluations, the database "
                                 f"holds {len(records)}")
+        self._check_committed(len(records), committed)
         for i, r in enumerate(records):
             if r["index"] != i:
                 raise self._err(f"is inconsistent: evaluation {i} has index {r['index']}")
@@ -593,7 +649,7 @@ class _Legacy:
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            return json.loads(read_regular(p, what=name).decode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise self._err(f"{name} is not readable JSON ({exc})") from None
 
@@ -613,7 +669,9 @@ class _Legacy:
         if not p.exists():
             return []
         try:
-            data = p.read_bytes()
+            data = read_regular(p, what=p.name)
+        except UnsafeFileError as exc:
+            raise self._err(str(exc)) from None
         except OSError as exc:
             raise self._err(f"cannot read {p.name} ({exc.strerror or exc})") from None
         lines = data.split(b"\n")
@@ -676,6 +734,7 @@ def migrate(path: str | os.PathLike) -> RunStore:
                     RunStore._put_state(con, n, _dumps_internal(state))
                 con.execute("COMMIT")
                 con.execute("PRAGMA journal_mode = DELETE")
+            new._lock_file.update(evaluations=n)
         finally:
             new._unlock()
     except BaseException:

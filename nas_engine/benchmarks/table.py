@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ..curves import LearningCurve
+from ..files import atomic_write
 from ..spaces.base import Architecture, SearchSpace
 from ..spaces.restricted import RestrictedSpace  # re-exported: restrict() makes one
 
@@ -216,13 +217,10 @@ class JsonlCurveTable(CurveTable):
                 row["curve"] = row["curve"].to_dict()
             items.append((f"row {i}", row))
         checked, _ = _check_rows(items)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for (_, row), c in zip(items, checked.values()):
-                f.write(json.dumps({"arch": c["arch"], "space": c["space"], "curve": row["curve"],
-                                    "final_accuracy": c["final_accuracy"], "params": c["params"],
-                                    "info": c["info"]}) + "\n")
-        os.replace(tmp, path)
+        lines = [json.dumps({"arch": c["arch"], "space": c["space"], "curve": row["curve"],
+                             "final_accuracy": c["final_accuracy"], "params": c["params"], "info": c["info"]}) + "\n"
+                 for (_, row), c in zip(items, checked.values())]
+        atomic_write(path, "".join(lines).encode("utf-8"))  # never through a link planted in the directory
         return cls(path)
 
     def archs(self) -> list[str]:
