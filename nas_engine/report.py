@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .benchmarks import load_truth_table
+from .config import check_int
 from .registry import describe_plugin, estimator_class
 from .results import Evaluation, SearchResult, accuracies, format_score
 from .store import RunStore, StoreError
@@ -340,6 +341,9 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
     :func:`load_truth_table`, or a :class:`~nas_engine.benchmarks.table.CurveTable`).
     ``top``: the number of best architectures drawn.  Reads the store only.
     """
+    top = check_int(top, "top", low=0, who="write_report")
+    if out is not None and not str(out).strip():  # Path("") is the current directory
+        raise ValueError(f"write_report: out must be a path (the page, or a directory for index.html), got {out!r}")
     run_store = RunStore(store)
     if not run_store.exists():
         raise StoreError(f"store {str(run_store.path)!r}: no store here (expected {RunStore.DATABASE})")
@@ -394,7 +398,7 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
         if e.arch.string not in seen:
             seen.add(e.arch.string)
             distinct.append(e)
-    picks = list(enumerate(distinct[:max(0, top)], start=1))
+    picks = list(enumerate(distinct[:top], start=1))
     if picks:
         try:
             report.figures["cells"] = _plot_cells(result.space, picks, folder / "cells.png")
