@@ -106,6 +106,12 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a '--' given as an option's value (``--top=--``) and stores [] unconverted (3.11)
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str):
         """A usage error as one line (argparse's own adds the usage above it), exit status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -583,7 +589,10 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
         if args.csv == "-":
             df.to_csv(sys.stdout, index=False)
             return status
-        df.to_csv(args.csv, index=False)
+        try:
+            df.to_csv(args.csv, index=False)
+        except OSError as exc:  # pandas' own words name the directory, not the option
+            raise OSError(f"--csv {args.csv}: cannot write it ({exc.strerror or exc})") from None
     if args.json:
         print(json.dumps({
             **(extra or {}),
