@@ -609,7 +609,7 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     df = result.to_dataframe()
     import pandas as pd
 
-    if len(df):
+    if len(df) and args.top > 0:  # --top 0: the summary alone
         accs = accuracies(result)
         with pd.option_context("display.max_colwidth", 100, "display.width", 200):
             cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
