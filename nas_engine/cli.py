@@ -47,11 +47,11 @@ _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
 
 #: the largest value an integer option takes (a count: epochs, evaluations, channels, rows, ...), the largest
 #: signed 32-bit integer: larger values are refused before anything runs (seeds: any 64-bit one)
-MAX_COUNT = 2**31 - 1
+_MAX_COUNT = 2**31 - 1
 _MAX_SEED = 2**63 - 1
 
 
-def _integer(low: int = 1, high: int = MAX_COUNT):
+def _integer(low: int = 1, high: int = _MAX_COUNT):
     """An argparse ``type``: an integer in ``[low, high]``, else a one-line usage error naming the option."""
     def integer(text: str) -> int:
         try:
