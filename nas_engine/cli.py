@@ -584,7 +584,7 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     best = result.best
     description = getattr(estimator_class(result.config), "score_description", "") or None
     status = 0 if best is not None else 1
-    if getattr(args, "csv", None):
+    if getattr(args, "csv", None) is not None:
         df = result.to_dataframe()
         if args.csv == "-":
             df.to_csv(sys.stdout, index=False)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from nas_engine import Budget, cli
+from nas_engine.build import build_table
 from nas_engine.cli import main
+from nas_engine.final import train_final
 from nas_engine.report import write_report
 from nas_engine.training import Protocol
 
@@ -84,7 +86,12 @@ def test_zero_is_a_value_in_the_library_too(store, tmp_path):
                            (lambda: Budget(evaluations=0), "evaluations must be an integer >= 1 or None, got 0"),
                            (lambda: Budget(epochs=0), "epochs must be a finite number > 0 or None, got 0"),
                            (lambda: write_report(store, tmp_path / "r", top=-1), "top must be an integer >= 0"),
-                           (lambda: write_report(store, "", top=3), "out must be a path")]:
+                           (lambda: write_report(store, "", top=3), "out must be a path"),
+                           (lambda: train_final("nb201", A, None, schedule_epochs=0, out=tmp_path / "t"),
+                            "schedule_epochs must be a positive integer, got 0"),
+                           (lambda: build_table(None, None, None, archs=0, out=tmp_path / "b"),
+                            "build_table: archs must be an integer >= 1, got 0"),
+                           (lambda: build_table(None, None, None, archs=2, out=""), "out must be a directory")]:
         with pytest.raises(ValueError, match=fragment):
             make()
     assert list(tmp_path.iterdir()) == []
