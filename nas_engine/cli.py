@@ -49,6 +49,10 @@ _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
 #: signed 32-bit integer: larger values are refused before anything runs (seeds: any 64-bit one)
 _MAX_COUNT = 2**31 - 1
 _MAX_SEED = 2**63 - 1
+#: --workers: evaluations at once (each holds a slot up front; no machine or cluster here runs more at once)
+_MAX_WORKERS = 65_536
+#: --archs: architectures sampled up front, then each trained (more would only fill the memory before training)
+_MAX_ARCHS = 1_000_000
 
 
 def _integer(low: int = 1, high: int = _MAX_COUNT):
@@ -149,7 +153,7 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                    help="where candidates are evaluated: auto (the library's choice: worker processes, one per "
                         "CPU, when several CPUs are available and the candidates train on the CPU; else this "
                         "process), inline (this process), processes (local worker processes) or ray")
-    p.add_argument("--workers", type=_integer(), default=None,
+    p.add_argument("--workers", type=_integer(1, _MAX_WORKERS), default=None,
                    help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
                         "fits); --workers 1 is the one-worker, reproducible mode")
     p.add_argument("--threads", type=_integer(), default=None,
@@ -268,7 +272,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("correlate", help="rank correlation of estimators vs ground truth (TSE paper Fig. 1)")
     c.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
                    help="the search space; " + one_of("space"))
-    c.add_argument("--archs", type=_integer(), default=20, help="number of distinct architectures to sample")
+    c.add_argument("--archs", type=_integer(1, _MAX_ARCHS), default=20,
+                   help="number of distinct architectures to sample")
     c.add_argument("--estimators", default=",".join(_DEFAULT_ESTIMATORS),
                    help="comma-separated curve estimators scored at every budget t=1..T, and zero-cost "
                         "proxies (synflow, snip, grasp, fisher, grad-norm, plain, jacov, nwot, params, flops) "
@@ -311,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     bb = bsub.add_parser("build", help="train architectures for a whole schedule and write a table")
     bb.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
                     help="the search space; " + one_of("space"))
-    bb.add_argument("--archs", type=_integer(), required=True,
+    bb.add_argument("--archs", type=_integer(1, _MAX_ARCHS), required=True,
                     help="number of distinct architectures to sample (required)")
     _add_training_args(bb, T=False)
     bb.add_argument("--seed", type=_SEED, default=0,
@@ -386,9 +391,10 @@ def _cmd_correlate(args) -> int:
     table = load_truth_table(args.truth)
     truth = table.ground_truth()
     names = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    data, protocol = _data(args), _protocol(args).resolved(space)
+    protocol = _protocol(args).resolved(space)
     covers_space = isinstance(space, Enumerable) and len(truth) >= len(space)
     archs = sample_architectures(space, args.archs, seed=args.seed, among=None if covers_space else sorted(truth))
+    data = _data(args)  # once the options are checked
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves = collect_curves(space, archs, epochs=args.epochs, data=data, protocol=protocol, seed=args.seed,
@@ -420,9 +426,13 @@ def _cmd_bench(args) -> int:
     if args.schedule_epochs is None:
         raise ValueError("bench build needs --schedule-epochs T_end (the whole schedule every architecture is "
                          "trained for)")
+    from .correlate import sample_architectures
+
     protocol = _protocol(args)
     executor = _executor(args, protocol)  # its options are checked before the data is loaded
-    table = build_table(spaces.create(args.space), _data(args), protocol, archs=args.archs,
+    space = spaces.create(args.space)
+    archs = sample_architectures(space, args.archs, seed=args.seed)  # what build_table samples, checked here
+    table = build_table(space, _data(args), protocol, archs=archs,
                         out=args.out, seed=args.seed, progress=not args.quiet, executor=executor)
     accs = sorted(table.final_accuracy(a) for a in table.archs())
     print(f"wrote {len(table)} architectures x {protocol.schedule_epochs} epochs to {table.path}; "
