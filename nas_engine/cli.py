@@ -52,7 +52,7 @@ _MAX_SEED = 2**63 - 1
 #: --workers: evaluations at once (each holds a slot up front; no machine or cluster here runs more at once)
 _MAX_WORKERS = 65_536
 #: --archs: architectures sampled up front, then each trained (more would only fill the memory before training)
-_MAX_ARCHS = 1_000_000
+_MAX_ARCHS = 100_000
 
 
 def _integer(low: int = 1, high: int = _MAX_COUNT):
