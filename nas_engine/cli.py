@@ -205,8 +205,8 @@ def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
     p.add_argument("--size", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a size parameter of the space's network, e.g. C=8 or layers=5 for darts (default: the "
                         "protocol's size: the space's small or benchmark network); repeatable")
-    p.add_argument("--C", type=_integer(), default=None, help="shorthand for --size C=VALUE (nb201, darts, randwired: "
-                                                       "initial channels)")
+    p.add_argument("--C", type=_integer(), default=None,
+                   help="shorthand for --size C=VALUE (nb201, darts, randwired: initial channels)")
     p.add_argument("--N", type=_integer(), default=None, help="shorthand for --size N=VALUE (nb201: cells per stage)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
