@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .benchmarks.table import JsonlCurveTable
+from .config import check_int
 from .correlate import sample_architectures
 from .data import Dataset
 from .estimators.base import CurveEstimator, Estimate
@@ -86,6 +87,10 @@ def build_table(space: SearchSpace, data: Dataset, protocol: Protocol, *,
     ``executor`` / ``workers`` are :class:`~nas_engine.search.Search`'s (e.g.
     ``executor="processes", workers=2`` trains two architectures at once).
     """
+    if isinstance(archs, (int, float)):  # a number of architectures: 0 is refused, not "the default"
+        archs = check_int(archs, "archs", who="build_table")
+    if not str(out).strip():  # Path("") is the current directory
+        raise ValueError(f"build_table: out must be a directory path, got {out!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(archs, int):

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 import threading
@@ -45,6 +47,51 @@ __all__ = ["main"]
 
 # the TSE-paper estimators (mirrors nas_engine.correlate.DEFAULT_ESTIMATORS; kept here so parsing stays light)
 _DEFAULT_ESTIMATORS = ("tse", "tse-e", "tse-ema", "tlmini", "sovl", "valacc")
+
+#: the largest value an integer option takes (a count: epochs, evaluations, channels, rows, ...), the largest
+#: signed 32-bit integer: larger values are refused before anything runs (seeds: any 64-bit one)
+_MAX_COUNT = 2**31 - 1
+_MAX_SEED = 2**63 - 1
+#: --workers: evaluations at once (each holds a slot up front; no machine or cluster here runs more at once)
+_MAX_WORKERS = 65_536
+#: --archs: architectures sampled up front, then each trained (more would only fill the memory before training)
+_MAX_ARCHS = 100_000
+
+
+def _integer(low: int = 1, high: int = _MAX_COUNT):
+    """An argparse ``type``: an integer in ``[low, high]``, else a one-line usage error naming the option."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text!r}")
+        return value
+
+    return integer
+
+
+_SEED = _integer(0, _MAX_SEED)
+
+
+def _positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (no NaN, no infinity)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _path(text: str) -> str:
+    """An argparse ``type``: a path, not empty (an empty one would mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
+
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: X)" to an option's help, unless its help already says it or the default is
@@ -65,6 +112,16 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def _get_values(self, action, arg_strings):
+        # argparse drops a '--' given as an option's value (``--top=--``) and stores [] unconverted (3.11)
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
+    def error(self, message: str):
+        """A usage error as one line (argparse's own adds the usage above it), exit status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _version() -> str:
@@ -99,10 +156,10 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                    help="where candidates are evaluated: auto (the library's choice: worker processes, one per "
                         "CPU, when several CPUs are available and the candidates train on the CPU; else this "
                         "process), inline (this process), processes (local worker processes) or ray")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_integer(1, _MAX_WORKERS), default=None,
                    help="evaluations at once (default: inline 1; processes one per CPU; ray what the cluster "
                         "fits); --workers 1 is the one-worker, reproducible mode")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_integer(), default=None,
                    help="torch threads per evaluation (default: the engine's thread policy, one for small "
                         "candidates); part of the stored configuration")
     p.add_argument("--executor-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
@@ -120,17 +177,17 @@ def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
                    help="dataset: a registered name (digits, cifar10, cifar100, imagenet16-120, synthetic-cifar10, "
                         "...: see `nas-engine list`), or NAME:PATH to read it from PATH "
                         "(npz:FILE.npz, imagefolder:DIR)")
-    p.add_argument("--data-root", default=None, help="directory of the dataset files")
+    p.add_argument("--data-root", type=_path, default=None, help="directory of the dataset files")
     p.add_argument("--data-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a dataset's own option, e.g. labels=coarse for cifar100, flip=true for imagefolder")
     p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument("--n-train", type=int, default=None,
+    p.add_argument("--n-train", type=_integer(), default=None,
                    help="class-balanced training subset size (default: the dataset's whole training split)")
-    p.add_argument("--n-val", type=int, default=None,
+    p.add_argument("--n-val", type=_integer(0), default=None,
                    help="validation images held out of training (default: the dataset's own split)")
-    p.add_argument("--resolution", type=int, default=None,
+    p.add_argument("--resolution", type=_integer(), default=None,
                    help="resize images to this side length (default: the dataset's own)")
-    p.add_argument("--side", type=int, default=None,
+    p.add_argument("--side", type=_integer(), default=None,
                    help="synthetic-cifar10 only: generate side x side images (default 32, the paper's)")
     p.add_argument("--protocol", choices=list(PRESETS), default="nb201",
                    help="training recipe (nas_engine.training.PRESETS): " + "; ".join(
@@ -138,22 +195,22 @@ def _add_training_args(p: argparse.ArgumentParser, T: bool = True) -> None:
                        f"{v['schedule_epochs']}-epoch schedule" for name, v in PRESETS.items())
                    + " (the options below override it)")
     if T:
-        p.add_argument("--epochs", type=int, default=None,
+        p.add_argument("--epochs", type=_integer(), default=None,
                        help="training epochs T per candidate, the estimator's budget: search: default the "
                             "estimator's own (10 for the curve estimators); correlate: the longest budget scored "
                             "(required)")
-    p.add_argument("--schedule-epochs", type=int, default=None,
+    p.add_argument("--schedule-epochs", type=_integer(), default=None,
                    help="length T_end of the cosine training schedule: " + (
                        "T epochs are a prefix of it (default: the protocol's)" if T else
                        "the whole training (required)"))
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the protocol's)")
-    p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: the protocol's)")
+    p.add_argument("--batch-size", type=_integer(), default=None, help="minibatch size (default: the protocol's)")
+    p.add_argument("--lr", type=_positive_number, default=None, help="initial learning rate (default: the protocol's)")
     p.add_argument("--size", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a size parameter of the space's network, e.g. C=8 or layers=5 for darts (default: the "
                         "protocol's size: the space's small or benchmark network); repeatable")
-    p.add_argument("--C", type=int, default=None, help="shorthand for --size C=VALUE (nb201, darts, randwired: "
-                                                       "initial channels)")
-    p.add_argument("--N", type=int, default=None, help="shorthand for --size N=VALUE (nb201: cells per stage)")
+    p.add_argument("--C", type=_integer(), default=None,
+                   help="shorthand for --size C=VALUE (nb201, darts, randwired: initial channels)")
+    p.add_argument("--N", type=_integer(), default=None, help="shorthand for --size N=VALUE (nb201: cells per stage)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="mixed precision (default: none, float32)")
@@ -194,109 +251,116 @@ def _parser() -> argparse.ArgumentParser:
                         "population_size=20; repeatable")
     s.add_argument("--estimator-arg", action="append", type=_kv, default=[], metavar="KEY=VALUE",
                    help="a constructor argument of the estimator, e.g. gamma=0.9; repeatable")
-    s.add_argument("--evaluations", type=int, default=None,
+    s.add_argument("--evaluations", type=_integer(), default=None,
                    help=f"budget: number of evaluations (default: {DEFAULT_EVALUATIONS} when no other budget "
                         "is given, else none)")
-    s.add_argument("--budget-epochs", type=float, default=None,
+    s.add_argument("--budget-epochs", type=_positive_number, default=None,
                    help="budget: total training epochs (default: no limit)")
-    s.add_argument("--budget-seconds", type=float, default=None,
+    s.add_argument("--budget-seconds", type=_positive_number, default=None,
                    help="budget: wall-clock seconds; candidates still training then are stopped and left pending "
                         "for a resume (default: no limit)")
-    s.add_argument("--budget-cost-seconds", type=float, default=None,
+    s.add_argument("--budget-cost-seconds", type=_positive_number, default=None,
                    help="budget: charged training seconds, the sum of the evaluations' costs (default: no limit)")
-    s.add_argument("--evaluation-seconds", type=float, default=None,
+    s.add_argument("--evaluation-seconds", type=_positive_number, default=None,
                    help="time limit of one evaluation: a candidate over it is stopped and recorded as failed "
                         "('time limit: ...'); stored with the search (default: no limit)")
     _add_training_args(s)
     s.set_defaults(protocol=DEFAULT_PRESET)
-    s.add_argument("--seed", type=int, default=0, help="search seed (strategy and every evaluation derive theirs)")
+    s.add_argument("--seed", type=_SEED, default=0,
+                   help="search seed (strategy and every evaluation derive theirs)")
     _add_executor_args(s)
-    s.add_argument("--out", default=None, metavar="DIR",
+    s.add_argument("--out", type=_path, default=None, metavar="DIR",
                    help="store directory: results as they complete, and resume with the same command "
                         "(default: nothing is stored)")
-    s.add_argument("--top", type=int, default=10, help="rows of the results table to print")
+    s.add_argument("--top", type=_integer(0), default=10, help="rows of the results table to print")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     c = sub.add_parser("correlate", help="rank correlation of estimators vs ground truth (TSE paper Fig. 1)")
     c.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
                    help="the search space; " + one_of("space"))
-    c.add_argument("--archs", type=int, default=20, help="number of distinct architectures to sample")
+    c.add_argument("--archs", type=_integer(1, _MAX_ARCHS), default=20,
+                   help="number of distinct architectures to sample")
     c.add_argument("--estimators", default=",".join(_DEFAULT_ESTIMATORS),
                    help="comma-separated curve estimators scored at every budget t=1..T, and zero-cost "
                         "proxies (synflow, snip, grasp, fisher, grad-norm, plain, jacov, nwot, params, flops) "
                         "scored once at initialisation")
-    c.add_argument("--truth", required=True, metavar="TABLE",
+    c.add_argument("--truth", type=_path, required=True, metavar="TABLE",
                    help="ground truth (required): an NB201 CSV (cifar10_test_acc) or an engine JSONL table")
     _add_training_args(c)
-    c.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
-    c.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store, "
+    c.add_argument("--seed", type=_SEED, default=0,
+                   help="seed of the sample and of every training run")
+    c.add_argument("--out", type=_path, required=True, metavar="DIR", help="output directory (required): store, "
                                                                 "criteria.csv, figure")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sh = sub.add_parser("show", help="summary of a search's store (running or finished); reads without writing")
-    sh.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
-    sh.add_argument("--top", type=int, default=10, help="rows of the results table to print")
+    sh.add_argument("store", type=_path, metavar="DIR", help="the store directory (--out of a search)")
+    sh.add_argument("--top", type=_integer(0), default=10, help="rows of the results table to print")
     sh.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
-    sh.add_argument("--csv", default=None, metavar="PATH",
+    sh.add_argument("--csv", type=_path, default=None, metavar="PATH",
                     help="also write every evaluation as CSV to PATH ('-': standard output, instead of the table)")
 
     rp = _page_command(sub, "report", "report",
                        "an HTML page of a search's store (running or finished): progress, scores, best cells, "
                        "failures; reads the store without writing to it",
                        "about the search stored in DIR")
-    rp.add_argument("--truth", default=None, metavar="TABLE",
+    rp.add_argument("--truth", type=_path, default=None, metavar="TABLE",
                     help="ground truth, an NB201 CSV or an engine JSONL table: adds the score against the true "
                          "accuracy with Spearman's rho and Kendall's tau (default: none)")
-    rp.add_argument("--top", type=int, default=3, help="best architectures drawn as cells")
+    rp.add_argument("--top", type=_integer(0), default=3, help="best architectures drawn as cells")
 
     dg = _page_command(sub, "diagnose", "diagnosis",
                        "an HTML page diagnosing a stored search's estimator against ground truth (Ning et al.): "
                        "complexity-level, op-level and arch-level bias",
                        "with the bias analyses of Ning et al. (nas_engine.diagnosis) of the estimator whose scores "
                        "DIR stores")
-    dg.add_argument("--truth", required=True, metavar="TABLE",
+    dg.add_argument("--truth", type=_path, required=True, metavar="TABLE",
                     help="ground truth: an NB201 CSV or an engine JSONL table")
     dg.add_argument("--complexity", choices=["params", "flops"], default="params",
                     help="the complexity measure of the groups: the table's recorded value, else counted on the "
                          "space's benchmark-size network (default: params)")
-    dg.add_argument("--groups", type=int, default=5, help="complexity groups (default: 5)")
-    dg.add_argument("--top", type=int, default=5, help="best and worst architectures drawn (default: 5)")
+    dg.add_argument("--groups", type=_integer(1), default=5, help="complexity groups (default: 5)")
+    dg.add_argument("--top", type=_integer(1), default=5, help="best and worst architectures drawn (default: 5)")
 
     mg = sub.add_parser("migrate", help="convert a JSONL store of an earlier version into a database store "
                                         "(the old files move to DIR/legacy-jsonl)")
-    mg.add_argument("store", metavar="DIR", help="the store directory to convert")
+    mg.add_argument("store", type=_path, metavar="DIR", help="the store directory to convert")
 
     b = sub.add_parser("bench", help="tabular benchmarks")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
     bb = bsub.add_parser("build", help="train architectures for a whole schedule and write a table")
     bb.add_argument("--space", default="nb201", choices=plugins["space"], metavar="NAME",
                     help="the search space; " + one_of("space"))
-    bb.add_argument("--archs", type=int, required=True, help="number of distinct architectures to sample (required)")
+    bb.add_argument("--archs", type=_integer(1, _MAX_ARCHS), required=True,
+                    help="number of distinct architectures to sample (required)")
     _add_training_args(bb, T=False)
-    bb.add_argument("--seed", type=int, default=0, help="seed of the sample and of every training run")
+    bb.add_argument("--seed", type=_SEED, default=0,
+                    help="seed of the sample and of every training run")
     _add_executor_args(bb)
-    bb.add_argument("--out", required=True, metavar="DIR", help="output directory (required): store + table.jsonl")
+    bb.add_argument("--out", type=_path, required=True, metavar="DIR",
+                    help="output directory (required): store + table.jsonl")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
     bt = bsub.add_parser("table", help="write DIR/table.jsonl from the architectures a (stopped or running) "
                                        "build in DIR has finished")
-    bt.add_argument("--out", required=True, metavar="DIR", help="the build's output directory (required)")
+    bt.add_argument("--out", type=_path, required=True, metavar="DIR", help="the build's output directory (required)")
 
     t = sub.add_parser("train", help="train one architecture to completion (checkpointed every epoch, resumable) "
                                      "and export it (docs/final-training.md)")
     which = t.add_mutually_exclusive_group(required=True)
     which.add_argument("--arch", default=None, help="the architecture's string (in --space)")
-    which.add_argument("--from", dest="from_store", default=None, metavar="STORE_DIR",
+    which.add_argument("--from", dest="from_store", type=_path, default=None, metavar="STORE_DIR",
                        help="a search's store directory: train its --rank-th best architecture, in its space, "
                             "with its training recipe where no option here overrides it")
     t.add_argument("--space", default=None, help="the space of --arch (default nb201)")
-    t.add_argument("--rank", type=int, default=None,
+    t.add_argument("--rank", type=_integer(), default=None,
                    help="with --from: 1 is the best distinct architecture (default), 2 the next, ...")
     _add_training_args(t, T=False)
-    t.add_argument("--seed", type=int, default=0, help="network initialisation, data order and data split")
-    t.add_argument("--threads", type=int, default=None,
+    t.add_argument("--seed", type=_SEED, default=0,
+                   help="network initialisation, data order and data split")
+    t.add_argument("--threads", type=_integer(), default=None,
                    help="torch intra-op threads (default: torch's); part of the checkpoint's configuration")
-    t.add_argument("--out", required=True, metavar="DIR",
+    t.add_argument("--out", type=_path, required=True, metavar="DIR",
                    help="output directory: checkpoint.pt (resume: the same command again), model.pt, model.pt2, "
                         "summary.json")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
@@ -349,9 +413,10 @@ def _cmd_correlate(args) -> int:
     table = load_truth_table(args.truth)
     truth = table.ground_truth()
     names = [e.strip() for e in args.estimators.split(",") if e.strip()]
-    data, protocol = _data(args), _protocol(args).resolved(space)
+    protocol = _protocol(args).resolved(space)
     covers_space = isinstance(space, Enumerable) and len(truth) >= len(space)
     archs = sample_architectures(space, args.archs, seed=args.seed, among=None if covers_space else sorted(truth))
+    data = _data(args)  # once the options are checked
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves = collect_curves(space, archs, epochs=args.epochs, data=data, protocol=protocol, seed=args.seed,
@@ -383,9 +448,14 @@ def _cmd_bench(args) -> int:
     if args.schedule_epochs is None:
         raise ValueError("bench build needs --schedule-epochs T_end (the whole schedule every architecture is "
                          "trained for)")
+    from .correlate import sample_architectures
+
     protocol = _protocol(args)
-    table = build_table(spaces.create(args.space), _data(args), protocol, archs=args.archs,
-                        out=args.out, seed=args.seed, progress=not args.quiet, executor=_executor(args, protocol))
+    executor = _executor(args, protocol)  # its options are checked before the data is loaded
+    space = spaces.create(args.space)
+    archs = sample_architectures(space, args.archs, seed=args.seed)  # what build_table samples, checked here
+    table = build_table(space, _data(args), protocol, archs=archs,
+                        out=args.out, seed=args.seed, progress=not args.quiet, executor=executor)
     accs = sorted(table.final_accuracy(a) for a in table.archs())
     print(f"wrote {len(table)} architectures x {protocol.schedule_epochs} epochs to {table.path}; "
           f"final accuracy min/median/max {accs[0]:.4f}/{accs[len(accs) // 2]:.4f}/{accs[-1]:.4f}")
@@ -399,6 +469,10 @@ def _cmd_train(args) -> int:
 
     if args.schedule_epochs is None:
         raise ValueError("train needs --schedule-epochs E (the whole schedule the architecture is trained for)")
+    if args.threads is not None:  # before the data is loaded (train_final checks it again)
+        from .threads import check_threads
+
+        check_threads(args.threads, "--threads")
     if args.from_store is not None:
         from .results import SearchResult
 
@@ -493,8 +567,9 @@ def _cmd_search(args) -> int:
     limits = {"evaluations": args.evaluations, "epochs": args.budget_epochs, "seconds": args.budget_seconds,
               "cost_seconds": args.budget_cost_seconds}
     budget = Budget(**limits) if any(v is not None for v in limits.values()) else None  # None: the library's
+    executor = _executor(args, protocol)  # its options are checked before the data is loaded
     search = Search(strategy, args.space, estimator, data=_data(args), protocol=protocol, budget=budget,
-                    seed=args.seed, store=args.out, executor=_executor(args, protocol),
+                    seed=args.seed, store=args.out, executor=executor,
                     progress=not (args.quiet or args.json), evaluation_seconds=args.evaluation_seconds)
     earlier = _stored_evaluations(args.out)
     t0 = time.perf_counter()
@@ -541,12 +616,15 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     best = result.best
     description = getattr(estimator_class(result.config), "score_description", "") or None
     status = 0 if best is not None else 1
-    if getattr(args, "csv", None):
+    if getattr(args, "csv", None) is not None:
         df = result.to_dataframe()
         if args.csv == "-":
             df.to_csv(sys.stdout, index=False)
             return status
-        df.to_csv(args.csv, index=False)
+        try:
+            df.to_csv(args.csv, index=False)
+        except OSError as exc:  # pandas' own words name the directory, not the option
+            raise OSError(f"--csv {args.csv}: cannot write it ({exc.strerror or exc})") from None
     if args.json:
         print(json.dumps({
             **(extra or {}),
@@ -563,7 +641,7 @@ def _report(result, args, *, label: str, out: str | None = None, extra: dict[str
     df = result.to_dataframe()
     import pandas as pd
 
-    if len(df):
+    if len(df) and args.top > 0:  # --top 0: the summary alone
         accs = accuracies(result)
         with pd.option_context("display.max_colwidth", 100, "display.width", 200):
             cols = ["index", "arch", "score", "status", "cost_seconds", "cached"]
@@ -601,6 +679,9 @@ def _cmd_show(args) -> int:
     from .results import SearchResult
     from .store import RunStore
 
+    if args.json and args.csv == "-":
+        raise ValueError("--json and --csv - both write to standard output; give one of them, or --csv PATH to "
+                         "write the CSV to a file beside the JSON")
     store = RunStore(args.store)
     result = SearchResult.load(args.store)
     holder = store.holder()
@@ -624,8 +705,8 @@ def _page_command(sub, name: str, default_dir: str, summary: str, about: str) ->
     """A command that writes an HTML page about a store: its parser, with the store and ``--out``."""
     p = sub.add_parser(name, help=summary, description="Write a self-contained HTML page (figures embedded, and "
                                                        f"as PNG files beside it) {about}.")
-    p.add_argument("store", metavar="DIR", help="the store directory (--out of a search)")
-    p.add_argument("--out", default=None, metavar="PATH",
+    p.add_argument("store", type=_path, metavar="DIR", help="the store directory (--out of a search)")
+    p.add_argument("--out", type=_path, default=None, metavar="PATH",
                    help="the page (a .html path, or a directory for index.html); the PNGs go beside it "
                         f"(default: DIR/{default_dir}/index.html)")
     return p
@@ -665,6 +746,18 @@ def _terminated(signum, frame):
     raise KeyboardInterrupt
 
 
+def _stdout_closed() -> int:
+    """Standard output's reader is gone: exit quietly with status 1, as Python's documentation recommends
+    (the signal module's "Note on SIGPIPE"), after pointing standard output at devnull so that the
+    interpreter's final flush does not report the broken pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (e.g. stdout replaced in-process): nothing to redirect
+        pass
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -683,11 +776,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args) -> int:
     try:
-        if args.command == "report":
-            return _cmd_report(args)
-        return {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
-                "migrate": _cmd_migrate, "bench": _cmd_bench, "train": _cmd_train,
-                "diagnose": _cmd_diagnose}[args.command](args)
+        status = {"list": _cmd_list, "search": _cmd_search, "correlate": _cmd_correlate, "show": _cmd_show,
+                  "report": _cmd_report, "diagnose": _cmd_diagnose, "migrate": _cmd_migrate, "bench": _cmd_bench,
+                  "train": _cmd_train}[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is reported below and not at the interpreter's exit
+        return status
+    except BrokenPipeError:  # the reader of standard output went away (`nas-engine show DIR | head`)
+        return _stdout_closed()
     except (ValueError, TypeError, LookupError, OSError, ImportError) as exc:
         print(f"nas-engine: error: {exc}", file=sys.stderr)
         return 2

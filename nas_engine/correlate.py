@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import check_int
 from .costs import count_flops, count_params, model_costs  # re-exported
 from .criteria import evaluate_ranking
 from .curves import LearningCurve
 from .registry import create
 from .search import Budget, Search
-from .spaces.base import Architecture, SearchSpace
+from .spaces.base import Architecture, Enumerable, SearchSpace
 from .strategies.fixed import FixedList
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,13 +51,19 @@ def sample_architectures(space: SearchSpace, n: int, seed: int = 0, *, dedupe: s
     """``n`` distinct random architectures (distinct by ``space.canonical`` by default).
 
     ``among`` restricts the sample to the given architecture strings (e.g. those
-    a ground-truth table holds).
+    a ground-truth table holds).  More than the space (or ``among``) holds is
+    refused up front.
     """
     if dedupe not in ("canonical", "string"):
         raise ValueError(f"dedupe must be 'canonical' or 'string', got {dedupe!r}")
+    n = check_int(n, "n", low=0, who="sample_architectures")
     rng = np.random.default_rng(seed)
     key = space.canonical if dedupe == "canonical" else (lambda a: a.string)
     pool = [space.from_string(s) for s in among] if among is not None else None
+    size = len(set(among)) if among is not None else len(space) if isinstance(space, Enumerable) else None
+    if size is not None and n > size:
+        raise ValueError(f"{n} distinct architectures asked, but " + (
+            f"only {size} are given to sample from" if among is not None else f"the space {space.name!r} holds {size}"))
     seen, out = set(), []
     for _ in range(1000 * n):
         if len(out) == n:

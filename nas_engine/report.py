@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .benchmarks import load_truth_table
+from .config import check_int
 from .files import atomic_write
 from .registry import describe_plugin, estimator_class
 from .results import Evaluation, SearchResult, accuracies, format_score
@@ -341,6 +342,8 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
     :func:`load_truth_table`, or a :class:`~nas_engine.benchmarks.table.CurveTable`).
     ``top``: the number of best architectures drawn.  Reads the store only.
     """
+    top = check_int(top, "top", low=0, who="write_report")
+    _check_out(out, "write_report")
     run_store = RunStore(store)
     if not run_store.exists():
         raise StoreError(f"store {str(run_store.path)!r}: no store here (expected {RunStore.DATABASE})")
@@ -388,7 +391,7 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
         if e.arch.string not in seen:
             seen.add(e.arch.string)
             distinct.append(e)
-    picks = list(enumerate(distinct[:max(0, top)], start=1))
+    picks = list(enumerate(distinct[:top], start=1))
     if picks:
         try:
             report.figures["cells"] = _plot_cells(result.space, picks, folder / "cells.png")
@@ -446,6 +449,11 @@ def write_report(store: str | os.PathLike, out: str | os.PathLike | None = None,
     _write_page(page, f"nas-engine report: {run_store.path}", f"<h2>Summary</h2>{summary}\n"
                 + ("" if hist else "<p>The store holds no evaluation yet.</p>\n") + "\n".join(sections))
     return report
+
+
+def _check_out(out: str | os.PathLike | None, who: str) -> None:
+    if out is not None and not str(out).strip():  # Path("") is the current directory
+        raise ValueError(f"{who}: out must be a path (the page, or a directory for index.html), got {out!r}")
 
 
 def _page_path(run_store: RunStore, out: str | os.PathLike | None, default_dir: str) -> Path:
@@ -546,6 +554,9 @@ def write_diagnosis(store: str | os.PathLike, truth: str | os.PathLike | CurveTa
     from .criteria import kendall, spearman
     from .diagnosis import complexity_bias, complexity_groups, extremes, op_bias
 
+    groups = check_int(groups, "groups", low=1, who="write_diagnosis")
+    top = check_int(top, "top", low=1, who="write_diagnosis")
+    _check_out(out, "write_diagnosis")
     run_store = RunStore(store)
     if not run_store.exists():
         raise StoreError(f"store {str(run_store.path)!r}: no store here (expected {RunStore.DATABASE})")

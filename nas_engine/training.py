@@ -154,12 +154,14 @@ class Protocol:
         if not isinstance(self.scale, str) or not self.scale:
             raise ValueError(f"{who}: scale must be the name of one of the space's sizes, e.g. 'default' or "
                              f"'small', got {self.scale!r}")
-        check_float(self.lr, "lr", low=0, low_open=True, who=who)
+        # the optimiser applies lr and weight_decay to float32 weights: larger values cannot be represented there
+        fmax = torch.finfo(torch.float32).max
+        check_float(self.lr, "lr", low=0, low_open=True, high=fmax, who=who)
         check_float(self.lr_min, "lr_min", low=0, who=who)
         if self.lr_min > self.lr:  # the cosine schedule decays from lr to lr_min
             raise ValueError(f"{who}: lr_min must be <= lr={self.lr!r}, got {self.lr_min!r}")
         check_float(self.momentum, "momentum", low=0, high=1, high_open=True, who=who)
-        check_float(self.weight_decay, "weight_decay", low=0, who=who)
+        check_float(self.weight_decay, "weight_decay", low=0, high=fmax, who=who)
         check_bool(self.nesterov, "nesterov", who=who)
         if self.nesterov and self.momentum == 0:  # torch's SGD refuses Nesterov without momentum
             raise ValueError(f"{who}: nesterov=True needs momentum > 0 (or nesterov=False), "

@@ -27,7 +27,7 @@ def test_sample_architectures_distinct_classes_and_restriction():
     pool = [a.string for a in archs[:5]]
     sub = sample_architectures(SPACE, 5, seed=2, dedupe="string", among=pool)
     assert sorted(a.string for a in sub) == sorted(pool)
-    with pytest.raises(ValueError, match="could only find 5 distinct"):
+    with pytest.raises(ValueError, match="6 distinct architectures asked, but only 5 are given to sample from"):
         sample_architectures(SPACE, 6, among=pool, dedupe="string")
 
 
