@@ -72,8 +72,8 @@ def test_the_seconds_budget_stops_a_candidate_mid_training_keeps_the_finished_an
     hours = Trains().doing(epochs={listed[1]: 100000})  # the second candidate would train for hours
     t0 = time.perf_counter()
     with pytest.warns(BudgetWarning, match=re.escape(f"ended 1 candidate(s) in training ({listed[1]}): not recorded")):
-        r = search(listed, Budget(seconds=0.5), hours, store=store).run()
-    assert time.perf_counter() - t0 < 0.5 + 1.5  # stopped at a minibatch boundary after the deadline
+        r = search(listed, Budget(seconds=1.0), hours, store=store).run()
+    assert time.perf_counter() - t0 < 1.0 + 1.5  # stopped at a minibatch boundary after the deadline
     assert outcomes(r) == [(listed[0], "ok", r.history[0].score, False)]  # the finished one is kept
     assert [rec["arch"] for rec in stored_records(store)] == listed[:1]
     assert RunStore(store).state()["pending"] == listed[1:2]  # interrupted: pending, not a result
@@ -97,7 +97,7 @@ def test_workers_stop_a_plugin_that_blocks_past_the_deadline(kind, request, tmp_
     assert time.perf_counter() - started[-1] < 0.5 + 0.3 + 2.0
     pending, stored = RunStore(store).state()["pending"], [rec["arch"] for rec in stored_records(store)]
     # the blocked one is pending; the other (if the budget let it start) finished or is pending: nothing twice
-    assert pending[0] == listed[0] and set(pending[1:] + stored) <= set(listed[1:])
+    assert listed[0] in pending and set(pending + stored) <= set(listed)
     assert not set(pending) & set(stored)
     assert [e.arch.string for e in r.history] == stored and all(e.ok for e in r.history)
 
@@ -106,11 +106,12 @@ def test_workers_stop_a_plugin_that_blocks_past_the_deadline(kind, request, tmp_
 def test_a_candidate_over_its_time_limit_fails_and_the_search_goes_on(tmp_path, warm):
     listed, store = archs(3), str(tmp_path / "s")
     slow = Trains().doing(epochs={listed[1]: 100000})
-    r = search(listed, Budget(evaluations=3), slow, store=store, evaluation_seconds=0.3).run()
+    # 1 s: ten times what one epoch of the others takes here, three times that on a loaded 2-core machine
+    r = search(listed, Budget(evaluations=3), slow, store=store, evaluation_seconds=1.0).run()
     got = {e.arch.string: e for e in r.history}
-    assert 0.3 <= got[listed[1]].cost_seconds < 0.3 + 1.0  # stopped at a minibatch boundary
+    assert 1.0 <= got[listed[1]].cost_seconds < 1.0 + 1.0  # stopped at a minibatch boundary
     assert got[listed[1]].status == "failed" and got[listed[1]].score == -math.inf
-    assert got[listed[1]].reason == "time limit: the evaluation ran past evaluation_seconds=0.3"
+    assert got[listed[1]].reason == "time limit: the evaluation ran past evaluation_seconds=1"
     assert got[listed[0]].ok and got[listed[2]].ok  # the search went on
     assert [rec["status"] for rec in stored_records(store)] == ["ok", "failed", "ok"]
     # a plugin that returns after its limit without training fails too
