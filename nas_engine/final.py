@@ -263,6 +263,8 @@ def train_final(
     if threads is not None:
         check_threads(threads, "threads")
     say = _progress(progress)
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():  # Path("") is the current directory
+        raise ValueError(f"train_final: out must be a directory path, got {out!r}")
     out = Path(out)
     lock = _lock(out)
     try:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -141,7 +142,9 @@ def _figure(figsize):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    atomic_write(path, png.getvalue())  # like the page: never through a link planted in the directory
     return path
 
 

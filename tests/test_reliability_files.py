@@ -366,3 +366,26 @@ def test_a_database_that_lost_committed_evaluations_is_refused_not_restarted(tmp
     # deleting run.lock accepts the loss, as the message says: the search resumes from the 3
     (store / RunStore.LOCK).unlink()
     assert _summary(make_search(str(store), 8, sleep=0.0).run()) == _summary(make_search(None, 8, sleep=0.0).run())
+
+
+def test_a_report_replaces_links_planted_as_its_page_or_figures(finished, tmp_path):
+    """The report's page and its PNG figures are written like every other file: a link planted under their
+    names is replaced and its target stays byte-identical."""
+    from nas_engine.report import write_report
+
+    victim = _victim(tmp_path)
+    page = tmp_path / "page"
+    page.mkdir()
+    for name in ("index.html", "progress.png", "scores.png", "cells.png"):
+        (page / name).symlink_to(victim)
+    report = write_report(finished, page)
+    assert victim.read_bytes() == VICTIM
+    assert not any((page / name).is_symlink() for name in ("index.html", "progress.png", "scores.png"))
+    assert report.figures["progress"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_final_training_refuses_an_empty_out_instead_of_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"train_final: out must be a directory path, got ''"):
+        _train("")
+    assert list(tmp_path.iterdir()) == []
