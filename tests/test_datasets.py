@@ -699,3 +699,16 @@ def test_a_third_party_dataset_from_an_entry_point_drives_a_search(tmp_path, mon
     assert main(["list", "--json"]) == 0
     assert "blobs" in json.loads(capsys.readouterr().out)["dataset"]
     monkeypatch.delitem(sys.modules, "blobs_plugin", raising=False)
+
+
+def test_the_digits_read_from_scikit_learns_file_equal_load_digits():
+    """The digits plugin reads scikit-learn's bundled CSV itself (no 1.5 s import of sklearn.datasets in every
+    process); it must give exactly what load_digits gives."""
+    from sklearn.datasets import load_digits
+
+    from nas_engine.data.digits import _load_digits
+
+    images, target = _load_digits()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
+    assert images.shape == (1797, 8, 8)
