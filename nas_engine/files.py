@@ -72,6 +72,16 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def _blocking_if_regular(fd: int, path: Any, what: str, verb: str) -> None:
+    """Refuse (:class:`UnsafeFileError`) the file opened without blocking as ``fd`` unless it is a regular file;
+    then make its reads and writes blocking again."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFileError(f"{path}: the {what} is {_kind(st.st_mode)}, not a regular file; refusing to "
+                              f"{verb} it (remove it)")
+    os.set_blocking(fd, True)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
@@ -103,11 +113,7 @@ def read_regular(path: str | os.PathLike[str], *, follow: bool = True, what: str
             check_regular(path, follow=follow, what=what)
         raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(f"{path}: the {what} is {_kind(st.st_mode)}, not a regular file; refusing to "
-                                  "read it (remove it)")
-        os.set_blocking(fd, True)
+        _blocking_if_regular(fd, path, what, "read")
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     finally:
@@ -201,11 +207,7 @@ class DirectoryLock:
                 check_regular(self.path, follow=False, what="lock file")
             raise
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafeFileError(f"{self.path}: the lock file is {_kind(st.st_mode)}, not a regular file; "
-                                      "refusing to use it (remove it)")
-            os.set_blocking(fd, True)
+            _blocking_if_regular(fd, self.path, "lock file", "use")
             deadline = time.monotonic() + retry_seconds
             while True:
                 try:

@@ -41,6 +41,15 @@ def run_reproduce(name: str, *args: str, timeout: float = 300) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout)
 
 
+def zero_cost_store(out: Path, evaluations: int) -> str:
+    """A stored search of ``evaluations`` NB201 candidates scored by #params (nothing trains) in ``out``."""
+    from nas_engine.cli import main
+
+    assert main(["search", "--strategy", "random", "--estimator", "params", "--evaluations", str(evaluations),
+                 "--C", "4", "--device", "cpu", "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    return str(out)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test naming the missing path."""
     p = SHARED_DATA.joinpath(*parts)

@@ -21,7 +21,7 @@ from nas_engine import cli, correlate
 from nas_engine.cli import main
 from nas_engine.spaces.base import Enumerable
 
-from .conftest import digits_subset
+from .conftest import digits_subset, zero_cost_store
 
 A = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
 
@@ -124,10 +124,7 @@ def _names_the_option(line: str, given: dict[str, str]) -> bool:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A stored search of two evaluations (zero-cost: nothing trains)."""
-    out = tmp_path_factory.mktemp("cli-property") / "run"
-    assert main(["search", "--strategy", "random", "--estimator", "params", "--evaluations", "2", "--C", "4",
-                 "--device", "cpu", "--workers", "1", "--quiet", "--out", str(out)]) == 0
-    return str(out)
+    return zero_cost_store(tmp_path_factory.mktemp("cli-property") / "run", 2)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,

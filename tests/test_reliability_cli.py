@@ -21,6 +21,8 @@ from nas_engine.report import write_report
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.training import Protocol
 
+from .conftest import zero_cost_store
+
 ROOT = Path(__file__).resolve().parents[1]
 A = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
 
@@ -28,10 +30,7 @@ A = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A stored search of three evaluations (zero-cost: nothing trains)."""
-    out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["search", "--strategy", "random", "--estimator", "params", "--evaluations", "3", "--C", "4",
-                 "--device", "cpu", "--workers", "1", "--quiet", "--out", str(out)]) == 0
-    return str(out)
+    return zero_cost_store(tmp_path_factory.mktemp("cli") / "run", 3)
 
 
 @pytest.fixture
