@@ -136,9 +136,10 @@ def tiny_protocol() -> Protocol:
     return TINY
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster():
-    """A local Ray instance with 2 CPUs, shared by the tests of one module; skips where Ray is not installed."""
+    """A local Ray instance with 2 CPUs, shared by every Ray test of the run (one start, not one per module:
+    ~5 s each); skips where Ray is not installed."""
     ray = pytest.importorskip("ray", reason='needs Ray: pip install "nas-engine[ray]"')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
