@@ -107,9 +107,12 @@ def pytest_xdist_auto_num_workers(config):
     return available_cpus()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``--dist loadgroup``): the Ray tests share one worker (one local Ray at a time), and
-    the documentation tests of one file share one (its python blocks and its commands are one job)."""
+    the documentation tests of one file share one (its python blocks and its commands are one job).  First:
+    pytest-xdist's own hook turns the ``xdist_group`` marks into the node ids its scheduler groups by, and
+    when it ran before this one the groups were lost (a file's job then ran on both workers)."""
     for item in items:
         if item.get_closest_marker("ray") is not None:
             item.add_marker(pytest.mark.xdist_group("ray"))

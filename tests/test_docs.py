@@ -206,6 +206,10 @@ def _cli_files():
                                               for b in bs)]
 
 
+#: under pytest-xdist, each documentation file's job result in this test process (see ``jobs``)
+_DONE: dict[str, dict[str, str | None]] = {}
+
+
 @pytest.fixture(scope="module")
 def jobs(request, tmp_path_factory):
     """Start the selected tests' subprocess jobs at once, at most two at a time (each is one-threaded): one job
@@ -221,12 +225,13 @@ def jobs(request, tmp_path_factory):
         elif name in ("test_python_blocks_run", "test_cli_blocks_run"):
             per_file.setdefault(params["file"], set()).add("python" if name == "test_python_blocks_run" else "cli")
     if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-xdist spreads the files over its workers (one group per
-        done: dict[str, dict[str, str | None]] = {}  # file, see conftest): each job runs when its test asks
-
+        # file, see conftest): each job runs when its first test asks.  The results outlive this fixture
+        # (_DONE): between a file's two tests the worker may run another module's, which ends this module-scoped
+        # fixture, and the job would run a second time.
         def wait(f: str, kind: str) -> str | None:
-            if f not in done:
-                done[f] = file_job(f, per_file[f], tmp_path_factory.mktemp("docjob"))
-            return done[f][kind]
+            if f not in _DONE:
+                _DONE[f] = file_job(f, per_file[f], tmp_path_factory.mktemp("docjob"))
+            return _DONE[f][kind]
 
         waits = {(kind, f): (lambda f=f, kind=kind: wait(f, kind)) for f, kinds in per_file.items() for kind in kinds}
         waits["demo"] = lambda: demo_job(tmp_path_factory.mktemp("docjob"))
