@@ -224,9 +224,9 @@ def jobs(request, tmp_path_factory):
             demo = True
         elif name in ("test_python_blocks_run", "test_cli_blocks_run"):
             per_file.setdefault(params["file"], set()).add("python" if name == "test_python_blocks_run" else "cli")
-    if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-xdist spreads the files over its workers (one group per
-        # file, see conftest): each job runs when its first test asks.  The results outlive this fixture
-        # (_DONE): between a file's two tests the worker may run another module's, which ends this module-scoped
+    if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-xdist spreads the tests over its workers (see conftest):
+        # each job runs when its first test in this process asks.  The results outlive this fixture (_DONE):
+        # between a file's two tests the worker may run another module's, which ends this module-scoped
         # fixture, and the job would run a second time.
         def wait(f: str, kind: str) -> str | None:
             if f not in _DONE:
