@@ -203,6 +203,8 @@ def test_resumed_search_tells_this_run_from_the_stored_total(capsys, tmp_path):
     m = re.search(r"5 evaluations \(0 failed\); this run: ([0-9.]+) s \(3 evaluations\); stored total: ([0-9.]+) s "
                   r"\(2 evaluations from earlier runs\); training time [0-9.]+ s \(all runs\)", out)
     assert m, out
-    assert float(m.group(2)) >= float(m.group(1))
+    # "this run" is the CLI's clock around Search.run (opening the store and the resource check included), the
+    # stored total the search's own clock over all runs: equal but for that overhead and the 0.1 s rounding
+    assert float(m.group(2)) + 0.5 >= float(m.group(1))
     assert main(["show", str(tmp_path / "run")]) == 0
     assert "5 evaluations (0 failed) in " in capsys.readouterr().out
