@@ -46,7 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .criteria import kendall, precision_at_bottom_k, precision_at_top_k, spearman
+# _prepare: the criteria's own input checks (1-D, equal lengths, at least 2, finite truth; a NaN score is -inf)
+from .criteria import _prepare, kendall, precision_at_bottom_k, precision_at_top_k, spearman
 
 __all__ = [
     "rank_difference", "complexity_groups", "complexity_bias", "mutation_pairs", "op_bias", "extremes",
@@ -67,14 +68,6 @@ def _vector(values: Any, what: str, *, n: int | None = None, finite: bool = Fals
     return v
 
 
-def _scores_truth(scores: Any, truth: Any, *, minimum: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    s = _vector(scores, "scores")
-    t = _vector(truth, "truth", n=len(s), finite=True)
-    if len(s) < minimum:
-        raise ValueError(f"the diagnosis needs at least {minimum} architectures, got {len(s)}")
-    return np.where(np.isnan(s), -np.inf, s), t
-
-
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Rank 1 = the highest value; ties share their average rank."""
     return stats.rankdata(-values, method="average")
@@ -83,7 +76,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 # -- complexity-level bias -------------------------------------------------------
 def rank_difference(scores: Any, truth: Any) -> np.ndarray:
     """``RD_i = r_i - n_i``: true rank minus the rank by ``scores`` (1 = best); > 0 is overestimated."""
-    s, t = _scores_truth(scores, truth)
+    s, t = _prepare(scores, truth)
     return _ranks(t) - _ranks(s)
 
 
@@ -111,7 +104,7 @@ def complexity_bias(scores: Any, truth: Any, complexity: Any, *, groups: int = 5
     Returns one row per non-empty group: ``group`` (0 = smallest), ``n``,
     ``complexity_min``, ``complexity_max``, ``kendall``, ``mean_rd``.
     """
-    s, t = _scores_truth(scores, truth)
+    s, t = _prepare(scores, truth)
     c = _vector(complexity, "complexity", n=len(s), finite=True)
     member = complexity_groups(c, groups)
     rd = _ranks(t) - _ranks(s)
@@ -179,7 +172,7 @@ def op_bias(archs: Sequence[Any], scores: Any, truth: Any, *, subset: Any = None
     keeps only pairs with both architectures in it, e.g. the largest complexity group.
     Rows are sorted by ``from_op``, ``to_op``.
     """
-    s, t = _scores_truth(scores, truth)
+    s, t = _prepare(scores, truth)
     if len(archs) != len(s):
         raise ValueError(f"archs must have {len(s)} entries (one per score), got {len(archs)}")
     if pairs is None:
@@ -222,7 +215,7 @@ def extremes(scores: Any, truth: Any, *, k: int = 5, names: Sequence[Any] | None
     (``names[index]``: a string, or an architecture's ``string``), ``score``, ``truth``,
     ``true_rank`` (1 = truly best, ties averaged) and ``true_rank_fraction`` (``true_rank / M``).
     """
-    s, t = _scores_truth(scores, truth, minimum=1)
+    s, t = _prepare(scores, truth)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if names is not None and len(names) != len(s):

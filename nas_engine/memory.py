@@ -7,10 +7,10 @@ protocol's batch size.  (The ``meta`` device would avoid even that, but its
 first use imports 4 s of torch's decompositions; the one-image pass costs
 milliseconds.)  With the parameters, their gradients and the
 optimiser's buffers, and the dataset's tensors, that is the memory of one
-evaluation; :func:`available_memory` is what the system lets this process
-use (``/proc/meminfo``'s ``MemAvailable``, capped by the cgroup's
-``memory.max``).  The search checks them before it starts (see
-:mod:`nas_engine.search`), and ``nas-engine`` checks the input minibatch at
+evaluation; :func:`available_memory` (from :mod:`nas_engine.threads`, with
+what else this process may use) is what the system lets it use
+(``/proc/meminfo``'s ``MemAvailable``, capped by the cgroup's ``memory.max``).
+The search checks them before it starts (see :mod:`nas_engine.search`), and ``nas-engine`` checks the input minibatch at
 ``--resolution`` before it loads data (:func:`check_input_memory`): an
 impossible configuration is refused in one line with the numbers instead of
 reaching the allocator.
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from .threads import available_memory, format_bytes
 
 __all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "check_memory", "check_input_memory",
            "search_memory", "format_bytes", "InsufficientMemory"]
@@ -29,15 +30,6 @@ __all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "check_memor
 
 class InsufficientMemory(ValueError):
     """A configuration needs more memory than this process may use (one line, with the numbers)."""
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes as a short human-readable size (``1.5 GB``, decimal units)."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -131,36 +123,6 @@ def estimate_memory(space, arch, data, protocol) -> MemoryEstimate:
         for h in hooks:
             h.remove()
     return MemoryEstimate(params, state, activations, data_bytes)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def available_memory(root: Path = Path("/sys/fs/cgroup"), meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """Bytes this process may still allocate: ``MemAvailable`` of ``/proc/meminfo``, capped by the cgroup's
-    limit less its usage (v2 ``memory.max`` / ``memory.current``, v1 ``memory.limit_in_bytes`` /
-    ``memory.usage_in_bytes``); ``None`` where neither can be read (not Linux)."""
-    available = None
-    try:
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    for limit_file, usage_file in (("memory.max", "memory.current"),
-                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        limit, usage = _read_int(root / limit_file), _read_int(root / usage_file)
-        if limit is not None and limit < 2**60:  # v1 writes a huge number for "no limit"
-            left = max(0, limit - (usage or 0))
-            available = left if available is None else min(available, left)
-            break
-    return available
 
 
 def check_memory(need: int, what: str, available: int | None = None,

@@ -1,4 +1,5 @@
-"""Torch's intra-op thread count: the engine's policy for it, and :func:`torch_threads` to set it for a block.
+"""What this process may use -- CPUs and memory -- and torch's intra-op thread count: the engine's policy for
+it, and :func:`torch_threads` to set it for a block.
 
 Low-level helpers (standard library only; torch is imported when it is
 used), shared by the search loop, the executors and strategies that run torch
@@ -27,7 +28,7 @@ import os
 from pathlib import Path
 
 __all__ = ["torch_threads", "available_cpus", "usable_cpus", "check_threads", "check_workers", "policy_threads",
-           "MULTI_THREAD_GFLOP", "CPUS_ENV_VAR"]
+           "MULTI_THREAD_GFLOP", "CPUS_ENV_VAR", "available_memory", "format_bytes"]
 
 #: an environment variable capping the CPUs the engine counts as its own (like joblib's LOKY_MAX_CPU_COUNT):
 #: on a shared machine, or beside other busy processes, ``NAS_ENGINE_CPUS=1`` keeps the "auto" executor in
@@ -53,6 +54,47 @@ def _cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None if quota <= 0 or period <= 0 else quota / period
     except (OSError, ValueError):
         return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory(root: Path = Path("/sys/fs/cgroup"), meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes this process may still allocate: ``MemAvailable`` of ``/proc/meminfo``, capped by the cgroup's
+    limit less its usage (v2 ``memory.max`` / ``memory.current``, v1 ``memory.limit_in_bytes`` /
+    ``memory.usage_in_bytes``); ``None`` where neither can be read (not Linux)."""
+    available = None
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("memory.max", "memory.current"),
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(root / limit_file), _read_int(root / usage_file)
+        if limit is not None and limit < 2**60:  # v1 writes a huge number for "no limit"
+            left = max(0, limit - (usage or 0))
+            available = left if available is None else min(available, left)
+            break
+    return available
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as a short size: ``256 bytes``, ``36.9 kB``, ``1.5 GB`` (decimal units)."""
+    if abs(n) < 1000:
+        return f"{int(n)} bytes"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n /= 1000
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def usable_cpus() -> int:

@@ -96,7 +96,8 @@ def test_an_npz_header_declaring_3e14_elements_is_refused_before_allocating(tmp_
 
 def test_an_npz_that_decompresses_beyond_the_memory_limit_is_refused_before_reading(tmp_path, monkeypatch):
     # a 2 MB member of zeros compresses to a few kB; the limit is lowered to 1 MB so the test stays small
-    # (the default, half the physical memory, refuses the 1.9 MB file expanding to 7.7 GB the same way)
+    # (the default, what this process may still allocate, refuses the 1.9 MB file expanding to 7.7 GB
+    # the same way on a machine with less free memory than that)
     x = np.zeros((2000, 1, 32, 32), np.uint8)
     np.savez_compressed(tmp_path / "bomb.npz", x_train=x, y_train=np.arange(2000) % 2)
     assert (tmp_path / "bomb.npz").stat().st_size < 50_000
@@ -317,8 +318,8 @@ def test_sizes_that_would_exhaust_memory_are_refused_with_the_numbers():
     start = time.perf_counter()
     x, y = _arrays()
     _refused(lambda: Dataset.from_arrays(x, y, resolution=100_000), r"dataset 'arrays': 40 images of 1x100000x100000 "
-             r"as float32 would take 1.6 TB in memory, more than the limit of .* \(half the physical memory; set "
-             r"NAS_ENGINE_DATA_MAX_BYTES to change it\)")
+             r"as float32 would take 1.6 TB in memory, more than the limit of .* \(the memory this process may use: "
+             r"MemAvailable, cgroup memory.max; set NAS_ENGINE_DATA_MAX_BYTES to change it\)")
     _refused(lambda: load_dataset("synthetic-cifar10", side=100_000, n_train=10, n_val=10, n_test=0),
              r"synthetic-cifar10: 20 images of 3x100000x100000 and labelling networks on 30000000000 inputs")
     assert time.perf_counter() - start < 2

@@ -30,8 +30,8 @@ composited over black.  Other modes are refused naming the file and the mode.
 
 Before anything is decoded (Pillow reads the size from the header): at least
 two class directories; the decoded dataset (uint8, and its float32 tensors)
-within the memory limit (``$NAS_ENGINE_DATA_MAX_BYTES``, else half the physical
-memory); each image within Pillow's ``Image.MAX_IMAGE_PIXELS`` (its
+within the memory limit (``$NAS_ENGINE_DATA_MAX_BYTES``, else what this process may still
+allocate); each image within Pillow's ``Image.MAX_IMAGE_PIXELS`` (its
 decompression-bomb limit, an error here rather than a warning), and so is the
 image resized to ``resolution`` on its shorter side (a 1 x 2,000,000 PNG would
 become 32 x 64,000,000); ``crop_padding`` at most half of ``resolution``.

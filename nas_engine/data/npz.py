@@ -8,8 +8,8 @@ Nothing is allocated before the archive has been checked: the members'
 decompressed sizes (``ZipInfo.file_size``, which :mod:`zipfile` never reads
 past) and the shape and dtype each ``.npy`` header declares, which must account
 for exactly its member's size, are compared with the memory limit
-(``types._memory_limit``: ``$NAS_ENGINE_DATA_MAX_BYTES``, else half the
-physical memory) before any array is read.
+(``types._memory_limit``: ``$NAS_ENGINE_DATA_MAX_BYTES``, else what this process may
+still allocate) before any array is read.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import datasets
-from .types import RawData, _check_array_options, _check_memory, _format_bytes, _raw_from_arrays
+from ..threads import format_bytes
+from .types import RawData, _check_array_options, _check_memory, _raw_from_arrays
 
 __all__ = ["npz"]
 
@@ -111,7 +112,7 @@ def _declared_bytes(path: Path, archive: zipfile.ZipFile, key: str, info: zipfil
     nbytes = count * dtype.itemsize
     if offset + nbytes != info.file_size:
         raise ValueError(f"{path}: {key} declares shape {shape} of {dtype} ({count} elements, "
-                         f"{_format_bytes(nbytes)}) but its member holds {info.file_size - offset} bytes of data")
+                         f"{format_bytes(nbytes)}) but its member holds {info.file_size - offset} bytes of data")
     return nbytes + 4 * count
 
 

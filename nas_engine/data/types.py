@@ -10,7 +10,8 @@ the ``npz`` reader shares); :func:`content_tag` fingerprints data that has no
 fixed identity.  :func:`augment_batch` is NB201's training augmentation.
 
 The readers (one module each beside this one) and :mod:`nas_engine.data.loading`
-import from here; this module imports no other module of the package.
+import from here; this module imports no other module of the data package (only
+:mod:`nas_engine.threads`, below it, for the memory this process may use).
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..threads import available_memory, format_bytes
+
 __all__ = ["Dataset", "DatasetSpec", "RawData", "augment_batch", "content_tag"]
 
 _VAL_FRACTION = 0.2  # default share of the training pool held out for validation
 _CIFAR_SIDE = 32
-#: environment variable: the most bytes one dataset load may take in memory (default: half the physical memory)
+#: environment variable: the most bytes one dataset load may take in memory (default: what this process may
+#: still allocate, :func:`~nas_engine.threads.available_memory`)
 MEMORY_ENV_VAR = "NAS_ENGINE_DATA_MAX_BYTES"
 
 
@@ -306,8 +310,10 @@ def _check_int(what: str, value: Any, *, low: int) -> int:
     return int(value)
 
 
-def _memory_limit() -> int:
-    """The most bytes one dataset load may take: ``$NAS_ENGINE_DATA_MAX_BYTES``, else half the physical memory."""
+def _memory_limit() -> tuple[int | None, str]:
+    """The most bytes one dataset load may take, and where that number comes from: ``$NAS_ENGINE_DATA_MAX_BYTES``,
+    else what this process may still allocate (:func:`~nas_engine.threads.available_memory`; ``None``: unknown,
+    nothing is checked)."""
     value = os.environ.get(MEMORY_ENV_VAR, "").strip()
     if value:
         try:
@@ -316,28 +322,17 @@ def _memory_limit() -> int:
             limit = 0
         if limit < 1:
             raise ValueError(f"{MEMORY_ENV_VAR} must be a positive number of bytes, got {value!r}")
-        return limit
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf: no limit
-        return 2**63
-
-
-def _format_bytes(n: int) -> str:
-    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} bytes"
+        return limit, f"${MEMORY_ENV_VAR}"
+    return available_memory(), (f"the memory this process may use: MemAvailable, cgroup memory.max; set "
+                                f"{MEMORY_ENV_VAR} to change it")
 
 
 def _check_memory(who: str, what: str, nbytes: int) -> None:
     """A one-line ``ValueError`` when ``nbytes`` (what ``what`` would take in memory) exceeds the limit."""
-    limit = _memory_limit()
-    if nbytes > limit:
-        source = (f"${MEMORY_ENV_VAR}" if os.environ.get(MEMORY_ENV_VAR, "").strip()
-                  else f"half the physical memory; set {MEMORY_ENV_VAR} to change it")
-        raise ValueError(f"{who}: {what} would take {_format_bytes(nbytes)} in memory, more than the limit of "
-                         f"{_format_bytes(limit)} ({source})")
+    limit, source = _memory_limit()
+    if limit is not None and nbytes > limit:
+        raise ValueError(f"{who}: {what} would take {format_bytes(nbytes)} in memory, more than the limit of "
+                         f"{format_bytes(limit)} ({source})")
 
 
 def _check_crop_padding(who: str, padding: int, side: int) -> None:
