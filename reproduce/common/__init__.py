@@ -6,5 +6,7 @@
   our networks are built at NASLib's size (``darts_peer_check``, ``nb101_peer_check``, ``tse_darts``,
   ``tse_nb101`` use them);
 * :mod:`.peer_tse`: TSE on a peer file's architectures (``tse_darts``, ``tse_nb101``; ``tse_randwired``
-  uses its tables).
+  uses its tables);
+* :mod:`.estimator_diagnosis`: Ning et al.'s diagnosis and voting ensembles on recorded scores
+  (``estimator_diagnosis``).
 """
