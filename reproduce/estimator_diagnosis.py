@@ -547,11 +547,15 @@ def cmd_ensembles(args, out: Path) -> int:
     return 0
 
 
+#: subcommand -> its function (a new subcommand also lists its files in FILES)
+COMMANDS = {"zero-cost": cmd_zero_cost, "ensembles": cmd_ensembles}
+
+
 # ---------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     shared = ROOT.parent / "shared" / "data"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=sorted(FILES), help="what to run (see above)")
+    p.add_argument("command", choices=sorted(COMMANDS), help="what to run (see above)")
     p.add_argument("--out", default=None, help=f"results directory (default: a new reproduce/results/{NAME}-<UTC "
                    "time>); the subcommand's own files in it are not overwritten without --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace this subcommand's files in --out")
@@ -584,7 +588,7 @@ def main(argv=None) -> int:
         p.error(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace them, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return (cmd_zero_cost if args.command == "zero-cost" else cmd_ensembles)(args, out)
+        return COMMANDS[args.command](args, out)
     except (ValueError, KeyError) as exc:
         print(f"estimator_diagnosis: error: {exc}", file=sys.stderr)
         return 2
