@@ -289,3 +289,61 @@ def test_mitigated_strategies_pass_the_conformance_checks(method, options):
     cls = type(create("strategy", method))
     check_strategy(create("strategy", method, **{**cls.conformance_params(), **options}))
 
+
+# -- the diagnosis page of a one-shot store ------------------------------------------------------------
+def test_diagnose_page_of_a_oneshot_store_shows_forgetting_and_stability(tmp_path, capsys):
+    import math
+    import re
+
+    from nas_engine import Budget, Search
+    from nas_engine.cli import main
+    from nas_engine.diagnosis import forgetting_values, rank_spread, ranking_stability
+    from nas_engine.report import oneshot_records, write_diagnosis
+    from nas_engine.results import SearchResult
+
+    from .conftest import shared_path
+
+    csv = shared_path("nas-bench-201", "nb201_cifar10_200ep.csv")
+    store = tmp_path / "run"
+    strategy = create("strategy", "randnas", epochs=3, keep_checkpoints=3, record_forgetting=True,
+                      record_stability=True, finetune_batches=5)
+    Search(strategy, "nb201", "valacc-inherited", data=digits_subset(), protocol=TINY, budget=Budget(evaluations=6),
+           store=str(store), progress=False).run()
+    report = write_diagnosis(store, csv, out=tmp_path / "page.html", groups=2, top=2)
+    assert set(report.figures) >= {"forgetting", "stability"}
+    assert (tmp_path / "forgetting.png").stat().st_size > 0 and (tmp_path / "stability.png").stat().st_size > 0
+    text = (tmp_path / "page.html").read_text()
+    assert "One-shot: forgetting" in text and "One-shot: stability across kept checkpoints" in text
+
+    def on_page(key):
+        return float(re.search(rf'<span id="{re.escape(key)}">([^<]+)</span>', text).group(1))
+
+    def same(key, value):
+        shown = on_page(key)
+        return math.isnan(shown) if math.isnan(value) else shown == round(value, 4)
+
+    records = oneshot_records(store)
+    assert [r["epoch"] for r in records["forgetting"]] == [1, 2, 3]
+    for rec in records["forgetting"]:
+        fv = forgetting_values(rec["acc_after_step"], rec["acc_after_epoch"])
+        assert len(fv) == STEPS
+        assert same(f"fv-mean-{rec['epoch']}", fv.mean()) and same(f"fv-std-{rec['epoch']}", fv.std())
+        assert same(f"fv-negative-{rec['epoch']}", (fv < 0).mean())
+    stability = records["stability"]
+    assert stability["epochs"] == [1, 2, 3]
+    history = SearchResult.load(store).history
+    assert sorted(stability["scores"]) == sorted(e.arch.string for e in history)
+    for e in history:  # the last kept checkpoint is the supernet the search's estimator scored
+        assert stability["scores"][e.arch.string][-1] == e.score
+    archs = sorted(stability["scores"])
+    sets = {f"epoch {ep}": [stability["scores"][a][i] for a in archs] for i, ep in enumerate([1, 2, 3])}
+    table = ranking_stability(sets, ks=(0.05, 0.5))
+    assert table[["compared", "reference"]].values.tolist() == [["epoch 1", "epoch 2"], ["epoch 2", "epoch 3"]]
+    for i, row in table.iterrows():
+        assert same(f"stab-kendall-{i}", row["kendall"]) and same(f"stab-P@top5%-{i}", row["P@top5%"])
+    assert same("spread-mean", rank_spread(sets)["rank_std"].mean())
+    # the command line writes the same page
+    assert main(["diagnose", str(store), "--truth", str(csv), "--out", str(tmp_path / "cli.html"), "--groups", "2",
+                 "--top", "2"]) == 0
+    assert "One-shot: forgetting" in (tmp_path / "cli.html").read_text()
+    capsys.readouterr()
