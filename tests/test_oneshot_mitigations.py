@@ -220,6 +220,30 @@ def test_interrupted_training_with_mitigations_resumes_bit_identically(tmp_path,
         assert record["epochs"] == full.forgetting and len(record["epochs"]) == 4
 
 
+def test_a_resumed_search_with_mitigations_continues_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    from nas_engine import Budget, Search
+    from nas_engine.store import RunStore
+
+    options = {**BASE, "deiso": True, "samples": 2, "ensemble": 2, "ensemble_mode": "scores", "keep_checkpoints": 2,
+               "record_stability": True, "prune_fraction": 0.5, "prune_pool": 10, "prune_epoch": 2}
+
+    def search(evaluations, store):
+        return Search(create("strategy", "randnas", **options), "nb201", "valacc-inherited", data=digits_subset(),
+                      protocol=TINY, budget=Budget(evaluations=evaluations), store=store, progress=False)
+
+    whole = search(4, str(tmp_path / "whole")).run()
+    search(2, str(tmp_path / "resumed")).run()
+
+    def refuse(self):
+        raise AssertionError("the supernet was trained again")
+
+    monkeypatch.setattr(supernet_module.SupernetTrainer, "train_epoch", refuse)
+    resumed = search(4, str(tmp_path / "resumed")).run()
+    assert [(e.arch.string, e.score) for e in resumed.history] == [(e.arch.string, e.score) for e in whole.history]
+    assert RunStore(tmp_path / "resumed").state()["strategy"]["stability"] == \
+        RunStore(tmp_path / "whole").state()["strategy"]["stability"]
+
+
 def test_a_store_trained_with_other_options_is_refused(tmp_path):
     store = str(tmp_path / "run")
     setup_strategy(store_dir=store, epochs=1)
