@@ -16,7 +16,7 @@ configuration (see ``docs/plugins.md`` for one worked example per kind)::
 
 Bases: :class:`SearchSpace` (with the capabilities :class:`Mutable`,
 :class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`,
-:class:`Relaxable`, :class:`FixedEdgeOps`), :class:`Strategy` (with the capability
+:class:`Relaxable`, :class:`FixedEdgeOps`, :class:`IsomorphismClasses`), :class:`Strategy` (with the capability
 :class:`InheritsWeights`: a one-shot strategy's candidates start from its supernet's weights),
 :class:`Estimator` and :class:`CurveEstimator`.  Values: :class:`Architecture`, :class:`Estimate`,
 :class:`Evaluation`, :class:`LearningCurve`, :class:`Context`,
@@ -55,6 +55,7 @@ from .spaces.base import (
     Enumerable,
     FixedEdgeOps,
     HasSupernet,
+    IsomorphismClasses,
     Mutable,
     Relaxable,
     SearchSpace,
@@ -66,7 +67,8 @@ from .training import Protocol, TrainingDiverged, TrainingFailed, TrainingOutOfM
 __all__ = [
     # bases and capabilities
     "Configurable", "SearchSpace", "Strategy", "Estimator", "CurveEstimator",
-    "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable", "FixedEdgeOps", "require_capability",
+    "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable", "FixedEdgeOps", "IsomorphismClasses",
+    "require_capability",
     "InheritsWeights",
     # values
     "Architecture", "Estimate", "Evaluation", "LearningCurve", "Context", "FineTuning", "Protocol", "Dataset",

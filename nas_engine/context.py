@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,11 @@ class InheritsWeights(ABC):
       ``arch`` holding a copy of the inherited weights (training it must not
       change the source);
     * ``fine_tuning``: a :class:`FineTuning` (an attribute or a property, set by
-      the time evaluations run).
+      the time evaluations run);
+    * :meth:`inherited_variants` ``(arch)``: the networks whose one-shot
+      estimates (``valacc-inherited``, ``valacc-mini``) are averaged into
+      ``arch``'s; by default :meth:`initial_weights` alone (a one-shot
+      strategy's temporal score ensemble and post-deiso averaging give more).
     """
 
     fine_tuning: FineTuning
@@ -61,6 +66,11 @@ class InheritsWeights(ABC):
     @abstractmethod
     def initial_weights(self, arch: Architecture) -> nn.Module:
         """A fresh network for ``arch`` holding a copy of the inherited weights."""
+
+    def inherited_variants(self, arch: Architecture) -> Iterator[nn.Module]:
+        """The networks (fresh copies, made one at a time) whose inherited-weight estimates are averaged into
+        ``arch``'s; default: :meth:`initial_weights` alone."""
+        yield self.initial_weights(arch)
 
 
 @dataclass

@@ -58,7 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .benchmarks.table import CurveTable
 
 __all__ = ["write_report", "Report", "reason_prefix", "failure_counts", "best_so_far", "charged_seconds",
-           "truth_pairs", "REPORT_DIR", "write_diagnosis", "complexity_values", "DIAGNOSIS_DIR", "COMPLEXITY"]
+           "truth_pairs", "REPORT_DIR", "write_diagnosis", "complexity_values", "DIAGNOSIS_DIR", "COMPLEXITY",
+           "oneshot_records"]
 
 #: the report's directory inside a store when no ``out`` is given
 REPORT_DIR = "report"
@@ -541,6 +542,151 @@ def _plot_extremes(space, rows, path: Path) -> Path:
     return _save(fig, path)
 
 
+def oneshot_records(store: str | os.PathLike) -> dict[str, Any] | None:
+    """What a one-shot search recorded for the diagnosis, or None for a store of another strategy.
+
+    ``{"forgetting": [...] or None, "stability": {"epochs": [...], "scores": {arch: [...]}} or None}``:
+    the per-epoch forgetting records of ``record_forgetting=True`` (the store's ``supernet-forgetting.json``:
+    each ``{"epoch", "archs", "acc_after_step", "acc_after_epoch"}``) and the inherited-weight validation
+    accuracy of every proposal at each kept checkpoint of ``record_stability=True`` (the strategy's stored
+    state).  Reads the store only.
+    """
+    import json
+
+    from .files import read_regular
+    from .strategies.oneshot import FORGETTING_FILE
+
+    run_store = RunStore(store)
+    state = run_store.state() or {}
+    strategy = state.get("strategy") or {}
+    if "supernet" not in strategy:
+        return None
+    forgetting = None
+    path = run_store.path / FORGETTING_FILE
+    if path.is_file():
+        try:
+            record = json.loads(read_regular(path, what="the forgetting record").decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"store {str(run_store.path)!r}: unreadable {FORGETTING_FILE} ({exc})") from None
+        if not isinstance(record, dict) or record.get("format") != "nas-engine-forgetting":
+            raise StoreError(f"store {str(run_store.path)!r}: {FORGETTING_FILE} is not a forgetting record")
+        forgetting = record["epochs"]
+    return {"forgetting": forgetting, "stability": strategy.get("stability")}
+
+
+def _plot_forgetting(rows: list[dict[str, Any]], values: list[Any], path: Path) -> Path:
+    fig = _figure((6.4, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    epochs = [r["epoch"] for r in rows]
+    for e, fv in zip(epochs, values):
+        ax.plot([e] * len(fv), fv, ".", ms=2, alpha=0.35, color="C0")
+    ax.errorbar(epochs, [r["mean"] for r in rows], yerr=[r["std"] for r in rows], fmt="o-", color="C3", ms=3,
+                lw=1, capsize=2, label="mean +- std")
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.set_xlabel("supernet epoch")
+    ax.set_ylabel("forgetting value (acc2 - acc1)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _plot_stability(epochs: list[int], ranks, path: Path) -> Path:
+    fig = _figure((6.4, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    for row in ranks:
+        ax.plot(epochs, row, "-", lw=0.8, alpha=0.5)
+    ax.set_xlabel("kept supernet checkpoint (epoch)")
+    ax.set_ylabel("rank / M (1/M = best)")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _oneshot_sections(records: dict[str, Any], table, folder: Path, report: Report, num) -> list[str]:
+    """The diagnosis page's one-shot sections (forgetting; stability across kept checkpoints), their numbers put in
+    ``report.numbers``."""
+    import numpy as np
+
+    from .criteria import kendall
+    from .diagnosis import _ranks, forgetting_values, rank_spread, ranking_stability
+
+    out = []
+    forgetting = records.get("forgetting")
+    if forgetting:
+        rows, values = [], []
+        for rec in forgetting:
+            fv = forgetting_values(rec["acc_after_step"], rec["acc_after_epoch"])
+            values.append(fv)
+            rows.append({"epoch": int(rec["epoch"]), "n": len(fv), "mean": float(fv.mean()), "std": float(fv.std()),
+                         "negative": float((fv < 0).mean()), "min": float(fv.min()), "max": float(fv.max())})
+        report.numbers["forgetting"] = rows
+        report.figures["forgetting"] = _plot_forgetting(rows, values, folder / "forgetting.png")
+        table_rows = [[r["epoch"], r["n"], num(r["mean"], f"fv-mean-{r['epoch']}"),
+                       num(r["std"], f"fv-std-{r['epoch']}"), num(r["negative"], f"fv-negative-{r['epoch']}"),
+                       f"{r['min']:+.4f}", f"{r['max']:+.4f}"] for r in rows]
+        out.append("<h2>One-shot: forgetting</h2><p class='note'>Ning et al. §5.3: for every path trained in an epoch, "
+                   "its forgetting value FV = acc2 - acc1, acc1 its accuracy on a fixed validation minibatch right "
+                   "after its own supernet step, acc2 the same accuracy once the epoch's other steps have run "
+                   "(<code>nas_engine.diagnosis.forgetting_values</code>). Negative: later steps overwrote the weights "
+                   "it shares (forgetting); positive: they helped it (transfer).</p>"
+                   + _table(["epoch", "paths", "mean FV", "std FV", "fraction < 0", "min", "max"], table_rows, raw=True)
+                   + _img(report.figures["forgetting"], "forgetting values per epoch"))
+    stability = records.get("stability")
+    scores = (stability or {}).get("scores") or {}
+    epochs = [int(e) for e in (stability or {}).get("epochs", [])]
+    if stability is not None and len(scores) >= 2 and len(epochs) >= 2:
+        archs = sorted(scores)
+        sets = {f"epoch {e}": [scores[a][i] for a in archs] for i, e in enumerate(epochs)}
+        stab = ranking_stability(sets, ks=(0.05, 0.5))
+        spread = rank_spread(sets)
+        ranks = np.stack([_ranks(np.asarray(v, dtype=float)) for v in sets.values()]).T / len(archs)
+        in_table, truths = [], []
+        for i, a in enumerate(archs):
+            try:  # as truth_pairs: an NB201 CSV has accuracies without curves
+                t = float(table.final_accuracy(a))
+            except (KeyError, ValueError):
+                continue
+            in_table.append(i)
+            truths.append(t)
+        per_checkpoint = []
+        if len(in_table) >= 2:
+            per_checkpoint = [{"epoch": e, "kendall": kendall([v[i] for i in in_table], truths)}
+                              for e, v in zip(epochs, sets.values())]
+        report.numbers["stability"] = stab.to_dict("records")
+        report.numbers["rank_spread"] = {"architectures": len(archs), "mean_rank_std": float(spread["rank_std"].mean()),
+                                         "max_rank_std": float(spread["rank_std"].max())}
+        report.numbers["checkpoint_kendall"] = per_checkpoint
+        report.figures["stability"] = _plot_stability(epochs, ranks, folder / "stability.png")
+        cols = [c for c in stab.columns if c not in ("reference", "compared")]
+        stab_rows = [[_e(r["compared"]), _e(r["reference"])] + [num(r[c], f"stab-{c}-{i}") for c in cols]
+                     for i, r in enumerate(report.numbers["stability"])]
+        worst = spread.assign(arch=archs).sort_values("rank_std", ascending=False, kind="stable").head(5)
+        out.append("<h2>One-shot: stability across kept checkpoints</h2><p class='note'>Ning et al. §5.3, Fig. 7: "
+                   f"the inherited-weight validation accuracy of the {len(archs)} proposed architectures at each "
+                   f"kept supernet checkpoint (epochs {', '.join(map(str, epochs))}; recorded during the search by "
+                   "<code>record_stability=True</code>); each checkpoint's ranking against the next one's, the later "
+                   "taken as the truth (<code>ranking_stability</code>), and every architecture's rank spread "
+                   "across the checkpoints (<code>rank_spread</code>).</p>"
+                   + _table(["checkpoint", "against (as truth)"] + cols, stab_rows, raw=True)
+                   + _table(["architectures", "mean rank std", "largest rank std"],
+                            [[len(archs), num(report.numbers["rank_spread"]["mean_rank_std"], "spread-mean"),
+                              num(report.numbers["rank_spread"]["max_rank_std"], "spread-max")]], raw=True)
+                   + "<h3>Least stable architectures</h3>"
+                   + _table(["architecture", "mean rank", "rank std", "best rank", "worst rank"],
+                            [[f'<span class="arch">{_e(r.arch)}</span>', f"{r.mean_rank:.3f}", f"{r.rank_std:.3f}",
+                              f"{r.best_rank:.3f}", f"{r.worst_rank:.3f}"] for r in worst.itertuples()], raw=True)
+                   + (("<h3>Each checkpoint against the ground truth</h3>"
+                       + _table(["checkpoint", "Kendall tau"],
+                                [[f"epoch {r['epoch']}", num(r["kendall"], f"ckpt-kendall-{r['epoch']}")]
+                                 for r in per_checkpoint], raw=True)) if per_checkpoint else "")
+                   + _img(report.figures["stability"], "ranks across kept checkpoints"))
+    if not out:
+        out.append("<h2>One-shot diagnostics</h2><p class='note'>This one-shot search recorded neither forgetting "
+                   "values (<code>record_forgetting=True</code>) nor the proposals' scores at kept checkpoints "
+                   "(<code>keep_checkpoints=K</code> with K &ge; 2 and <code>record_stability=True</code>).</p>")
+    return out
+
+
 def write_diagnosis(store: str | os.PathLike, truth: str | os.PathLike | CurveTable,
                     out: str | os.PathLike | None = None, *, complexity: str = "params", groups: int = 5,
                     top: int = 5) -> Report:
@@ -552,6 +698,8 @@ def write_diagnosis(store: str | os.PathLike, truth: str | os.PathLike | CurveTa
     Fig. 5), the op-level bias over every mutation pair and over the pairs inside the largest complexity group,
     and the ``top`` best and worst architectures by the estimator, drawn with their true ranks (Fig. 6).
     ``out``: the page (``.html``) or a directory for ``index.html``; default ``STORE/diagnosis/index.html``.
+    For a one-shot store (:func:`oneshot_records`) the page adds the forgetting values per supernet epoch and the
+    ranking stability across the kept supernet checkpoints (Ning et al. §5.3), where the search recorded them.
     Reads the store only.  ``Report.numbers`` holds what the page states.
     """
     from .criteria import kendall, spearman
@@ -635,5 +783,8 @@ def write_diagnosis(store: str | os.PathLike, truth: str | os.PathLike | CurveTa
         f"{len(archs)}.</p>" + _table(["side", "position", "architecture", "score", "truth", "true rank"], pick_rows,
                                       raw=True) + _img(report.figures["extremes"], "best and worst architectures"),
     ]
+    records = oneshot_records(store)
+    if records is not None:
+        body += _oneshot_sections(records, table, folder, report, num)
     _write_page(page, f"nas-engine diagnosis: {run_store.path}", "\n".join(body))
     return report

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from nas_engine.context import Context
+from nas_engine.registry import create
 from nas_engine.results import Budget, Evaluation
 from nas_engine.spaces.nb201 import NB201Space
 from nas_engine.strategies import RandomSearch, RegularizedEvolution
@@ -118,8 +119,18 @@ def test_random_without_repeats_by_canonical_class():
     s.setup(SPACE, ctx())
     keys = [SPACE.canonical(s.ask()[0]) for _ in range(300)]
     assert len(set(keys)) == 300
-    with pytest.raises(ValueError, match="dedupe must be 'string' or 'canonical'"):
+    with pytest.raises(ValueError, match="dedupe must be one of 'string', 'canonical', 'isomorphism', got 'graph'"):
         RandomSearch(dedupe="graph")
+
+
+def test_random_without_repeats_by_isomorphism_class():
+    s = RandomSearch(repeats=False, dedupe="isomorphism")
+    s.setup(SPACE, ctx())
+    classes = [SPACE.isomorphism_class(s.ask()[0]) for _ in range(300)]
+    assert len(set(classes)) == 300
+    darts = create("space", "darts")
+    with pytest.raises(TypeError, match="IsomorphismClasses capability"):
+        RandomSearch(repeats=False, dedupe="isomorphism").setup(darts, ctx(space=darts))
 
 
 def test_re_without_repeats_never_reproposes_and_ends_when_exhausted():

@@ -11,6 +11,12 @@ the SoTL thesis (Table 4.1) and the TSE paper compare TSE against:
   per candidate from its seed (so the estimate is reproducible and, as in the
   original protocols, each candidate sees a different minibatch).
 
+With a one-shot strategy's temporal score ensemble (``ensemble=k,
+ensemble_mode="scores"``) or ``post_deiso`` averaging, the estimate is the mean
+over the strategy's :meth:`~nas_engine.context.InheritsWeights.inherited_variants`
+(the last k checkpoints' weights, the members of the isomorphism class), each
+on the same images; ``info["variants"]`` says how many.
+
 The supernet's BatchNorm uses batch statistics (see
 :class:`~nas_engine.spaces.nb201.NB201Supernet`), so the validation batches are
 normalised with their own statistics.  The other estimators of the thesis'
@@ -50,12 +56,19 @@ class _InheritedEstimator(Estimator):
             raise ValueError(f"{self.name} needs a dataset with a validation split")
 
     def _evaluate(self, arch, ctx: Context, x: torch.Tensor, y: torch.Tensor) -> Estimate:
+        """The mean loss and accuracy over the strategy's ``inherited_variants(arch)`` (one network unless it
+        averages a temporal score ensemble or an isomorphism class), each on ``(x, y)``."""
         t0 = time.perf_counter()
         device = resolve_device(ctx.protocol.device)
-        model = ctx.initial_model(arch).to(device)
-        loss, acc = evaluate(model, x, y, ctx.protocol, device)
-        return Estimate(acc, time.perf_counter() - t0, 0.0, None,
-                        {"val_loss": loss, "images": int(len(y))})
+        losses, accs = [], []
+        for model in ctx.strategy.inherited_variants(arch):
+            loss, acc = evaluate(model.to(device), x, y, ctx.protocol, device)
+            losses.append(loss)
+            accs.append(acc)
+        info = {"val_loss": sum(losses) / len(losses), "images": int(len(y))}
+        if len(accs) > 1:
+            info["variants"] = len(accs)
+        return Estimate(sum(accs) / len(accs), time.perf_counter() - t0, 0.0, None, info)
 
 
 @estimators.register("valacc-inherited")

@@ -10,6 +10,7 @@ from .base import (
     Encodable,
     Enumerable,
     HasSupernet,
+    IsomorphismClasses,
     Mutable,
     Relaxable,
     SearchSpace,
@@ -23,5 +24,6 @@ from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable",
-    "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RandWiredSpace", "RestrictedSpace",
+    "IsomorphismClasses", "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RandWiredSpace",
+    "RestrictedSpace",
 ]

@@ -4,7 +4,9 @@ A :class:`SearchSpace` makes :class:`Architecture` values.  What a space can do
 beyond the core (sample / parse / print / graph / build) is expressed by small
 capability ABCs that a strategy can require: :class:`Mutable`,
 :class:`Encodable`, :class:`Enumerable`, :class:`HasSupernet`,
-:class:`Relaxable` (a continuous relaxation, for differentiable NAS).
+:class:`Relaxable` (a continuous relaxation, for differentiable NAS),
+:class:`FixedEdgeOps` (an op per fixed edge) and :class:`IsomorphismClasses`
+(architectures that are different strings of one cell).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "HasSupernet",
     "Relaxable",
     "FixedEdgeOps",
+    "IsomorphismClasses",
     "require_capability",
 ]
 
@@ -293,6 +296,33 @@ class FixedEdgeOps(ABC):
     @abstractmethod
     def from_ops(self, ops) -> Architecture:
         """The architecture whose edge ``EDGES[k]`` carries ``ops[k]``."""
+
+
+class IsomorphismClasses(ABC):
+    """The space's architectures fall into isomorphism classes: different strings of one cell (the one-shot
+    strategies' ``deiso`` sampling and ``post_deiso`` averaging need it).
+
+    * :meth:`isomorphism_classes` -- every class as a tuple of its members, in a fixed order; a class's first
+      member is its *representative*;
+    * :meth:`isomorphism_class` -- the index of ``a``'s class in that tuple;
+    * :meth:`representative` and :meth:`isomorphic` -- ``a``'s class representative and its class's members.
+    """
+
+    @abstractmethod
+    def isomorphism_classes(self) -> tuple[tuple[Architecture, ...], ...]:
+        """Every isomorphism class of the space (its members, representative first), in a fixed order."""
+
+    @abstractmethod
+    def isomorphism_class(self, a: Architecture) -> int:
+        """The index of ``a``'s class in :meth:`isomorphism_classes`."""
+
+    def representative(self, a: Architecture) -> Architecture:
+        """The first member of ``a``'s isomorphism class."""
+        return self.isomorphism_classes()[self.isomorphism_class(a)][0]
+
+    def isomorphic(self, a: Architecture) -> tuple[Architecture, ...]:
+        """Every member of ``a``'s isomorphism class (``a`` included), representative first."""
+        return self.isomorphism_classes()[self.isomorphism_class(a)]
 
 
 def require_capability(space: SearchSpace, capability: type, who: str) -> None:

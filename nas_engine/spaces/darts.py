@@ -411,14 +411,16 @@ class DartsSpace(SearchSpace, Mutable, Encodable, Relaxable):
         return DartsNetwork(self.cells(a), num_classes, C=C, layers=layers, auxiliary=auxiliary,
                             drop_path_prob=drop_path_prob, in_channels=in_channels)
 
-    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8) -> DartsSupernet:
+    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8,
+                 affine: bool = False) -> DartsSupernet:
         """A weight-sharing supernet over the whole space (see :class:`DartsSupernet`), freshly initialised.
 
         Sizes as :meth:`build` (``layers`` cells, default 8 = the DARTS search
-        network); no auxiliary head, no drop path.
+        network); no auxiliary head, no drop path.  ``affine=True`` gives its
+        BatchNorms affine parameters (default off).
         """
         num_classes, in_channels, C, layers = _sizes("DartsSpace.supernet", num_classes, in_channels, C, layers)
-        return DartsSupernet(self, num_classes, in_channels=in_channels, C=C, layers=layers)
+        return DartsSupernet(self, num_classes, in_channels=in_channels, C=C, layers=layers, affine=affine)
 
     # -- continuous relaxation (differentiable NAS) ------------------------------------------
     def relaxation(self) -> dict[str, tuple[int, int]]:
@@ -733,12 +735,14 @@ class DartsSupernetCell(nn.Module):
     edges, each through its chosen op; the other 6 edges and the other ops are not run.
     """
 
-    def __init__(self, c_prev_prev: int, c_prev: int, C: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, c_prev_prev: int, c_prev: int, C: int, reduction: bool, reduction_prev: bool,
+                 bn: dict | None = None):
         super().__init__()
+        bn = _SUPERNET_BN if bn is None else bn
         self.reduction = reduction
-        self.preprocess0, self.preprocess1 = _preprocessing(c_prev_prev, c_prev, C, reduction_prev, _SUPERNET_BN)
+        self.preprocess0, self.preprocess1 = _preprocessing(c_prev_prev, c_prev, C, reduction_prev, bn)
         self.edges = nn.ModuleList(
-            nn.ModuleDict({op: _make_op(op, C, 2 if reduction and j < INPUTS else 1, _SUPERNET_BN) for op in OPS})
+            nn.ModuleDict({op: _make_op(op, C, 2 if reduction and j < INPUTS else 1, bn) for op in OPS})
             for j, _ in EDGES
         )
         self.multiplier = len(CONCAT)
@@ -794,22 +798,27 @@ class DartsSupernet(nn.Module):
     every BatchNorm, the stem's included, is affine-free and keeps no running
     statistics, normalising with the statistics of the batch it sees in
     training and evaluation alike (``model_search.py``: ``affine=False`` in
-    the cells, an affine stem BN, running statistics everywhere).
+    the cells, an affine stem BN, running statistics everywhere).  ``affine=True``
+    gives every BatchNorm affine parameters (the one-shot strategies' ``bn_affine``).
 
     :meth:`extract` gives a standalone :class:`DartsNetwork` for one path (same
     BatchNorm policy, no auxiliary head, no drop path) holding a copy of the
     path's weights.
     """
 
-    def __init__(self, space: DartsSpace, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8):
+    def __init__(self, space: DartsSpace, num_classes: int, *, in_channels: int = 3, C: int = 16, layers: int = 8,
+                 affine: bool = False):
         super().__init__()
+        if not isinstance(affine, bool):
+            raise TypeError(f"DartsSupernet: affine must be True or False, got {affine!r}")
         self.space = space
         self.num_classes, self.in_channels, self.C, self.layers = num_classes, in_channels, C, layers
+        self.bn = {**_SUPERNET_BN, "affine": affine}
 
         def make_cell(reduction, c_prev_prev, c_prev, c_curr, reduction_prev):
-            return DartsSupernetCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            return DartsSupernetCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, self.bn)
 
-        _, c_prev = _network_skeleton(self, in_channels, C, layers, _SUPERNET_BN, make_cell)
+        _, c_prev = _network_skeleton(self, in_channels, C, layers, self.bn, make_cell)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
@@ -858,7 +867,7 @@ class DartsSupernet(nn.Module):
         cells = self.path_cells(arch)
         p = next(self.parameters())
         net = DartsNetwork(cells, self.num_classes, C=self.C, layers=self.layers, in_channels=self.in_channels,
-                           **_SUPERNET_BN).to(device=p.device)
+                           **self.bn).to(device=p.device)
         shared = self.state_dict()
         state = {}
         for key in net.state_dict():

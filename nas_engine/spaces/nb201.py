@@ -15,7 +15,9 @@ Equivalence classes over the 15,625 cells:
 * :meth:`NB201Space.unique_str`, which reproduces the benchmark code's
   ``CellStructure.to_unique_str``: **6,466** classes with ``consider_zero=True``
   (the figure quoted by the NAS-Bench-201 paper), 12,751 with ``False`` and
-  15,625 with ``None``.
+  15,625 with ``None``.  These 6,466 classes are the space's
+  :class:`~nas_engine.spaces.base.IsomorphismClasses` (the one-shot strategies'
+  ``deiso`` sampling and ``post_deiso`` averaging, Ning et al. §6.2).
 
 Enumeration order: the benchmark's ``index`` is *not* a mixed-radix order of the
 ops (index 0 is ``|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+...``), so
@@ -26,6 +28,7 @@ table of architecture strings.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 
 import networkx as nx
@@ -35,7 +38,16 @@ from torch import nn
 
 from nas_engine.config import check_int
 from nas_engine.registry import spaces
-from nas_engine.spaces.base import Architecture, Encodable, Enumerable, FixedEdgeOps, Mutable, Relaxable, SearchSpace  # noqa: E501
+from nas_engine.spaces.base import (
+    Architecture,
+    Encodable,
+    Enumerable,
+    FixedEdgeOps,
+    IsomorphismClasses,
+    Mutable,
+    Relaxable,
+    SearchSpace,
+)
 from nas_engine.spaces.ops import ReLUConvBN, avg_pool_3x3  # shared with DARTS (ReLUConvBN also importable from here)
 
 __all__ = ["OPS", "EDGES", "NB201Space", "NB201Network", "NB201Cell", "NB201Supernet", "SupernetCell",
@@ -59,7 +71,7 @@ def _in_edges(target: int) -> list[tuple[int, int]]:
 
 
 @spaces.register("nb201")
-class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEdgeOps):
+class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEdgeOps, IsomorphismClasses):
     """The NAS-Bench-201 cell space (see the module docstring).
 
     The space has no configuration; the network size is chosen in :meth:`build`
@@ -274,6 +286,23 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEd
             nodes[node] = "+".join(sorted(cur))
         return nodes[_NUM_NODES - 1]
 
+    def isomorphism_classes(self) -> tuple[tuple[Architecture, ...], ...]:
+        """The 6,466 classes of :meth:`unique_str` (``consider_zero=True``: the NAS-Bench-201 paper's and Ning et
+        al.'s "6466 unique structures"), each a tuple of its members in :meth:`enumerate` order, so its
+        representative is its member of lowest :meth:`index`; the classes ordered by their representatives'
+        index.  Computed once per process (about 0.2 s)."""
+        return tuple(tuple(self.from_ops(ops) for ops in members) for members in _isomorphism_table()[0])
+
+    def isomorphism_class(self, a: Architecture) -> int:
+        """The index of ``a``'s :meth:`unique_str` class in :meth:`isomorphism_classes`."""
+        return _isomorphism_table()[1][self.index(a)]
+
+    def representative(self, a: Architecture) -> Architecture:
+        return self.from_ops(_isomorphism_table()[0][self.isomorphism_class(a)][0])
+
+    def isomorphic(self, a: Architecture) -> tuple[Architecture, ...]:
+        return tuple(self.from_ops(ops) for ops in _isomorphism_table()[0][self.isomorphism_class(a)])
+
     # -- networks ------------------------------------------------------------------
     def build(
         self, a: Architecture, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5
@@ -282,10 +311,12 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEd
         num_classes, in_channels, C, N = _sizes(num_classes=num_classes, in_channels=in_channels, C=C, N=N)
         return NB201Network(self.ops(a), num_classes, in_channels=in_channels, C=C, N=N)
 
-    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5) -> NB201Supernet:
-        """A weight-sharing supernet over the whole space (see :class:`NB201Supernet`), freshly initialised."""
+    def supernet(self, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5,
+                 affine: bool = False) -> NB201Supernet:
+        """A weight-sharing supernet over the whole space (see :class:`NB201Supernet`), freshly initialised;
+        ``affine=True`` gives its BatchNorms affine parameters (default off, see the class docstring)."""
         num_classes, in_channels, C, N = _sizes(num_classes=num_classes, in_channels=in_channels, C=C, N=N)
-        return NB201Supernet(self, num_classes, in_channels=in_channels, C=C, N=N)
+        return NB201Supernet(self, num_classes, in_channels=in_channels, C=C, N=N, affine=affine)
 
     # -- continuous relaxation (differentiable NAS) ------------------------------------------
     def relaxation(self) -> dict[str, tuple[int, int]]:
@@ -302,6 +333,20 @@ class NB201Space(SearchSpace, Mutable, Encodable, Enumerable, Relaxable, FixedEd
         """
         w = self.check_relaxed_weights(weights)["cell"]
         return self.from_ops([OPS[int(k)] for k in np.argmax(w, axis=1)])
+
+
+@functools.lru_cache(maxsize=1)
+def _isomorphism_table() -> tuple[tuple[tuple[tuple[str, ...], ...], ...], tuple[int, ...]]:
+    """(the classes' members as op tuples, the class index of every :meth:`NB201Space.index`), computed once."""
+    space = NB201Space()
+    classes: dict[str, list[tuple[str, ...]]] = {}
+    of_index: list[str] = []
+    for a in space.enumerate():
+        key = space.unique_str(a, consider_zero=True)
+        classes.setdefault(key, []).append(a.spec)
+        of_index.append(key)
+    position = {key: i for i, key in enumerate(classes)}  # dicts keep insertion order: by representative index
+    return tuple(tuple(m) for m in classes.values()), tuple(position[k] for k in of_index)
 
 
 # ---------------------------------------------------------------------------------
@@ -459,12 +504,15 @@ _SUPERNET_BN = {"affine": False, "track_running_stats": False}
 
 
 class SupernetCell(nn.Module):
-    """A cell whose every edge holds one module per non-``none`` op (``edges[k][op]``), shared by all paths."""
+    """A cell whose every edge holds one module per non-``none`` op (``edges[k][op]``), shared by all paths.
 
-    def __init__(self, channels: int):
+    ``bn``: the BatchNorms' ``affine`` / ``track_running_stats`` (default: the supernet policy, both off)."""
+
+    def __init__(self, channels: int, bn: dict | None = None):
         super().__init__()
+        bn = _SUPERNET_BN if bn is None else bn
         self.edges = nn.ModuleList(
-            nn.ModuleDict({op: _make_op(op, channels, _SUPERNET_BN) for op in SUPERNET_OPS}) for _ in EDGES
+            nn.ModuleDict({op: _make_op(op, channels, bn) for op in SUPERNET_OPS}) for _ in EDGES
         )
 
     def forward(self, x: torch.Tensor, ops: tuple[str, ...], plan) -> torch.Tensor:
@@ -501,18 +549,26 @@ class NB201Supernet(nn.Module):
     alike.  Running averages would mix the statistics of different paths; batch
     statistics need no recalibration per path.  Evaluations therefore use
     batches of a reasonable size (``Protocol.eval_batch_size``; a single image
-    cannot be normalised).
+    cannot be normalised).  ``affine=True`` (the one-shot strategies'
+    ``bn_affine`` option, Ning et al. §6.3's comparison) gives every BatchNorm
+    learnable affine parameters, shared like every other weight; running
+    statistics stay off.
 
     :meth:`extract` gives a standalone :class:`NB201Network` for one path (same
     BatchNorm policy) holding a copy of the inherited weights: fine-tuning it
     never changes the supernet.
     """
 
-    def __init__(self, space: NB201Space, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5):
+    def __init__(self, space: NB201Space, num_classes: int, *, in_channels: int = 3, C: int = 16, N: int = 5,
+                 affine: bool = False):
         super().__init__()
+        if not isinstance(affine, bool):
+            raise TypeError(f"NB201Supernet: affine must be True or False, got {affine!r}")
         self.space = space
         self.num_classes, self.in_channels, self.C, self.N = num_classes, in_channels, C, N
-        _macro_skeleton(self, num_classes, in_channels, C, N, _SUPERNET_BN, SupernetCell, nn.ModuleList)
+        self.bn = {**_SUPERNET_BN, "affine": affine}
+        _macro_skeleton(self, num_classes, in_channels, C, N, self.bn,
+                        lambda channels: SupernetCell(channels, self.bn), nn.ModuleList)
         self._plans: dict[tuple[str, ...], tuple] = {}
 
     @property
@@ -556,13 +612,13 @@ class NB201Supernet(nn.Module):
         """A standalone network for path ``arch`` initialised with a copy of the supernet's weights.
 
         The network is an :class:`NB201Network` with the supernet's BatchNorm
-        policy (affine-free, batch statistics), on the supernet's device; its
+        policy (batch statistics; affine-free unless ``affine``), on the supernet's device; its
         output equals ``self(x, arch)`` for every input.
         """
         ops = self.path_ops(arch)
         p = next(self.parameters())
         net = NB201Network(ops, self.num_classes, in_channels=self.in_channels, C=self.C, N=self.N,
-                           **_SUPERNET_BN).to(device=p.device)
+                           **self.bn).to(device=p.device)
         shared = self.state_dict()
         state = {}
         for key in net.state_dict():
@@ -574,4 +630,5 @@ class NB201Supernet(nn.Module):
         return net
 
     def extra_repr(self) -> str:
-        return f"C={self.C}, N={self.N}, num_classes={self.num_classes}, ops per edge={SUPERNET_OPS}"
+        return (f"C={self.C}, N={self.N}, num_classes={self.num_classes}, ops per edge={SUPERNET_OPS}"
+                + (", affine BatchNorm" if self.bn["affine"] else ""))

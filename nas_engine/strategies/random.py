@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import check_choice
 from ..registry import strategies
-from ..spaces.base import Architecture, Enumerable
+from ..spaces.base import Architecture, Enumerable, IsomorphismClasses, require_capability
 from .base import Strategy
 
 __all__ = ["RandomSearch"]
@@ -19,20 +19,26 @@ class RandomSearch(Strategy):
     """Uniform random sampling.
 
     ``repeats=False`` never proposes the same architecture twice; ``dedupe``
-    says what "the same" means: ``"string"`` (identical architectures) or
-    ``"canonical"`` (the space's functional-equivalence class).  When no new
+    says what "the same" means: ``"string"`` (identical architectures),
+    ``"canonical"`` (the space's functional-equivalence class) or
+    ``"isomorphism"`` (the space's isomorphism class, for a space with the
+    :class:`~nas_engine.spaces.base.IsomorphismClasses` capability).  When no new
     architecture can be found (the space is exhausted) the search ends.
     """
 
     def __init__(self, repeats: bool = True, dedupe: str = "string"):
         self.repeats = bool(repeats)
-        self.dedupe = check_choice(dedupe, "dedupe", ("string", "canonical"), who="RandomSearch")
+        self.dedupe = check_choice(dedupe, "dedupe", ("string", "canonical", "isomorphism"), who="RandomSearch")
 
     def setup(self, space, ctx) -> None:
         super().setup(space, ctx)
+        if self.dedupe == "isomorphism":
+            require_capability(space, IsomorphismClasses, "RandomSearch(dedupe='isomorphism')")
         self._seen: set[str] = set()
 
     def _key(self, a: Architecture) -> str:
+        if self.dedupe == "isomorphism":
+            return f"class {self.space.isomorphism_class(a)}"
         return a.string if self.dedupe == "string" else self.space.canonical(a)
 
     def ask(self) -> list[Architecture]:

@@ -45,7 +45,10 @@ __all__ = ["RandNAS", "SPOS", "FairNAS", "MultiPath", "Reptile", "MetaProx"]
 # made through the registry: a plugin module does not import another plugin's module.
 class _RandomCandidates(OneShotStrategy):
     def make_selector(self):
-        return create("strategy", "random", repeats=False)
+        # one candidate per isomorphism class when the estimates are the class's (deiso, post_deiso); after pruning
+        # the candidates are the kept architectures (a RestrictedSpace), each once
+        per_class = (self.deiso or self.post_deiso) and self.prune_fraction is None
+        return create("strategy", "random", repeats=False, dedupe="isomorphism" if per_class else "string")
 
 
 @strategies.register("randnas")
@@ -54,8 +57,8 @@ class RandNAS(_RandomCandidates):
 
     default_finetune_lr: ClassVar[float] = 0.01
 
-    def path_sampler(self):
-        return uniform_paths(1)
+    def path_sampler(self, population=None):
+        return uniform_paths(1, population)
 
 
 @strategies.register("fairnas")
@@ -65,7 +68,14 @@ class FairNAS(_RandomCandidates):
     default_finetune_lr: ClassVar[float] = 0.001
     requires: ClassVar[tuple[type, ...]] = (HasSupernet, FixedEdgeOps)
 
-    def path_sampler(self):
+    def __post_init__(self):
+        super().__post_init__()
+        for on, what in ((self.deiso, "deiso=True"), (self.prune_fraction is not None, "one-shot pruning")):
+            if on:
+                raise ValueError(f"FairNAS: {what} samples paths from a set of architectures, but FairNAS's fair paths "
+                                 "cover every op on every edge of the whole space; use randnas, spos or multipath")
+
+    def path_sampler(self, population=None):
         return fair_paths
 
 
@@ -84,8 +94,8 @@ class MultiPath(_RandomCandidates):
     def _fingerprint(self, ctx):
         return {**super()._fingerprint(ctx), "k": self.k}
 
-    def path_sampler(self):
-        return uniform_paths(self.k)
+    def path_sampler(self, population=None):
+        return uniform_paths(self.k, population)
 
 
 @strategies.register("spos")
@@ -105,8 +115,8 @@ class SPOS(OneShotStrategy):
         super().__post_init__()
         self.make_selector()  # validates population_size and sample_size
 
-    def path_sampler(self):
-        return uniform_paths(1)
+    def path_sampler(self, population=None):
+        return uniform_paths(1, population)
 
     def make_selector(self):
         return create("strategy", "regularized-evolution", population_size=self.population_size,
@@ -131,8 +141,8 @@ class Reptile(_RandomCandidates):
     def trainer_options(self) -> dict[str, Any]:
         return {"inner_steps": self.inner_steps, "prox": self.prox}
 
-    def path_sampler(self):
-        return uniform_paths(1)
+    def path_sampler(self, population=None):
+        return uniform_paths(1, population)
 
 
 @strategies.register("metaprox")
