@@ -14,6 +14,8 @@ import pytest
 
 from nas_engine.training import Protocol
 
+from . import warm
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_ENGINE_SHARED_DATA",
                                   Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -37,8 +39,7 @@ def run_reproduce(name: str, *args: str, timeout: float = 300) -> subprocess.Com
     thread; its exit status and output (text) are in the result.  (Tests import no script: the helpers the
     scripts share are in ``reproduce.common``.)"""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", f"reproduce.{name}", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return warm.run(["-m", f"reproduce.{name}", *map(str, args)], cwd=ROOT, env=env, timeout=timeout)
 
 
 def zero_cost_store(out: Path, evaluations: int) -> str:
@@ -162,10 +163,11 @@ def stored_records(store: Path) -> list[dict]:
         raise
 
 
-def kill_after_records(args: list[str], store: Path, at_least: int, *, env: dict, cwd: Path,
+def kill_after_records(argv: list[str], store: Path, at_least: int, *, env: dict, cwd: Path,
                        timeout: float = 300) -> list[dict]:
-    """Run ``args``, SIGKILL it once its store holds ``at_least`` records; return those records."""
-    proc = subprocess.Popen(args, cwd=cwd, env=env)
+    """Run ``python ARGV`` (a warm process, :mod:`tests.warm`), SIGKILL it once its store holds ``at_least``
+    records; return those records."""
+    proc = warm.popen(argv, cwd=cwd, env=env)
     try:
         deadline = time.time() + timeout
         while time.time() < deadline and proc.poll() is None:

@@ -1,7 +1,9 @@
 """The code a user is told to run: every fenced block of README.md and docs/**/*.md.
 
 * ```python blocks of one file run in order, in one namespace, in a fresh
-  interpreter (``sys.executable``) in a temporary working directory; a block
+  process (``python SCRIPT``, a warm process of :mod:`tests.warm`: forked with
+  torch and the engine already imported, nothing else run) in a temporary
+  working directory; a block
   that raises fails the test with the file name and the block's line.
 * ```bash / ```sh blocks: every ``nas-engine ...`` command (backslash
   continuations joined, ``# comments`` dropped) runs through
@@ -25,7 +27,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from . import warm
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGS = {"python", "bash", "sh"}
@@ -117,8 +120,7 @@ def cli_commands(block: Block) -> list[tuple[int, list[str]]]:
 
 def run_cli(args: list[str], cwd: Path, where: str) -> str | None:
     """Run ``nas-engine ARGS``; the failure message, or None if it exited 0."""
-    proc = subprocess.run([sys.executable, "-m", "nas_engine", *args], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = warm.run(["-m", "nas_engine", *args], cwd=cwd, env=env(), timeout=TIMEOUT)
     if proc.returncode:
         return (f"{where}: `nas-engine {shlex.join(args)}` exited {proc.returncode}\n"
                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -154,7 +156,7 @@ if __name__ == "__main__":
 
 def file_job(file: str, kinds: set[str], tmp: Path) -> dict[str, str | None]:
     """A file's python blocks, then its shell commands in the same working directory (as a reader would run
-    them: the commands may use what the blocks wrote), in one fresh interpreter; the failure message of each
+    them: the commands may use what the blocks wrote), in one new process; the failure message of each
     kind in ``kinds`` ("python", "cli"), or None."""
     blocks = [(f"{b.file}:{b.line}", b.code) for b in ALL[file] if b.lang == "python" and b.not_run is None
               ] if "python" in kinds else []
@@ -164,8 +166,7 @@ def file_job(file: str, kinds: set[str], tmp: Path) -> dict[str, str | None]:
     script.write_text(f"BLOCKS = {blocks!r}\nCOMMANDS = {commands!r}\n" + RUNNER)
     work = tmp / "work"
     work.mkdir(exist_ok=True)
-    proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    proc = warm.run([str(script)], cwd=work, env=env(), timeout=TIMEOUT)
     out: dict[str, str | None] = {kind: None for kind in kinds}
     if proc.returncode == 3:
         out["python"] = f"a python block of {file} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"

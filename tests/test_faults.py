@@ -191,7 +191,7 @@ def test_driver_killed_with_workers_in_flight_resumes_losing_nothing(tmp_path):
     n, store = 8, tmp_path / "store"
     marker = f"NAS_ENGINE_TEST_DRIVER={tmp_path}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_ENGINE_TEST_DRIVER": str(tmp_path)}
-    done_before = [rec["arch"] for rec in kill_after_records([sys.executable, "-c", _DRIVER, str(store), str(n)],
+    done_before = [rec["arch"] for rec in kill_after_records(["-c", _DRIVER, str(store), str(n)],
                                                              store, 3, env=env, cwd=ROOT)]
     assert 3 <= len(done_before) < n
     if sys.platform.startswith("linux"):  # the driver's workers (and fork server) exit too

@@ -25,6 +25,7 @@ from nas_engine.results import SearchResult
 from nas_engine.search import Budget, Search
 from nas_engine.training import build_model, train
 
+from . import warm
 from .conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,23 +102,22 @@ def test_cli_train_killed_after_a_checkpoint_resumes_to_identical_weights(tmp_pa
     assert main(args + ["--out", str(ref)]) == 0
 
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "nas_engine", *args, "--out", str(out)]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = ["-m", "nas_engine", *args, "--out", str(out)]
+    proc = warm.popen(command, cwd=tmp_path, env=_env())
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not (out / (CHECKPOINT + ".json")).exists():
             time.sleep(0.01)
         assert proc.poll() is None, f"the training finished (or failed) before it could be killed: " \
-                                    f"{proc.stderr.read().decode()[-2000:]}"
+                                    f"{proc.stderr[-2000:]}"
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.stderr.close()
     assert not (out / MODEL).exists()
 
-    rerun = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    rerun = warm.run(command, cwd=tmp_path, env=_env(), timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads((out / SUMMARY).read_text())
     assert 1 <= summary["resumed_from_epoch"] < epochs and summary["sessions"] == 2

@@ -305,9 +305,9 @@ def test_deiso_needs_a_space_with_isomorphism_classes():
                  "record_stability": True}),
     ("spos", {"post_deiso": True, "bn_affine": True, "ensemble": 2, "prune_fraction": 0.5, "prune_pool": 6,
               "prune_epoch": 1, "epochs": 2}),
-    ("multipath", {"samples": 2, "prune_fraction": 0.5, "prune_pool": 6, "epochs": 2}),
-    ("fairnas", {"samples": 2, "bn_affine": True, "ensemble": 2, "post_deiso": True}),
-    ("reptile", {"deiso": True, "record_forgetting": True}),
+    ("multipath", {"k": 2, "prune_fraction": 0.5, "prune_pool": 6, "epochs": 2}),  # (samples: randnas, fairnas)
+    ("fairnas", {"bn_affine": True, "ensemble": 2, "post_deiso": True}),  # (its samples: the path-count test)
+    ("reptile", {"deiso": True, "record_forgetting": True, "inner_steps": 2}),
 ])
 def test_mitigated_strategies_pass_the_conformance_checks(method, options):
     cls = type(create("strategy", method))

@@ -1,6 +1,5 @@
 import math
 import os
-import sys
 import textwrap
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def test_resume_after_kill_loses_nothing_and_retrains_nothing(tmp_path, monkeypa
     n = 10
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done_before = [r["arch"] for r in kill_after_records([sys.executable, "-c", _WORKER, str(store), str(n)],
+    done_before = [r["arch"] for r in kill_after_records(["-c", _WORKER, str(store), str(n)],
                                                          store, 4, env=env, cwd=ROOT, timeout=120)]
     assert 4 <= len(done_before) < n
 

@@ -16,7 +16,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from nas_engine.search import InvalidOutput
 from nas_engine.store import RunStore, StoreError, StoreLockedError, StoreMismatchError, migrate
 from nas_engine.strategies import FixedList, RandomSearch
 
+from . import warm
 from .conftest import stored_records
 from .faulty import archs as distinct_archs
 from .store_driver import make_search
@@ -41,9 +41,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 LEGACY = ROOT / "reproduce" / "results" / "tse_rank_correlation" / "store"
 
 
-def driver(store: Path, n: int, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.store_driver", str(store), str(n), *extra], cwd=ROOT,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def driver(store: Path, n: int, *extra: str) -> warm.WarmProcess:
+    """``python -m tests.store_driver STORE N EXTRA`` as a warm process (:mod:`tests.warm`)."""
+    return warm.popen(["-m", "tests.store_driver", str(store), str(n), *extra], cwd=ROOT, env=ENV)
 
 
 def summary(result) -> list[tuple]:
@@ -92,7 +92,7 @@ def test_kill9_at_random_moments_loses_and_duplicates_nothing(tmp_path, run_seed
                 proc.kill()
         if proc.returncode == 0:
             break
-        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
         records = stored_records(store)  # what survived: contiguous, no duplicate
         assert [r["index"] for r in records] == list(range(len(records)))
         fresh = [r["arch"] for r in records if not r["cached"]]
@@ -286,7 +286,7 @@ def test_reading_a_running_store_does_not_disturb_it(tmp_path):
             time.sleep(0.01)
     finally:
         proc.wait(60)
-    assert proc.returncode == 0, proc.stderr.read()
+    assert proc.returncode == 0, proc.stderr
     assert seen == sorted(seen) and len(set(seen)) > 3  # it read the run as it grew
     assert summary(SearchResult.load(store)) == summary(make_search(None, 40).run())
 
