@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -76,3 +77,29 @@ def test_bad_configuration(bad):
 def test_validation_only_when_needed():
     assert TSEEMA().validate is False and ValAcc().validate is True
     assert TSEEMA(validate=True).validate is True
+
+
+def test_tse_e_fractional_window_by_hand():
+    # last epoch: 10 minibatches 1..10 (B = 10); E < 1 sums the last ceil(E*B) of them, divided by B
+    c = LearningCurve(minibatch_losses=[[9.0] * 10, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+    assert TSEE(epochs=2, E=0.1).score(c) == pytest.approx(-10 / 10)
+    assert TSEE(epochs=2, E=0.3).score(c) == pytest.approx(-(8 + 9 + 10) / 10)  # 0.3*10 is 3, not 4
+    assert TSEE(epochs=2, E=0.5).score(c) == pytest.approx(-40 / 10)
+    assert TSEE(epochs=2, E=0.7).score(c) == pytest.approx(-49 / 10)
+    assert TSEE(epochs=2, E=0.95).score(c) == TSEE(epochs=2, E=1).score(c) == pytest.approx(-5.5)  # ceil(9.5)
+    assert TSEE(epochs=2, E=2).score(c) == pytest.approx(-14.5)
+    assert TSEE(epochs=1, E=0.3).score(c) == pytest.approx(-27 / 10)  # epoch T=1: its own last 3
+    # B = 3: E=0.5 -> ceil(1.5) = 2 minibatches; a tiny E still takes one
+    three = LearningCurve(minibatch_losses=[[3.0, 6.0, 9.0]])
+    assert TSEE(epochs=1, E=0.5).score(three) == pytest.approx(-15 / 3)
+    assert TSEE(epochs=1, E=1e-6).score(three) == pytest.approx(-3.0)
+    assert TSEE(epochs=2, E=2.0).E == 2 and isinstance(TSEE(epochs=2, E=2.0).E, int)
+    with pytest.raises(ValueError, match=r"TSE-E with a fractional E=0.3 needs LearningCurve.minibatch_losses"):
+        TSEE(epochs=2, E=0.3).score(LearningCurve(train_loss=[1.0, 0.5]))
+
+
+@pytest.mark.parametrize("E", [0, 1.5, 3, True, float("nan"), -0.2, "0.5"])
+def test_tse_e_bad_window_is_named(E):
+    msg = f"TSEE: E (epochs=2) must be an integer in 1..2 or a fraction of the last epoch in (0, 1), got {E!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        TSEE(epochs=2, E=E)
