@@ -55,6 +55,10 @@ what the plugin did and what was expected):
   same seed on a clone; curve estimators score a faster-learning curve higher;
   a context without data either works or is refused with a ``ValueError``/``TypeError``
   (never an ``AttributeError`` or ``KeyError`` from inside the plugin);
+* a plugin of an optional extra names the packages it needs in
+  ``requires_packages`` (and how to get them in ``install_hint``): where one
+  cannot be imported, :func:`parametrize_plugins` marks its checks skipped
+  with a message naming it (:func:`missing_packages`);
 * executors (:func:`check_executor`, light: they are not configurable plugins
   and :func:`parametrize_plugins` leaves them out by default): the registered
   factory is an :class:`~nas_engine.executors.Executor` subclass that says its
@@ -115,6 +119,7 @@ __all__ = [
     "plugin_checks",
     "registered_plugins",
     "parametrize_plugins",
+    "missing_packages",
     "conformance_context",
 ]
 
@@ -894,7 +899,25 @@ def parametrize_plugins(kinds: Sequence[str] = ("space", "strategy", "estimator"
     if not per_check:
         return pytest.mark.parametrize("kind, name", cases, ids=[f"{k}:{n}" for k, n in cases])
     grouped = importlib.util.find_spec("xdist") is not None
-    params = [pytest.param(k, n, c, id=f"{k}-{n}-{c}",
-                           marks=[pytest.mark.xdist_group(f"plugin:{k}:{n}")] if grouped else [])
+
+    def marks(k: str, n: str) -> list:
+        out = [pytest.mark.xdist_group(f"plugin:{k}:{n}")] if grouped else []
+        missing = missing_packages(k, n)
+        if missing:
+            hint = getattr(get_registry(k).get(n), "install_hint", "")
+            out.append(pytest.mark.skip(reason=f"{k} {n!r} needs {', '.join(missing)}, which is not installed"
+                                        + (f" ({hint})" if hint else "")))
+        return out
+
+    params = [pytest.param(k, n, c, id=f"{k}-{n}-{c}", marks=marks(k, n))
               for k, n in cases for c in plugin_checks(k, n)]
     return pytest.mark.parametrize("kind, name, check", params)
+
+
+def missing_packages(kind: str, name: str) -> list[str]:
+    """The packages in the registered plugin's ``requires_packages`` (an optional extra's, e.g. ``lc-xgb``'s
+    xgboost) that cannot be imported here: :func:`parametrize_plugins` skips its checks, naming them."""
+    import importlib.util
+
+    cls = get_registry(kind).get(name)
+    return [p for p in getattr(cls, "requires_packages", ()) if importlib.util.find_spec(p) is None]
