@@ -69,6 +69,7 @@ from reproduce.common.estimator_diagnosis import (
     population_votes,
     reference_draws,
 )
+from reproduce.common.recorded_curves import store_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reproduce" / "results"
@@ -310,12 +311,6 @@ def zero_cost_from(pop: Population, long: pd.DataFrame, key_col: str, keys: Sequ
             pop.add(p, sub.loc[list(keys)].to_numpy(dtype=float), p)
 
 
-def _store_curves(path: Path) -> dict:
-    from nas_engine.results import SearchResult
-
-    return {ev.arch.string: (ev.curve if ev.ok else None) for ev in SearchResult.load(path).history}
-
-
 def nb201_populations(args) -> list[Population]:
     from nas_engine.costs import model_costs
     from nas_engine.spaces.nb201 import NB201Space
@@ -327,7 +322,7 @@ def nb201_populations(args) -> list[Population]:
     zc = Population("NB201", "zero-cost", zc_archs, truth.loc[zc_archs].to_numpy(float),
                     note="NASLib's 725 cells; ours: C=16, N=5, batch 32")
     zero_cost_from(zc, long, "arch_str", zc_archs, ZERO_COST + FREE)
-    curves = _store_curves(Path(args.nb201_store))
+    curves = store_curves(Path(args.nb201_store))
     archs = list(curves)
     tr = Population("NB201", "trained", archs, truth.loc[archs].to_numpy(float),
                     note="tse_rank_correlation: C=8, N=1, 16x16, 5,000 images, 12 epochs")
@@ -343,7 +338,7 @@ def nb101_populations(args) -> list[Population]:
     from reproduce.common.nb101_peer import canonical, cell_accuracy, distinct_cells, load_peer
 
     peer = load_peer(Path(args.shared))
-    curves = _store_curves(Path(args.nb101_store))
+    curves = store_curves(Path(args.nb101_store))
     keys = distinct_cells(peer, 0)[:len(curves)]
     space = NB101Space()
     strings = [space.from_naslib(k).string for k in keys]
@@ -372,7 +367,7 @@ def darts_populations(args) -> list[Population]:
     zc = Population("DARTS", "zero-cost", zc_keys, peer.loc[zc_keys, "val_accuracy"].to_numpy(float),
                     note="darts_peer_check: C=32, 8 cells, batch 32; truth: NB301's predicted accuracy")
     zero_cost_from(zc, long, "compact", zc_keys, ZERO_COST + FREE)
-    curves = _store_curves(Path(args.darts_store))
+    curves = store_curves(Path(args.darts_store))
     keys = order[:len(curves)]
     strings = [space.from_compact(k).string for k in keys]
     if set(strings) != set(curves):

@@ -278,6 +278,9 @@ def _gbm_population(pop: recorded_curves.Recorded, seeds: Sequence[int], n_fit: 
                          ("tse-ema", create("estimator", "tse-ema", epochs=T))]
             for name, est in refs:
                 rows.append({**base, "estimator": name, **_crit(_scores(pop, est, test_str), y), "best_params": ""})
+            for name in ("params", "flops"):  # the free baselines among the predictors' features
+                free = np.array([pop.costs[a][name] for a in test_str])
+                rows.append({**base, "estimator": name, **_crit(free, y), "best_params": ""})
     return rows, cpu
 
 
@@ -303,8 +306,9 @@ def cmd_gbm(args, out: Path) -> int:
              f"Each predictor is fitted on a random half of the population (its validation-accuracy curve up to T, "
              f"#params, #FLOPs, op counts against the truth; hyperparameters by 3-fold cross-validation) and ranks "
              f"the other half; TSE-E (E=1), TSE-EMA (γ=0.999) and ValAcc at T rank the same half. Mean ± std over "
-             f"{len(seeds)} random halves (seeds {args.seeds}).", ""]
-    order = {n: i for i, n in enumerate([*PREDICTORS, "tse-e", "tse-ema", "valacc"])}
+             f"{len(seeds)} random halves (seeds {args.seeds}). #params and #FLOPs (two of the predictors' features, "
+             f"the same at every T) rank the same half as free baselines.", ""]
+    order = {n: i for i, n in enumerate([*PREDICTORS, "tse-e", "tse-ema", "valacc", "params", "flops"])}
     for pop in pops:
         sub = df[df["space"] == pop.name]
         lines += [f"## {pop.name} ({len(pop.archs)} architectures: fit on {int(sub['n_fit'].iloc[0])}, rank "
@@ -333,7 +337,8 @@ def gbm_verdict(df: pd.DataFrame) -> list[str]:
         tse = [n for n in ("tse-e", "tse-ema") if n in r and not pd.isna(r[n])]
         row["best TSE"] = f"{max(r[n] for n in tse):.3f}" if tse else ""
         row["valacc"] = f"{r['valacc']:.3f}"
-        cands = [*PREDICTORS, *tse, "valacc"]
+        row["best free"] = f"{max(r['params'], r['flops']):.3f}"
+        cands = [*PREDICTORS, *tse, "valacc", "params", "flops"]
         row["best"] = max(cands, key=lambda n: r[n])
         rows.append(row)
     t = mean.reset_index()
@@ -347,6 +352,9 @@ def gbm_verdict(df: pd.DataFrame) -> list[str]:
     best_pred = has[list(PREDICTORS)].max(axis=1)
     lines.append(f"- the better TSE variant above the best of the three predictors at "
                  f"{int((best_tse > best_pred).sum())} of {len(has)} (space, T) of the recorded populations")
+    best_free = t[["params", "flops"]].max(axis=1)
+    above = int((t[list(PREDICTORS)].max(axis=1) > best_free).sum())
+    lines.append(f"- the best predictor above the better of #params and #FLOPs at {above} of {len(t)} (space, T)")
     return lines
 
 
