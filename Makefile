@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,ray,bo]"
+	$(PY) -m pip install -q -e ".[dev,ray,bo,gbm]"
 	touch $@
 
 demo: $(VENV)/.installed
