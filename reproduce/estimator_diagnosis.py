@@ -1,4 +1,5 @@
-"""Ning et al.'s estimator diagnosis at CPU scale (issue 32, item 5): zero-cost proxies and voting ensembles.
+"""Ning et al.'s estimator diagnosis at CPU scale (issue 32, item 5): zero-cost proxies, voting ensembles and
+one-shot estimators.
 
 "Evaluating Efficient Performance Estimators of Neural Architectures" (Ning et al.; the shared
 ``papers/evaluating-one-shot-and-zero-shot-estimators.md``) ranks estimators with NAS-oriented
@@ -33,14 +34,33 @@ to combinations of them.  Subcommands (each writes into ``--out``):
     its setting, into ``randwired_zero_cost.csv`` (reused when present).  Writes
     ``ensembles.csv`` and ``ensembles.md``.
 
+``oneshot``
+    One-shot estimators on NB201 at the CPU proxy scale of ``reproduce/oneshot_selection.py`` (C=8,
+    N=1, 16x16, 5,000 training / 2,000 validation CIFAR-10 images, no augmentation, 100 supernet
+    epochs of the thesis' protocol), all through the library: the ``randnas`` strategy's ``setup``
+    with a store (SPOS trains the same uniform single-path supernet and differs only in how it
+    selects), the registered ``valacc-inherited`` estimator under its inherited weights.  The
+    population: ``--os-archs`` cells, one per isomorphism class, the classes drawn uniformly from
+    NB201's 6,466, plus ``--os-neighbours`` one-edge mutation neighbours for the op-level analysis.
+    Scored: the baseline supernet (seed = the first of ``--os-seeds``) at three points of its training
+    (``--os-points``, its kept checkpoints ``supernet-epoch-EEEE.pt``), temporal ensembles of its last
+    3 and 5 checkpoints in both modes (``ensemble_mode="scores"``: the mean of the checkpoints'
+    scores, checked against the library's own score ensemble on ``--os-check`` cells; ``"weights"``),
+    a ``deiso=True`` supernet, a ``bn_affine=True`` supernet and the baseline at the other seeds.
+    Criteria (BR@0.5%, P@top5%, Kendall τ, ...) over the uniform sample, complexity-level bias over
+    five FLOPs groups (the benchmark's networks' FLOPs), op-level bias over the mutation pairs,
+    ranking stability, and each variant's change against the baseline with a paired bootstrap
+    interval over the cells.  Supernets and per-pass scores are kept in ``--os-work`` (default
+    ``runs/estimator_diagnosis_oneshot``, not committed), so a rerun retrains and rescores nothing.
+    Writes ``os_*.csv`` and ``os_summary.md``.
+
 A subcommand refuses to overwrite its own files in an existing ``--out`` unless ``--overwrite``; the
-default ``--out`` is a new directory ``reproduce/results/estimator_diagnosis-<UTC time>``.
+default ``--out`` is a new directory ``reproduce/results/estimator_diagnosis-<UTC time>``.  Each
+subcommand writes only its own files, so all three share one ``--out``.
 
     OMP_NUM_THREADS=1 python -m reproduce.estimator_diagnosis zero-cost [--out DIR]
     OMP_NUM_THREADS=1 python -m reproduce.estimator_diagnosis ensembles [--out DIR]
-
-The one-shot estimators (RandNAS / SPOS scores, de-isomorphic sampling, temporal ensembles, BN
-affine) are not part of this script yet.
+    OMP_NUM_THREADS=1 python -m reproduce.estimator_diagnosis oneshot [--out DIR]
 """
 
 from __future__ import annotations
@@ -57,14 +77,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas_engine.criteria import evaluate_ranking, kendall
-from nas_engine.diagnosis import complexity_bias, complexity_groups, extremes, mutation_pairs, op_bias
+from nas_engine.criteria import best_ranking_at_k, evaluate_ranking, kendall, precision_at_top_k
+from nas_engine.diagnosis import (
+    complexity_bias,
+    complexity_groups,
+    extremes,
+    mutation_pairs,
+    op_bias,
+    ranking_stability,
+)
 from reproduce.common.estimator_diagnosis import (
     NB201_OPS,
+    checkpoint_epochs,
+    class_sample,
     fmt,
     markdown_table,
+    mutation_neighbours,
     nb201_op_counts,
     op_family,
+    paired_bootstrap,
     pick_traits,
     population_votes,
     reference_draws,
@@ -92,7 +123,10 @@ RANDWIRED = {"n_train": 3000, "n_val": 1000, "resolution": 16, "seed": 0, "batch
 
 FILES = {"zero-cost": ("zc_criteria.csv", "zc_complexity_bias.csv", "zc_op_bias.csv", "zc_extremes.csv",
                        "zc_picks.csv", "zc_summary.md"),
-         "ensembles": ("ensembles.csv", "ensembles.md", "ensembles_populations.json")}
+         "ensembles": ("ensembles.csv", "ensembles.md", "ensembles_populations.json"),
+         "oneshot": ("os_scores.csv", "os_criteria.csv", "os_complexity_bias.csv", "os_op_bias.csv",
+                     "os_stability.csv", "os_differences.csv", "os_picks.csv", "os_extremes.csv",
+                     "os_supernets.csv", "os_summary.md")}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -542,8 +576,400 @@ def cmd_ensembles(args, out: Path) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------
+# oneshot: RandNAS / SPOS one-shot scores on NB201, their biases and the mitigations
+# ---------------------------------------------------------------------------------------------------
+#: the supernets trained (all ``randnas``; SPOS trains the same uniform single-path supernet): name -> options
+OS_SUPERNETS = {"baseline": {}, "deiso": {"deiso": True}, "bn-affine": {"bn_affine": True}}
+#: the paper's K portions of §6.2 (BR@0.5%, P@5%)
+OS_KS = (0.005, 0.05)
+OS_CRITERIA = {"Kendall τ": kendall,
+               "P@top5%": lambda s, t: precision_at_top_k(s, t, 0.05),
+               "BR@0.5%": lambda s, t: best_ranking_at_k(s, t, 0.005)}
+#: the network whose FLOPs form the complexity groups: the benchmark's (as for the zero-cost part)
+BENCHMARK_SIZE = {"C": 16, "N": 5, "resolution": 32}
+
+
+@dataclass
+class OneShotPass:
+    """One set of inherited-weight scores: which supernet, which weights, how it was scored, what it cost."""
+
+    label: str
+    supernet: str
+    seed: int
+    weights: str
+    scores: np.ndarray
+    cpu_seconds: float
+    cached: bool = False
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if not out:
+        raise ValueError(f"{what}: expected comma-separated integers, got {text!r}")
+    return out
+
+
+class OneShotRunner:
+    """Trains (or reloads) the supernets through the ``randnas`` strategy's ``setup`` with a store, and scores
+    the population with the registered ``valacc-inherited`` estimator under each strategy's inherited weights.
+    Each pass's scores are cached in ``<work>/scores/<label>.json`` (reused when the configuration and the
+    architectures match), so an interrupted run loses at most one pass."""
+
+    def __init__(self, args, archs, n_sample: int):
+        from nas_engine.data import load_dataset
+        from nas_engine.registry import create
+        from nas_engine.spaces.nb201 import NB201Space
+        from nas_engine.training import Protocol
+
+        self.args, self.archs, self.n_sample = args, archs, n_sample
+        self.space = NB201Space()
+        self.work = Path(args.os_work)
+        (self.work / "scores").mkdir(parents=True, exist_ok=True)
+        opts = {"resolution": args.os_resolution} if args.os_resolution else {}
+        self.data = load_dataset(args.os_data, root=args.shared, n_train=args.os_n_train, n_val=args.os_n_val,
+                                 **opts)
+        self.protocol = Protocol(schedule_epochs=args.os_epochs, size={"C": args.os_C, "N": args.os_N},
+                                 device="cpu", augment=False)
+        self.estimator = create("estimator", "valacc-inherited")
+        self.config = {"data": args.os_data, "n_train": args.os_n_train, "n_val": args.os_n_val,
+                       "resolution": args.os_resolution, "C": args.os_C, "N": args.os_N, "epochs": args.os_epochs}
+        self.supernets: list[dict] = []
+        self.passes: list[OneShotPass] = []
+
+    def strategy(self, supernet: str, seed: int, **options):
+        """The ``randnas`` strategy with ``supernet``'s options, set up on its store (trained there once)."""
+        from nas_engine.context import Context
+        from nas_engine.registry import create
+
+        strategy = create("strategy", "randnas", epochs=self.args.os_epochs, **OS_SUPERNETS[supernet], **options)
+        store = self.work / f"{supernet}-seed{seed}"
+        ctx = Context(space=self.space, data=self.data, protocol=self.protocol, seed=seed, progress=False,
+                      store_dir=str(store))
+        trained = (store / "supernet.pt").exists()
+        t0 = time.process_time()
+        strategy.setup(self.space, ctx)
+        cpu = time.process_time() - t0
+        if not any(r["supernet"] == supernet and r["seed"] == seed for r in self.supernets):
+            summary = strategy.trainer_summary
+            self.supernets.append({"supernet": supernet, "seed": seed, "epochs": summary["epochs"],
+                                   "training_seconds": round(summary["seconds"], 1),
+                                   "final_loss": summary["final_loss"], "paths_trained": summary["paths_trained"],
+                                   "setup_cpu_seconds_this_run": round(cpu, 1), "reloaded": trained,
+                                   "options": json.dumps({**OS_SUPERNETS[supernet], **options})})
+            print(f"supernet {supernet} seed {seed}: {'reloaded' if trained else 'trained'}, training "
+                  f"{summary['seconds']:.0f} s, final path loss {summary['final_loss']:.3f}", flush=True)
+        return strategy
+
+    def score(self, label: str, supernet: str, seed: int, weights_label: str, weights, *, full: bool) -> OneShotPass:
+        """The ``valacc-inherited`` score of every architecture (``full``) or of the uniform sample only (NaN for
+        the mutation neighbours) under ``weights`` (an ``InheritsWeights``)."""
+        from nas_engine.context import Context
+
+        archs = self.archs if full else self.archs[:self.n_sample]
+        strings = [a.string for a in archs]
+        cache = self.work / "scores" / (label.replace("/", "_").replace(" ", "_") + ".json")
+        key = {**self.config, "supernet": supernet, "seed": seed, "weights": weights_label}
+        values, cpu, cached = None, 0.0, False
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            if saved.get("config") == key and saved.get("archs") == strings:
+                values, cpu, cached = saved["scores"], float(saved["cpu_seconds"]), True
+        if values is None:
+            ctx = Context(space=self.space, data=self.data, protocol=self.protocol, seed=seed, progress=False)
+            ctx.strategy = weights
+            t0 = time.process_time()
+            values = [self.estimator.estimate(a, ctx).score for a in archs]
+            cpu = time.process_time() - t0
+            cache.write_text(json.dumps({"config": key, "archs": strings, "scores": values, "cpu_seconds": cpu}))
+        full_values = np.full(len(self.archs), np.nan)
+        full_values[:len(values)] = values
+        p = OneShotPass(label, supernet, seed, weights_label, full_values, cpu, cached)
+        self.passes.append(p)
+        print(f"  {label}: {len(values)} architectures, {cpu:.0f} s CPU{' (cached)' if cached else ''}", flush=True)
+        return p
+
+
+def oneshot_population(space, args) -> tuple[list, int, list[int]]:
+    """(architectures, size of the uniform sample at their head, base index of each mutation neighbour)."""
+    sample = class_sample(space.isomorphism_classes(), args.os_archs, seed=args.os_arch_seed)
+    neighbours = mutation_neighbours(space, sample, args.os_neighbours, seed=args.os_arch_seed)
+    return sample + [a for a, _ in neighbours], len(sample), [i for _, i in neighbours]
+
+
+def cmd_oneshot(args, out: Path) -> int:
+    import torch
+
+    from nas_engine.costs import model_costs
+    from nas_engine.strategies.oneshot import InheritedWeights
+
+    torch.set_num_threads(1)
+    t_start = time.process_time()
+    E = args.os_epochs
+    points = checkpoint_epochs(E, _ints(args.os_points, "--os-points"))
+    sizes = sorted(set(_ints(args.os_ensembles, "--os-ensembles")))
+    seeds = _ints(args.os_seeds, "--os-seeds")
+    if min(sizes) < 2 or max(sizes) > E:
+        raise ValueError(f"--os-ensembles: temporal ensembles of 2 to {E} checkpoints, got {sizes}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--os-seeds: distinct seeds, got {seeds}")
+    keep = max(E - points[0] + 1, max(sizes))  # the snapshots from the first point on
+    last = list(range(E - max(sizes) + 1, E + 1))
+
+    from nas_engine.spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    archs, n, bases = oneshot_population(space, args)
+    strings = [a.string for a in archs]
+    table = pd.read_csv(Path(args.shared) / "nas-bench-201" / "nb201_cifar10_200ep.csv").set_index("arch_str")
+    missing = [a for a in strings if a not in table.index]
+    if missing:
+        raise ValueError(f"{len(missing)} sampled architectures have no ground truth, e.g. {missing[0]!r}")
+    y = table.loc[strings, "cifar10_test_acc"].to_numpy(dtype=float)
+    t0 = time.process_time()
+    costs = model_costs(space, archs, num_classes=10, in_channels=3, **BENCHMARK_SIZE)
+    flops = np.array([costs[a]["flops"] for a in strings])
+    cpu = {"FLOPs of the benchmark's networks": time.process_time() - t0}
+
+    run = OneShotRunner(args, archs, n)
+    s0 = seeds[0]
+    base = run.strategy("baseline", s0, keep_checkpoints=keep)
+    # the kept snapshots as supernets: the same store reloaded with a score ensemble over all of them
+    snap = run.strategy("baseline", s0, keep_checkpoints=keep, ensemble=keep, ensemble_mode="scores")
+    nets = dict(zip(snap.trainer_summary["ensemble_epochs"], snap.weights.score_supernets))
+    per_epoch = {}
+    for e in sorted(set(points) | set(last)):
+        w = base if e == E else InheritedWeights(nets[e], base.fine_tuning, "randnas")
+        per_epoch[e] = run.score(f"baseline@{e}", "baseline", s0, f"epoch {e}", w, full=e in points)
+    del snap, nets
+    ensembles = {}
+    for k in sizes:
+        mean = np.mean([per_epoch[e].scores for e in range(E - k + 1, E + 1)], axis=0)
+        ensembles[f"scores-{k}"] = OneShotPass(f"scores-{k}", "baseline", s0, f"mean score, epochs {E - k + 1}-{E}",
+                                               mean, 0.0)
+        # the library's score ensemble is that mean: checked on the first --os-check architectures
+        if args.os_check:
+            from nas_engine.context import Context
+
+            strat = run.strategy("baseline", s0, keep_checkpoints=keep, ensemble=k, ensemble_mode="scores")
+            ctx = Context(space=space, data=run.data, protocol=run.protocol, seed=s0, progress=False)
+            ctx.strategy = strat
+            t0 = time.process_time()
+            got = np.array([run.estimator.estimate(a, ctx).score for a in archs[:args.os_check]])
+            cpu[f"library check of scores-{k} ({len(got)} architectures)"] = time.process_time() - t0
+            if not np.allclose(got, mean[:len(got)], rtol=0, atol=1e-9):
+                raise ValueError(f"the library's scores-{k} ensemble {got[:3]} is not the mean of the checkpoints' "
+                                 f"scores {mean[:3]}")
+        strat = run.strategy("baseline", s0, keep_checkpoints=keep, ensemble=k, ensemble_mode="weights")
+        ensembles[f"weights-{k}"] = run.score(f"weights-{k}", "baseline", s0, f"mean weights, epochs {E - k + 1}-{E}",
+                                              strat, full=False)
+    others = {}
+    for s in seeds[1:]:
+        others[f"baseline seed {s}"] = run.score(f"baseline seed {s}", "baseline", s, f"epoch {E}",
+                                                 run.strategy("baseline", s), full=False)
+    for name in ("deiso", "bn-affine"):
+        others[name] = run.score(name, name, s0, f"epoch {E}", run.strategy(name, s0), full=name == "deiso")
+
+    t0 = time.process_time()
+    final = per_epoch[E]
+    variants = {**{f"baseline@{e}": per_epoch[e] for e in points}, **ensembles, **others}
+    tables = oneshot_tables(space, archs, n, y, flops, variants, per_epoch, final, seeds, args)
+    cpu["analysis (criteria, biases, bootstrap)"] = time.process_time() - t0
+    # per-architecture scores, wide: every pass (the epochs kept for the score ensembles included)
+    wide = pd.DataFrame({"arch_str": strings, "in_sample": np.arange(len(archs)) < n,
+                         "neighbour_of": [-1] * n + bases, "iso_class_size": [len(space.isomorphic(a)) for a in archs],
+                         "flops": flops, "truth": y})
+    for p in [*per_epoch.values(), *ensembles.values(), *others.values()]:
+        wide[p.label] = p.scores
+    wide.to_csv(out / "os_scores.csv", index=False, float_format="%.6g")
+    for key in ("criteria", "complexity_bias", "op_bias", "stability", "differences", "picks", "extremes"):
+        tables[key].to_csv(out / f"os_{key}.csv", index=False)
+    supernets = pd.DataFrame(run.supernets)
+    supernets.to_csv(out / "os_supernets.csv", index=False)
+    passes = pd.DataFrame([{"label": p.label, "supernet": p.supernet, "seed": p.seed, "weights": p.weights,
+                            "architectures": int(np.isfinite(p.scores).sum()), "cpu_seconds": round(p.cpu_seconds, 1),
+                            "cached": p.cached} for p in run.passes])
+    cpu["total (this invocation)"] = time.process_time() - t_start
+    lines = oneshot_summary(tables, supernets, passes, cpu, args, n=n, neighbours=len(bases), points=points,
+                            keep=keep)
+    (out / "os_summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _interval(r) -> str:
+    return f"{fmt(r['delta'])} [{fmt(r['lo'])}, {fmt(r['hi'])}]"
+
+
+def oneshot_summary(t: dict[str, pd.DataFrame], supernets: pd.DataFrame, passes: pd.DataFrame, cpu: dict,
+                    args, *, n: int, neighbours: int, points: list[int], keep: int) -> list[str]:
+    meta = t["meta"].iloc[0]
+    E = args.os_epochs
+    lines = [f"# One-shot estimators on NB201: Ning et al.'s diagnosis and mitigations ({n} cells)", "",
+             f"Supernets: `randnas` (uniform single path; SPOS's supernet is the same), NB201 C={args.os_C}, "
+             f"N={args.os_N}, {args.os_data} {args.os_n_train} training / {args.os_n_val} validation images at "
+             f"{args.os_resolution or 'native'} px, no augmentation, batch 64, SGD lr 0.025 cosine to 0.001, "
+             f"momentum 0.9, wd 5e-4, {E} epochs. Score: `valacc-inherited` (accuracy of the inherited weights on "
+             f"the {args.os_n_val} validation images). Population: {n} NB201 cells, one per isomorphism class, classes "
+             f"drawn uniformly from the 6,466 (seed {args.os_arch_seed}), plus {neighbours} one-edge mutation "
+             f"neighbours for the op-level analysis ({int(meta['mutation_pairs'])} mutation pairs in all, "
+             f"{int(meta['mutation_pairs_largest_group'])} inside the largest FLOPs group). Criteria over the {n}: "
+             f"BR@0.5% is the best true rank among the top {int(meta['top_0.5%'])} by score (/ {n}), P@top5% the "
+             f"overlap of the top {int(meta['top_5%'])}. Truth: NB201 200-epoch CIFAR-10 test accuracy.", ""]
+    crit = t["criteria"].set_index("variant")
+    pk = t["picks"]
+    top = pk[pk["k"] == 0.05].set_index("variant")
+    lines += ["## Criteria", ""]
+    rows = []
+    for v, r in crit.iterrows():
+        rows.append({"variant": v, "weights": r["weights"], "Kendall τ": r["kendall"], "Spearman ρ": r["spearman"],
+                     "BR@0.5%": r["br@0.5%"], "P@top5%": r["p@top5%"], "BR@5%": r["br@5%"],
+                     "P@bottom5%": r["p@bottom5%"], "top-5% true rank %": top.at[v, "true_rank_pct"],
+                     "top-5% FLOPs pct": top.at[v, "complexity_pct"],
+                     "top-5% iso class size": top.at[v, "iso_class_size"]})
+    rows.append({"variant": "truth (the true top 5%)", "top-5% true rank %": top.at["truth", "true_rank_pct"],
+                 "top-5% FLOPs pct": top.at["truth", "complexity_pct"],
+                 "top-5% iso class size": top.at["truth", "iso_class_size"]})
+    lines += markdown_table(rows, list(rows[0])) + [""]
+    seeds = crit[crit["supernet"] == "baseline"]
+    seeds = seeds[seeds["weights"] == f"epoch {E}"]
+    if len(seeds) >= 2:
+        lines += [f"Baseline at epoch {E} over {len(seeds)} supernet seeds, mean ± sample std: " + "; ".join(
+            f"{c} {fmt(seeds[k].mean())} ± {fmt(seeds[k].std())}"
+            for c, k in (("Kendall τ", "kendall"), ("BR@0.5%", "br@0.5%"), ("P@top5%", "p@top5%"))), ""]
+    ex = t["extremes"]
+    lines += ["## The three best cells by each estimate (Ning et al. Fig. 9, left)", ""]
+    rows = [{"variant": r["variant"], "position": r["position"], "cell": "`" + r["name"].replace("|", "\\|") + "`",
+             "score": r["score"],
+             "true acc": r["truth"], "true rank": f"{r['true_rank']:.0f} / {n}", "iso class size": r["iso_class_size"]}
+            for _, r in ex.iterrows()]
+    lines += markdown_table(rows, list(rows[0])) + [""]
+    d = t["differences"]
+    if len(d):
+        lines += [f"## Against the baseline at epoch {E} (seed {crit.at[f'baseline@{E}', 'seed']}): change and 95% "
+                  f"bootstrap interval over the {n} cells ({args.os_bootstrap} resamples; BR: lower is better)", ""]
+        rows = []
+        for v in dict.fromkeys(d["variant"]):
+            e = d[d["variant"] == v].set_index("criterion")
+            rows.append({"variant": v, **{c: _interval(e.loc[c]) for c in OS_CRITERIA}})
+        lines += markdown_table(rows, ["variant", *OS_CRITERIA]) + [""]
+    cb = t["complexity_bias"]
+    for what, col in (("Kendall τ within each FLOPs group (G1 = smallest)", "kendall"),
+                      ("mean RD in each FLOPs group (> 0: overestimated)", "mean_rd")):
+        lines += [f"## Complexity-level bias: {what}", ""]
+        rows = []
+        for v in dict.fromkeys(cb["variant"]):
+            g = cb[cb["variant"] == v].set_index("group")
+            rows.append({"variant": v, **{f"G{k + 1}": g.at[k, col] if k in g.index else math.nan
+                                          for k in range(GROUPS)}})
+        lines += markdown_table(rows, ["variant"] + [f"G{k + 1}" for k in range(GROUPS)],
+                                digits=3 if col == "kendall" else 1) + [""]
+    ob = t["op_bias"]
+    for scope, n_pairs in (("all", meta["mutation_pairs"]),
+                           ("largest FLOPs group", meta["mutation_pairs_largest_group"])):
+        lines += [f"## Op-level bias, {scope} ({int(n_pairs)} mutation pairs, each counted both ways): "
+                  "estimated / true increase rate (pairs)", ""]
+        rows = []
+        for v in dict.fromkeys(ob["variant"]):
+            tab = ob[(ob["variant"] == v) & (ob["scope"] == scope)]
+            row = {"variant": v}
+            for label, a, b in FAMILIES:
+                f = op_family(tab, from_op=a, to_op=b)
+                row[label] = "—" if f["pairs"] == 0 else (
+                    f"{f['estimated_increase']:.2f} / {f['true_increase']:.2f} ({f['pairs']})")
+            rows.append(row)
+        lines += markdown_table(rows, ["variant"] + [f[0] for f in FAMILIES]) + [""]
+    st = t["stability"]
+    lines += ["## Ranking stability (the reference's scores taken as the truth)", ""]
+    rows = [{"what": r["what"], "between": f"{r['compared']} → {r['reference']}", "Kendall τ": r["kendall"],
+             "P@top0.5%": r["P@top0.5%"], "P@top5%": r["P@top5%"], "P@bottom5%": r["P@bottom5%"]}
+            for _, r in st.iterrows()]
+    lines += markdown_table(rows, list(rows[0])) + [""]
+    lines += ["## Supernets", ""]
+    lines += markdown_table(supernets.to_dict("records"), ["supernet", "seed", "epochs", "training_seconds",
+                                                           "final_loss", "paths_trained", "reloaded",
+                                                           "setup_cpu_seconds_this_run"]) + [""]
+    lines += [f"Snapshots kept of the baseline (seed {crit.at[f'baseline@{E}', 'seed']}): the last {keep} epochs "
+              f"(points {', '.join(map(str, points))})."]
+    lines += ["", "## CPU seconds (one torch thread)", ""]
+    rows = [{"what": f"scoring: {r['label']}", "architectures": r["architectures"], "CPU s": r["cpu_seconds"],
+             "cached": r["cached"]} for _, r in passes.iterrows()]
+    rows += [{"what": k, "CPU s": round(v, 1)} for k, v in cpu.items()]
+    lines += markdown_table(rows, ["what", "architectures", "CPU s", "cached"], digits=1)
+    return lines
+
+
+def _traits(space, archs) -> pd.DataFrame:
+    t = pd.DataFrame([nb201_op_counts(a.string) for a in archs])
+    t = t.rename(columns={op: f"live_{op}" for op in NB201_OPS if op != "none"})
+    t["no_live_skip"] = (t["live_skip_connect"] == 0).astype(float)
+    t["iso_class_size"] = [float(len(space.isomorphic(a))) for a in archs]
+    return t
+
+
+def oneshot_tables(space, archs, n, y, flops, variants, per_epoch, final, seeds, args) -> dict[str, pd.DataFrame]:
+    """Every table of the ``oneshot`` subcommand from the scores: criteria and picks over the uniform sample,
+    complexity-level bias over it, op-level bias over the mutation pairs of the whole population (sample and
+    neighbours) where a pass scored it, ranking stability, and each variant's change against the baseline."""
+    ys, fs = y[:n], flops[:n]
+    traits = _traits(space, archs[:n])
+    pairs = mutation_pairs(archs)
+    crit, groups, ops, picks, ext = [], [], [], [], []
+    names = [a.string for a in archs[:n]]
+    for label, p in [*variants.items(), ("truth", None)]:
+        s = ys if p is None else p.scores[:n]
+        for k in OS_KS:
+            picks.append({"variant": label, "k": k, **pick_traits(s, ys, fs, traits, k=k)})
+        if p is None:
+            continue
+        crit.append({"variant": label, "supernet": p.supernet, "seed": p.seed, "weights": p.weights, "n": n,
+                     **evaluate_ranking(s, ys, ks=OS_KS)})
+        groups.append(complexity_bias(s, ys, fs, groups=GROUPS).assign(variant=label))
+        if label == f"baseline@{args.os_epochs}" or p.weights == f"epoch {args.os_epochs}":
+            e = extremes(s, ys, k=3, names=names)
+            e = e[e["side"] == "best"]
+            ext.append(e.assign(variant=label, iso_class_size=traits["iso_class_size"].to_numpy()[e["index"]]))
+        if np.isfinite(p.scores).all():
+            largest = complexity_groups(flops, GROUPS) == GROUPS - 1
+            for scope, sub in (("all", None), ("largest FLOPs group", largest)):
+                ops.append(op_bias(archs, p.scores, y, subset=sub, pairs=pairs).assign(variant=label, scope=scope))
+    E = args.os_epochs
+    stab = []
+    point_sets = {f"epoch {e}": per_epoch[e].scores[:n] for e in sorted(per_epoch) if f"baseline@{e}" in variants}
+    stab.append(ranking_stability(point_sets, ks=OS_KS).assign(what="the points of training (later = reference)"))
+    last = [e for e in sorted(per_epoch) if e > E - 5]
+    if len(last) >= 2:
+        stab.append(ranking_stability({f"epoch {e}": per_epoch[e].scores[:n] for e in last}, ks=OS_KS).assign(
+            what="consecutive final epochs (later = reference)"))
+    seed_sets = {f"seed {seeds[0]}": final.scores[:n],
+                 **{f"seed {s}": variants[f"baseline seed {s}"].scores[:n] for s in seeds[1:]}}
+    if len(seed_sets) >= 2:
+        stab.append(ranking_stability(seed_sets, ks=OS_KS, pairs="all").assign(what="supernet seeds"))
+    diffs = []
+    for label, p in variants.items():
+        if p is final or label == f"baseline@{E}":
+            continue
+        d = paired_bootstrap(final.scores[:n], p.scores[:n], ys, OS_CRITERIA, draws=args.os_bootstrap, seed=0)
+        diffs.append(d.assign(variant=label))
+    return {
+        "criteria": pd.DataFrame(crit),
+        "complexity_bias": _front(pd.concat(groups, ignore_index=True), ["variant"]),
+        "op_bias": _front(pd.concat(ops, ignore_index=True), ["variant", "scope"]),
+        "stability": _front(pd.concat(stab, ignore_index=True), ["what"]),
+        "differences": _front(pd.concat(diffs, ignore_index=True), ["variant"]) if diffs else pd.DataFrame(),
+        "picks": pd.DataFrame(picks),
+        "extremes": _front(pd.concat(ext, ignore_index=True), ["variant"]),
+        "meta": pd.DataFrame([{"archs": len(archs), "sample": n, "mutation_pairs": len(pairs),
+                               "mutation_pairs_largest_group": int(((complexity_groups(flops, GROUPS) == GROUPS - 1)[
+                                   pairs["i"]] & (complexity_groups(flops, GROUPS) == GROUPS - 1)[pairs["j"]]).sum()),
+                               "top_0.5%": math.ceil(round(0.005 * n, 9)), "top_5%": math.ceil(round(0.05 * n, 9))}]),
+    }
+
 #: subcommand -> its function (a new subcommand also lists its files in FILES)
-COMMANDS = {"zero-cost": cmd_zero_cost, "ensembles": cmd_ensembles}
+COMMANDS = {"zero-cost": cmd_zero_cost, "ensembles": cmd_ensembles, "oneshot": cmd_oneshot}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -566,10 +992,37 @@ def main(argv=None) -> int:
     p.add_argument("--reference", type=int, default=32, help="size of the random reference samples (ensembles)")
     p.add_argument("--draws", type=int, default=20, help="random reference samples per ensemble (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random reference samples")
+    o = p.add_argument_group("oneshot", "the one-shot subcommand (its defaults: the CPU proxy scale of "
+                             "reproduce/oneshot_selection.py)")
+    o.add_argument("--os-epochs", type=int, default=100, help="supernet epochs")
+    o.add_argument("--os-points", default="25,50,100", help="the points of supernet training scored, in percent "
+                   "of --os-epochs (the last must be 100)")
+    o.add_argument("--os-ensembles", default="3,5", help="temporal ensembles: numbers of final checkpoints")
+    o.add_argument("--os-seeds", default="0,1", help="baseline supernet seeds; the first is the one every "
+                   "mitigation and the points of training use")
+    o.add_argument("--os-archs", type=int, default=400, help="cells in the uniform sample of isomorphism classes")
+    o.add_argument("--os-neighbours", type=int, default=100,
+                   help="one-edge mutation neighbours added (of the first sample cells) for the op-level analysis")
+    o.add_argument("--os-arch-seed", type=int, default=0, help="seed of the architecture sample")
+    o.add_argument("--os-data", default="cifar10", help="dataset (cifar10 from --shared; digits for a quick check)")
+    o.add_argument("--os-n-train", type=int, default=5000)
+    o.add_argument("--os-n-val", type=int, default=2000)
+    o.add_argument("--os-resolution", type=int, default=16, help="input resolution (0: the dataset's own)")
+    o.add_argument("--os-C", type=int, default=8)
+    o.add_argument("--os-N", type=int, default=1)
+    o.add_argument("--os-bootstrap", type=int, default=1000, help="bootstrap resamples of the differences")
+    o.add_argument("--os-check", type=int, default=10, help="architectures on which the library's score ensemble "
+                   "is checked against the mean of the checkpoints' scores (0: no check)")
+    o.add_argument("--os-work", default=str(ROOT / "runs" / f"{NAME}_oneshot"),
+                   help="supernet stores and cached scores (resumable; not results: runs/ is not committed)")
     args = p.parse_args(argv)
     if args.reference < 2 or args.draws < 0:
         p.error(f"--reference must be at least 2 and --draws at least 0, got {args.reference} and {args.draws}")
-    needed = [Path(args.shared) / "nas-bench-201" / "nb201_cifar10_200ep.csv", Path(args.zc_scores)]
+    needed = [Path(args.shared) / "nas-bench-201" / "nb201_cifar10_200ep.csv"]
+    if args.command in ("zero-cost", "ensembles"):
+        needed.append(Path(args.zc_scores))
+    if args.command == "oneshot" and args.os_data == "cifar10":
+        needed.append(Path(args.shared) / "cifar-10-batches-py")
     if args.command == "ensembles":
         needed += [Path(args.shared) / "peer-reference", Path(args.nb201_store), Path(args.nb101_store),
                    Path(args.nb101_zc), Path(args.darts_store), Path(args.darts_zc),

@@ -1,5 +1,7 @@
 """The estimator-diagnosis script (``python -m reproduce.estimator_diagnosis``): its pure parts on hand-made
-inputs with known answers, and its ``zero-cost`` subcommand end to end on a six-cell input."""
+inputs with known answers, and its ``zero-cost`` subcommand end to end on a six-cell input.  The ``oneshot``
+subcommand has no end-to-end test here: even at its smallest (3 supernet epochs on 128 digits, 10 cells) it takes
+about 12 s (four supernets, the benchmark networks' FLOPs, the isomorphism table); its pure parts are tested."""
 
 from __future__ import annotations
 
@@ -7,9 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nas_engine.criteria import kendall, precision_at_top_k
 from reproduce.common.estimator_diagnosis import (
+    checkpoint_epochs,
+    class_sample,
+    mutation_neighbours,
     nb201_op_counts,
     op_family,
+    paired_bootstrap,
     pick_traits,
     population_votes,
     reference_draws,
@@ -130,3 +137,61 @@ def test_zero_cost_subcommand_on_six_cells(tmp_path):
     # the subcommand's files are not overwritten without --overwrite: a one-line error
     again = run_reproduce("estimator_diagnosis", *args)
     assert again.returncode == 2 and "pass --overwrite" in again.stderr.strip().splitlines()[-1]
+
+
+# -- the oneshot subcommand's pure parts ----------------------------------------------------------------------
+
+
+def test_class_sample_is_uniform_over_classes_and_seeded():
+    classes = [("a",), ("b1", "b2", "b3"), ("c1", "c2")]
+    picks = class_sample(classes, 3, seed=4)
+    assert sorted(p[0] for p in picks) == ["a", "b", "c"]  # every class once, whatever its size
+    assert picks == class_sample(classes, 3, seed=4)
+    # a class is drawn with probability 1/3 whatever its size (not 1/6, 3/6, 2/6 as over the members)
+    firsts = [class_sample(classes, 1, seed=s)[0][0] for s in range(600)]
+    assert all(150 < firsts.count(c) < 250 for c in "abc")
+    with pytest.raises(ValueError, match="from 1 to the number of classes"):
+        class_sample(classes, 4)
+
+
+def test_mutation_neighbours_are_one_edge_away_and_of_new_classes():
+    from nas_engine.spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    archs = [space.from_string(_string(c)) for c in [BASE] + [BASE[:e] + [op] + BASE[e + 1:] for e, op in SWAPS]]
+    got = mutation_neighbours(space, archs, 4, seed=0)
+    assert [i for _, i in got] == [0, 1, 2, 3] and got == mutation_neighbours(space, archs, 4, seed=0)
+    classes = {space.isomorphism_class(a) for a in archs}
+    for a, i in got:
+        assert sum(x != y for x, y in zip(space.ops(a), space.ops(archs[i]))) == 1
+        assert space.isomorphism_class(a) not in classes  # a new class, and no two neighbours share one
+        classes.add(space.isomorphism_class(a))
+    # the all-none cell: every mutation that leaves it all-zero is its own class, so its neighbour is a live one
+    zero = space.from_ops(["none"] * 6)
+    (a, _), = mutation_neighbours(space, [zero], 1, seed=1)
+    assert space.isomorphism_class(a) != space.isomorphism_class(zero)
+    assert mutation_neighbours(space, archs, 0) == []
+
+
+def test_checkpoint_epochs():
+    assert checkpoint_epochs(100, [25, 50, 100]) == [25, 50, 100]
+    assert checkpoint_epochs(5, [40, 60, 100]) == [2, 3, 5]
+    assert checkpoint_epochs(10, [5, 100]) == [1, 10]  # 0.5 rounds half up
+    # no 100; repeated; zero; two percents that both round to epoch 1 of 4
+    for epochs, bad in ((100, [25, 50]), (100, [50, 50, 100]), (100, [0, 100]), (4, [3, 5, 100])):
+        with pytest.raises(ValueError, match="must be distinct, increasing, positive and end at 100"):
+            checkpoint_epochs(epochs, bad)
+
+
+def test_paired_bootstrap_known_answers():
+    truth = np.arange(20.0)
+    crit = {"tau": kendall, "p": lambda s, t: precision_at_top_k(s, t, 0.1)}
+    # the reversed truth against the truth: tau -1 -> 1 in every resample (ties of duplicates on both sides alike)
+    d = paired_bootstrap(-truth, truth, truth, crit, draws=50, seed=3).set_index("criterion")
+    assert d.loc["tau", ["base", "other", "delta", "lo", "hi"]].tolist() == pytest.approx([-1, 1, 2, 2, 2])
+    assert d.loc["p", "delta"] == pytest.approx(1.0)
+    # the same scores on both sides: no change at all
+    same = paired_bootstrap(truth % 7, truth % 7, truth, crit, draws=20)
+    assert (same[["delta", "lo", "hi"]].to_numpy() == 0).all()
+    with pytest.raises(ValueError, match="same length"):
+        paired_bootstrap(truth, truth[:5], truth, crit)

@@ -13,13 +13,18 @@ diagnose an estimator by where its ranking goes wrong; the analyses themselves a
 * :func:`pick_traits` -- what an estimator's top-K picks look like (true rank, complexity, op counts),
   the arch-level bias of §5.2 (Fig. 6) as numbers;
 * :func:`op_family` -- op-level bias (§5.1) pooled over a family of mutation types;
+* :func:`class_sample`, :func:`mutation_neighbours`, :func:`checkpoint_epochs` -- the one-shot part's
+  architecture sample (uniform over isomorphism classes, plus one-edge mutations for the op-level
+  analysis) and the supernet epochs it is scored at;
+* :func:`paired_bootstrap` -- how much a criterion differs between two estimators on the same
+  architectures, with a bootstrap interval over the architectures (sampling noise of a small sample);
 * :func:`fmt` and :func:`markdown_table` -- the summaries' number format.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +34,7 @@ from scipy import stats
 from nas_engine.registry import create
 
 __all__ = ["NB201_OPS", "population_votes", "reference_draws", "nb201_op_counts", "pick_traits", "op_family",
-           "fmt", "markdown_table"]
+           "class_sample", "mutation_neighbours", "checkpoint_epochs", "paired_bootstrap", "fmt", "markdown_table"]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
@@ -140,6 +145,90 @@ def op_family(table: pd.DataFrame, *, from_op: str | None = None, to_op: str | N
     true = float((sub["pairs"] * sub["true_increase"]).sum() / n)
     est = float((sub["pairs"] * sub["estimated_increase"]).sum() / n)
     return {"pairs": n, "true_increase": true, "estimated_increase": est, "gap": est - true}
+
+
+def class_sample(classes: Sequence[Sequence[Any]], n: int, seed: int = 0) -> list[Any]:
+    """``n`` of ``classes`` drawn uniformly without replacement, each by a uniformly random member (draw order).
+
+    Every class is equally likely, whatever its size: for NB201's isomorphism classes
+    (``space.isomorphism_classes()``) the sample is uniform over the 6,466 distinct structures, not over
+    the 15,625 strings (which would favour the large classes of degenerate cells).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 < n <= len(classes):
+        raise ValueError(f"n must be an integer from 1 to the number of classes ({len(classes)}), got {n!r}")
+    if any(len(c) == 0 for c in classes):
+        raise ValueError("every class needs at least one member")
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(classes), size=int(n), replace=False)
+    return [classes[i][int(rng.integers(len(classes[i])))] for i in picks]
+
+
+def mutation_neighbours(space: Any, archs: Sequence[Any], n: int, seed: int = 0) -> list[tuple[Any, int]]:
+    """One-edge mutations of the first ``n`` of ``archs``, each of an isomorphism class not yet present.
+
+    For each of ``archs[:n]`` in order: its mutations (one edge's op replaced by another op) in a random
+    order (seeded), the first whose ``space.isomorphism_class`` is neither among ``archs`` nor among the
+    neighbours already chosen; none if every mutation is.  ``space`` needs ``ops``, ``OPS``, ``from_ops`` and
+    ``isomorphism_class`` (NB201).  Returns ``(neighbour, index of its base in archs)`` pairs: each is an
+    edit-distance-1 (mutation) pair for the op-level analysis, and the population stays one cell per class.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= len(archs):
+        raise ValueError(f"n must be an integer from 0 to {len(archs)}, got {n!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E1B]))
+    seen = {space.isomorphism_class(a) for a in archs}
+    out = []
+    for i in range(int(n)):
+        ops = list(space.ops(archs[i]))
+        moves = [(e, op) for e in range(len(ops)) for op in space.OPS if op != ops[e]]
+        for k in rng.permutation(len(moves)):
+            e, op = moves[int(k)]
+            cand = space.from_ops(ops[:e] + [op] + ops[e + 1:])
+            cls = space.isomorphism_class(cand)
+            if cls not in seen:
+                seen.add(cls)
+                out.append((cand, i))
+                break
+    return out
+
+
+def checkpoint_epochs(epochs: int, percents: Sequence[float]) -> list[int]:
+    """The supernet epochs at ``percents`` of ``epochs`` (rounded half up, at least 1): strictly increasing,
+    the last one the final epoch (100%)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    out = [max(1, int(math.floor(float(p) * epochs / 100 + 0.5))) for p in percents]
+    if not out or any(b <= a for a, b in zip(out, out[1:])) or out[-1] != epochs or any(float(p) <= 0 for p in
+                                                                                          percents):
+        raise ValueError(f"percents {list(percents)} of {epochs} epochs give epochs {out}: they must be distinct, "
+                         "increasing, positive and end at 100 (the final epoch)")
+    return out
+
+
+def paired_bootstrap(base: Any, other: Any, truth: Any, criteria: Mapping[str, Callable[[Any, Any], float]], *,
+                     draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """How much each criterion changes from ``base`` scores to ``other`` scores of the same architectures.
+
+    One row per criterion (``criteria``: name -> ``f(scores, truth)``): ``base`` and ``other`` (the criterion on
+    the whole population), ``delta = other - base``, and ``lo``/``hi``, the central ``level`` interval of the
+    delta over ``draws`` bootstrap resamples of the architectures (with replacement, the same resample for
+    both: paired).  It measures the sampling noise of a population of this size, not the noise of supernet
+    training (a second seed measures that).
+    """
+    b, o, t = (np.asarray(v, dtype=float) for v in (base, other, truth))
+    if b.ndim != 1 or o.shape != b.shape or t.shape != b.shape or len(b) < 2:
+        raise ValueError("base, other and truth must be 1-D with the same length (at least 2)")
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1 or not 0 < level < 1:
+        raise ValueError(f"draws must be a positive integer and level in (0, 1), got {draws!r}, {level!r}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(len(b), size=(int(draws), len(b)))
+    rows = []
+    for name, f in criteria.items():
+        deltas = np.array([f(o[i], t[i]) - f(b[i], t[i]) for i in idx])
+        lo, hi = np.quantile(deltas, [(1 - level) / 2, (1 + level) / 2])
+        full_b, full_o = f(b, t), f(o, t)
+        rows.append({"criterion": name, "base": full_b, "other": full_o, "delta": full_o - full_b,
+                     "lo": float(lo), "hi": float(hi)})
+    return pd.DataFrame(rows)
 
 
 def fmt(v: Any, digits: int = 3) -> str:
