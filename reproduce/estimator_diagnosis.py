@@ -101,6 +101,7 @@ from reproduce.common.estimator_diagnosis import (
     reference_draws,
 )
 from reproduce.common.recorded_curves import store_curves
+from reproduce.common.subcommands import run_subcommand
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reproduce" / "results"
@@ -1030,16 +1031,7 @@ def main(argv=None) -> int:
     missing = [str(x) for x in needed if not x.exists()]
     if missing:
         p.error(f"missing input: {', '.join(missing)} (pass --shared or the path's option)")
-    out = Path(args.out) if args.out else RESULTS / (NAME + "-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    clash = [f for f in FILES[args.command] if (out / f).exists()]
-    if clash and not args.overwrite:
-        p.error(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace them, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        return COMMANDS[args.command](args, out)
-    except (ValueError, KeyError) as exc:
-        print(f"estimator_diagnosis: error: {exc}", file=sys.stderr)
-        return 2
+    return run_subcommand(p, args, name=NAME, results=RESULTS, files=FILES, commands=COMMANDS)
 
 
 if __name__ == "__main__":

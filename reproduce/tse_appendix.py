@@ -54,6 +54,7 @@ from nas_engine.registry import create
 from reproduce.common import recorded_curves
 from reproduce.common.estimator_diagnosis import markdown_table
 from reproduce.common.recorded_curves import paired_delta_ci
+from reproduce.common.subcommands import run_subcommand
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reproduce" / "results"
@@ -390,16 +391,7 @@ def main(argv=None) -> int:
         absent = [c.package for c in (LcXGB, LcLGBM) if not c.available()]
         if absent:
             p.error(f"gbm needs {' and '.join(absent)}: pip install \"nas-engine[gbm]\"")
-    out = Path(args.out) if args.out else RESULTS / (NAME + "-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    clash = [f for f in FILES[args.command] if (out / f).exists()]
-    if clash and not args.overwrite:
-        p.error(f"{out} already holds {', '.join(clash)}; pass --overwrite to replace them, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        return COMMANDS[args.command](args, out)
-    except (ValueError, KeyError) as exc:
-        print(f"{NAME}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_subcommand(p, args, name=NAME, results=RESULTS, files=FILES, commands=COMMANDS)
 
 
 if __name__ == "__main__":
