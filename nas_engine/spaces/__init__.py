@@ -19,11 +19,13 @@ from .base import (
 from .darts import DartsSpace
 from .nb101 import NB101Space
 from .nb201 import NB201Space
+from .nds import NDSResNetSpace, NDSResNeXtASpace, NDSResNeXtBSpace, NDSSpace
 from .randwired import RandWiredSpace
 from .restricted import RestrictedSpace
 
 __all__ = [
     "Architecture", "SearchSpace", "Mutable", "Encodable", "Enumerable", "HasSupernet", "Relaxable",
-    "IsomorphismClasses", "require_capability", "DartsSpace", "NB101Space", "NB201Space", "RandWiredSpace",
+    "IsomorphismClasses", "require_capability", "DartsSpace", "NB101Space", "NB201Space", "NDSSpace",
+    "NDSResNetSpace", "NDSResNeXtASpace", "NDSResNeXtBSpace", "RandWiredSpace",
     "RestrictedSpace",
 ]
