@@ -371,9 +371,9 @@ class NDSResNeXtBSpace(NDSSpace):
 # ---------------------------------------------------------------------------------
 # network modules (pycls AnyNet's layout and module names)
 # ---------------------------------------------------------------------------------
-class ResBasicBlock(nn.Module):
-    """``relu(proj(x) + f(x))``, ``f`` = 3x3 conv (stride) -> BN -> ReLU -> 3x3 conv -> BN; ``proj`` a 1x1 conv
-    (stride) -> BN where the width or resolution changes, else the identity (pycls ``ResBasicBlock``)."""
+class _ResBlock(nn.Module):
+    """``relu(proj(x) + f(x))``: ``proj`` a 1x1 conv (stride) -> BN where the width or resolution changes, else
+    the identity; a subclass fills the residual branch ``f`` (pycls' module names and order: proj, bn, f, relu)."""
 
     def __init__(self, w_in: int, w_out: int, stride: int):
         super().__init__()
@@ -382,6 +382,17 @@ class ResBasicBlock(nn.Module):
             self.proj = nn.Conv2d(w_in, w_out, 1, stride=stride, bias=False)
             self.bn = nn.BatchNorm2d(w_out)
         self.f = nn.Sequential()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.bn(self.proj(x)) if self.proj_block else x
+        return self.relu(skip + self.f(x))
+
+
+class ResBasicBlock(_ResBlock):
+    """``f`` = 3x3 conv (stride) -> BN -> ReLU -> 3x3 conv -> BN (pycls ``ResBasicBlock``)."""
+
+    def __init__(self, w_in: int, w_out: int, stride: int):
+        super().__init__(w_in, w_out, stride)
         self.f.add_module("a", nn.Conv2d(w_in, w_out, 3, stride=stride, padding=1, bias=False))
         self.f.add_module("a_bn", nn.BatchNorm2d(w_out))
         self.f.add_module("a_relu", nn.ReLU())
@@ -389,23 +400,13 @@ class ResBasicBlock(nn.Module):
         self.f.add_module("b_bn", nn.BatchNorm2d(w_out))
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = self.bn(self.proj(x)) if self.proj_block else x
-        return self.relu(skip + self.f(x))
 
-
-class ResBottleneckBlock(nn.Module):
-    """``relu(proj(x) + f(x))``, ``f`` = 1x1 conv ``w_in -> w_b`` -> BN -> ReLU -> 3x3 conv ``w_b -> w_b``
-    (stride, ``groups``) -> BN -> ReLU -> 1x1 conv ``w_b -> w_out`` -> BN; ``proj`` as in
-    :class:`ResBasicBlock` (pycls ``ResBottleneckBlock``)."""
+class ResBottleneckBlock(_ResBlock):
+    """``f`` = 1x1 conv ``w_in -> w_b`` -> BN -> ReLU -> 3x3 conv ``w_b -> w_b`` (stride, ``groups``) -> BN -> ReLU
+    -> 1x1 conv ``w_b -> w_out`` -> BN (pycls ``ResBottleneckBlock``)."""
 
     def __init__(self, w_in: int, w_out: int, stride: int, w_b: int, groups: int):
-        super().__init__()
-        self.proj_block = w_in != w_out or stride != 1
-        if self.proj_block:
-            self.proj = nn.Conv2d(w_in, w_out, 1, stride=stride, bias=False)
-            self.bn = nn.BatchNorm2d(w_out)
-        self.f = nn.Sequential()
+        super().__init__(w_in, w_out, stride)
         self.f.add_module("a", nn.Conv2d(w_in, w_b, 1, bias=False))
         self.f.add_module("a_bn", nn.BatchNorm2d(w_b))
         self.f.add_module("a_relu", nn.ReLU())
@@ -415,10 +416,6 @@ class ResBottleneckBlock(nn.Module):
         self.f.add_module("c", nn.Conv2d(w_b, w_out, 1, bias=False))
         self.f.add_module("c_bn", nn.BatchNorm2d(w_out))
         self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = self.bn(self.proj(x)) if self.proj_block else x
-        return self.relu(skip + self.f(x))
 
 
 class _Head(nn.Module):
