@@ -373,10 +373,12 @@ class OneShotStrategy(Strategy, InheritsWeights):
         self.setup_seconds = trainer.seconds
         self._val = (trainer.data.x_val, trainer.data.y_val)
         self._protocol = protocol
-        # the kept checkpoints as supernets (oldest first) for temporal ensembles and stability
+        # the kept checkpoints as supernets (oldest first), copied only where a score ensemble or the stability
+        # record uses them
         self.snapshot_epochs = sorted(trainer.snapshots)
-        snapshots = {e: self._copy_with(supernet, trainer.snapshots[e]) for e in self.snapshot_epochs}
         last = self.snapshot_epochs[-self.ensemble:] if self.ensemble > 1 else []
+        used = self.snapshot_epochs if self.record_stability else last if self.ensemble_mode == "scores" else []
+        snapshots = {e: self._copy_with(supernet, trainer.snapshots[e]) for e in used}
         inherited, score_nets = supernet, []
         if last and self.ensemble_mode == "weights":
             states = [trainer.snapshots[e] for e in last]
